@@ -1,0 +1,1 @@
+"""SCIM 2.0 provisioning server for e-service permissions."""

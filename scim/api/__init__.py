@@ -1,0 +1,1 @@
+"""HTTP: the SCIM endpoints under the base path."""

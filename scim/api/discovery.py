@@ -1,0 +1,84 @@
+"""``/ServiceProviderConfig``, ``/ResourceTypes`` and ``/Schemas`` (RFC 7644 §4)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, get
+from scim2_models import Context, NotFoundException
+
+from scim.api.http import scim_response
+from scim.registry import Registry
+
+AnyRequest = Request[Any, Any, Any]
+_LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
+
+
+def _base(request: AnyRequest) -> str:
+    return str(request.base_url).rstrip("/") + request.app.state.settings.base_path
+
+
+def _dump(model: Any) -> dict[str, Any]:
+    document: dict[str, Any] = model.model_dump(scim_ctx=Context.RESOURCE_QUERY_RESPONSE)
+    return document
+
+
+def _with_meta(document: dict[str, Any], resource_type: str, location: str) -> dict[str, Any]:
+    return {**document, "meta": {"resourceType": resource_type, "location": location}}
+
+
+def schemas(registry: Registry, base: str) -> list[dict[str, Any]]:
+    return [
+        _with_meta(_dump(schema), "Schema", f"{base}/Schemas/{schema.id}")
+        for schema in registry.provider.schemas
+    ]
+
+
+def resource_types(registry: Registry, base: str) -> list[dict[str, Any]]:
+    return [
+        _with_meta(_dump(resource_type), "ResourceType", f"{base}/ResourceTypes/{resource_type.id}")
+        for resource_type in registry.provider.resource_types
+    ]
+
+
+def _listing(items: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "schemas": [_LIST],
+        "totalResults": len(items),
+        "itemsPerPage": len(items),
+        "startIndex": 1,
+        "Resources": items,
+    }
+
+
+class DiscoveryController(Controller):
+    path = "/"
+
+    @get("/ServiceProviderConfig", name="service-provider-config")
+    async def service_provider_config(self, request: AnyRequest) -> Response[bytes]:
+        registry: Registry = request.app.state.registry
+        config = _dump(registry.provider.config)
+        location = f"{_base(request)}/ServiceProviderConfig"
+        return scim_response(_with_meta(config, "ServiceProviderConfig", location))
+
+    @get("/ResourceTypes", name="resource-types")
+    async def resource_types(self, request: AnyRequest) -> Response[bytes]:
+        return scim_response(_listing(resource_types(request.app.state.registry, _base(request))))
+
+    @get("/ResourceTypes/{name:str}", name="resource-type")
+    async def resource_type(self, request: AnyRequest, name: str) -> Response[bytes]:
+        for item in resource_types(request.app.state.registry, _base(request)):
+            if item["id"].lower() == name.lower():
+                return scim_response(item)
+        raise NotFoundException(detail=f"No resource type {name!r}")
+
+    @get("/Schemas", name="schemas")
+    async def schemas(self, request: AnyRequest) -> Response[bytes]:
+        return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
+
+    @get("/Schemas/{schema_id:str}", name="schema")
+    async def schema(self, request: AnyRequest, schema_id: str) -> Response[bytes]:
+        for item in schemas(request.app.state.registry, _base(request)):
+            if item["id"].lower() == schema_id.lower():
+                return scim_response(item)
+        raise NotFoundException(detail=f"No schema {schema_id!r}")

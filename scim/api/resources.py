@@ -1,0 +1,146 @@
+"""One controller for every resource type (RFC 7644 §3.2-3.6) and the root search."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from litestar import Controller, Request, Response, delete, get, patch, post, put
+from scim2_models import NotFoundException
+
+from scim.api.http import listed, read_json, scim_response
+from scim.registry import ResourceKind
+from scim.service import Caller, ResourceService, Written, etag
+
+AnyRequest = Request[Any, Any, Any]
+
+
+def _service(request: AnyRequest) -> ResourceService:
+    service: ResourceService = request.app.state.service
+    return service
+
+
+def _caller(request: AnyRequest) -> Caller:
+    base = str(request.base_url).rstrip("/") + request.app.state.settings.base_path
+    return Caller(tenant_id=request.app.state.default_tenant, base_url=base)
+
+
+def _kind(request: AnyRequest, endpoint: str) -> ResourceKind:
+    kind = _service(request).registry.kind_for_endpoint(endpoint)
+    if kind is None:
+        raise NotFoundException(detail=f"No resource type is served at /{endpoint}")
+    return kind
+
+
+def _plan(request: AnyRequest, kind: ResourceKind) -> Any:
+    return _service(request).plan(
+        kind,
+        listed(request.query_params.get("attributes")),
+        listed(request.query_params.get("excludedAttributes")),
+    )
+
+
+def _written(written: Written, status_code: int) -> Response[bytes]:
+    headers = {"ETag": etag(written.version)}
+    if status_code == 201:
+        headers["Location"] = written.location
+    if written.document is None:
+        return scim_response(None, 204, headers)
+    return scim_response(written.document, status_code, headers)
+
+
+def _search_payload(request: AnyRequest) -> dict[str, Any]:
+    """RFC 7644 §3.4.2: the query parameters of a GET, as a SearchRequest would carry them."""
+    payload: dict[str, Any] = {}
+    params = request.query_params
+    for name in ("filter", "sortBy", "sortOrder", "startIndex", "count", "cursor"):
+        if name in params:
+            payload[name] = params.get(name)
+    for name in ("attributes", "excludedAttributes"):
+        if (values := listed(params.get(name))) is not None:
+            payload[name] = values
+    return payload
+
+
+class ResourceController(Controller):
+    """``/Users``, ``/Groups`` and any other registered type, by its endpoint."""
+
+    path = "/"
+
+    @get("/{endpoint:str}", name="list")
+    async def list_resources(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        service = _service(request)
+        search = service.parse_search([kind], _search_payload(request))
+        return scim_response(await service.search(_caller(request), [kind], search))
+
+    @post("/{endpoint:str}/.search", name="search", status_code=200)
+    async def search(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        return await _search(request, [kind])
+
+    @post("/.search", name="root-search", status_code=200)
+    async def root_search(self, request: AnyRequest) -> Response[bytes]:
+        return await _search(request, list(_service(request).registry.kinds.values()))
+
+    @post("/{endpoint:str}", name="create")
+    async def create(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        body = await read_json(request, request.app.state.settings.max_payload_size)
+        written = await _service(request).create(_caller(request), kind, body, _plan(request, kind))
+        return _written(written, 201)
+
+    @get("/{endpoint:str}/{resource_id:str}", name="read")
+    async def read(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        document, version = await _service(request).get(
+            _caller(request), kind, resource_id, _plan(request, kind)
+        )
+        tag = etag(version)
+        if_none_match = request.headers.get("if-none-match")
+        if if_none_match and (if_none_match.strip() == "*" or tag in _tags(if_none_match)):
+            return scim_response(None, 304, {"ETag": tag})
+        return scim_response(document, 200, {"ETag": tag})
+
+    @put("/{endpoint:str}/{resource_id:str}", name="replace")
+    async def replace(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        body = await read_json(request, request.app.state.settings.max_payload_size)
+        written = await _service(request).replace(
+            _caller(request), kind, resource_id, body,
+            request.headers.get("if-match"), _plan(request, kind),
+        )
+        return _written(written, 200)
+
+    @patch("/{endpoint:str}/{resource_id:str}", name="patch")
+    async def patch(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        body = await read_json(request, request.app.state.settings.max_payload_size)
+        params = request.query_params
+        # A Group PATCH answers 204 unless a representation is asked for, so that
+        # changing one member never serialises a large group.
+        wants_body = kind.name != "Group" or "attributes" in params or "excludedAttributes" in params
+        written = await _service(request).patch(
+            _caller(request), kind, resource_id, body,
+            request.headers.get("if-match"), _plan(request, kind) if wants_body else None,
+        )
+        return _written(written, 200)
+
+    @delete("/{endpoint:str}/{resource_id:str}", name="delete", status_code=200)
+    async def delete(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+        kind = _kind(request, endpoint)
+        await _service(request).delete(
+            _caller(request), kind, resource_id, request.headers.get("if-match")
+        )
+        return scim_response(None, 204)
+
+
+async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[bytes]:
+    service = _service(request)
+    body = await read_json(request, request.app.state.settings.max_payload_size)
+    body.pop("schemas", None)
+    search = service.parse_search(kinds, body)
+    return scim_response(await service.search(_caller(request), kinds, search))
+
+
+def _tags(header: str) -> set[str]:
+    return {tag.strip() for tag in header.split(",")}

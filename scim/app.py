@@ -1,0 +1,98 @@
+"""The application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from litestar import Litestar, Request, Response, Router, route
+from litestar.datastructures import State
+from litestar.exceptions import HTTPException
+from scim2_models import NotImplementedException, SCIMException
+
+from scim.api.discovery import DiscoveryController
+from scim.api.resources import ResourceController
+from scim.errors import SCIM_MEDIA_TYPE, error_body
+from scim.registry import Registry
+from scim.service import ResourceService
+from scim.settings import Settings
+from scim.storage.database import create_engine
+
+logger = logging.getLogger("scim")
+DEFAULT_TENANT = 1
+
+
+def _scim_error(_: Request[Any, Any, Any], error: SCIMException) -> Response[bytes]:
+    return Response(error_body(error), status_code=error.status, media_type=SCIM_MEDIA_TYPE)
+
+
+def _http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    scim_error = SCIMException(detail=str(error.detail))
+    scim_error.status = error.status_code
+    if error.status_code == 404:
+        scim_error = SCIMException(detail="No such endpoint")
+        scim_error.status = 404
+    return Response(
+        error_body(scim_error),
+        status_code=error.status_code,
+        media_type=SCIM_MEDIA_TYPE,
+        headers=error.headers,
+    )
+
+
+def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    logger.exception("unhandled error", exc_info=error)
+    scim_error = SCIMException(detail="Internal server error")
+    scim_error.status = 500
+    return Response(error_body(scim_error), status_code=500, media_type=SCIM_MEDIA_TYPE)
+
+
+async def _not_implemented(request: Request[Any, Any, Any]) -> Response[bytes]:
+    raise NotImplementedException(detail=f"{request.url.path} is not implemented yet")
+
+
+def create_app(settings: Settings | None = None) -> Litestar:
+    settings = settings or Settings.from_env()
+    registry = Registry(settings)
+    engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    service = ResourceService(registry, engine, settings)
+
+    @asynccontextmanager
+    async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await engine.dispose()
+
+    bulk = route("/Bulk", http_method=["POST"], name="bulk")(_not_implemented)
+    me = route("/Me", http_method=["GET", "PUT", "PATCH", "DELETE", "POST"], name="me")(
+        _not_implemented
+    )
+
+    api = Router(
+        path=settings.base_path,
+        route_handlers=[DiscoveryController, ResourceController, bulk, me],
+    )
+    return Litestar(
+        route_handlers=[api],
+        state=State(
+            {
+                "settings": settings,
+                "registry": registry,
+                "service": service,
+                "engine": engine,
+                "default_tenant": DEFAULT_TENANT,
+            }
+        ),
+        exception_handlers={
+            SCIMException: _scim_error,
+            HTTPException: _http_error,
+            Exception: _internal_error,
+        },
+        lifespan=[lifespan],
+        request_max_body_size=settings.max_payload_size + 1024,
+        openapi_config=None,
+        debug=False,
+    )

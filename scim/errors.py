@@ -1,0 +1,59 @@
+"""SCIM errors (RFC 7644 §3.12) and their conversion from validation failures.
+
+The error classes are scim2-models' own (each carries ``status`` and
+``scim_type``); this module only turns what can go wrong into one of them.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+from pydantic import ValidationError
+from scim2_models import (
+    InvalidSyntaxException,
+    InvalidValueException,
+    SCIMException,
+)
+
+ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
+SCIM_MEDIA_TYPE = "application/scim+json"
+
+
+class UnsupportedMediaType(SCIMException):
+    status = 415
+    _default_detail = "The request body must be application/scim+json or application/json"
+
+
+class NotAcceptable(SCIMException):
+    status = 406
+
+
+class MethodNotAllowed(SCIMException):
+    status = 405
+
+
+def from_validation(error: ValidationError) -> SCIMException:
+    """The SCIM error a pydantic validation failure stands for."""
+    first: dict[str, Any] = error.errors()[0]
+    context = first.get("ctx") or {}
+    location = ".".join(str(part) for part in first.get("loc", ()))
+    message = str(first.get("msg", "invalid value"))
+    if context.get("scim_type"):
+        exception = SCIMException(detail=message)
+        exception.status = int(context.get("status", 400))
+        exception.scim_type = str(context["scim_type"])
+        return exception
+    if first.get("type") == "extra_forbidden":
+        return InvalidSyntaxException(detail=f"Unknown attribute {location!r}")
+    if location:
+        message = f"{location}: {message}"
+    return InvalidValueException(detail=message)
+
+
+def error_body(error: SCIMException) -> bytes:
+    body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(error.status)}
+    if error.scim_type:
+        body["scimType"] = error.scim_type
+    body["detail"] = error.detail
+    return msgspec.json.encode(body)

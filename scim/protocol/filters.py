@@ -1,0 +1,409 @@
+"""SCIM filters and sort keys compiled to SQLAlchemy expressions (RFC 7644 §3.4.2.2-3).
+
+Nothing here reads a row: every filter becomes one SQL expression, evaluated by
+the database with the indexes of :mod:`scim.storage.tables`.
+
+Every compiled comparison is TRUE or FALSE, never NULL, so that ``not`` keeps
+its meaning on resources that lack the attribute. A missing attribute matches
+``ne`` and nothing else, as in scim2-models' reference evaluator.
+"""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from enum import Enum
+from inspect import isclass
+from typing import Any
+
+from scim2_models import BaseModel, GroupMember, InvalidFilterException, ScimFilter
+from scim2_models.path import (
+    AttributeBinding,
+    AttrPath,
+    CompareOperator,
+    Comparison,
+    FilterNode,
+    FilterVisitor,
+    LogicalExpr,
+    LogicalOperator,
+    Not,
+    Path,
+    Present,
+    ValuePath,
+    coerce_value,
+)
+from sqlalchemy import ColumnElement, FromClause, and_, exists, false, literal, or_, select
+from sqlalchemy.sql.expression import func, not_
+
+from scim.protocol.json_sql import JsonSql
+from scim.registry import ResourceKind
+from scim.storage.tables import members, resources
+
+Condition = ColumnElement[bool]
+
+# Attributes kept in their own column. ``True`` marks a key stored case-folded.
+COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
+    "id": (resources.c.id, False),
+    "externalid": (resources.c.external_id, False),
+    "username": (resources.c.user_name_key, True),
+    "displayname": (resources.c.display_name_key, True),
+    "name.familyname": (resources.c.family_name_key, True),
+    "name.givenname": (resources.c.given_name_key, True),
+    "active": (resources.c.active, False),
+    "meta.created": (resources.c.created, False),
+    "meta.lastmodified": (resources.c.last_modified, False),
+    "meta.resourcetype": (resources.c.resource_type, False),
+}
+
+_VERSION = re.compile(r'^(?:W/)?"(\d+)"$')
+
+
+def _escape_like(value: str) -> str:
+    return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+def _value_type(target: type | None) -> str:
+    if isclass(target):
+        if issubclass(target, bool):
+            return "bool"
+        if issubclass(target, datetime):
+            return "datetime"
+        if issubclass(target, int | float | Decimal):
+            return "number"
+        if issubclass(target, bytes):
+            return "binary"
+        if issubclass(target, BaseModel):
+            return "complex"
+    return "string"
+
+
+@dataclass
+class Scalar:
+    """One attribute value as an SQL expression, and how it compares."""
+
+    expr: ColumnElement[Any]
+    value_type: str
+    case_exact: bool
+    folded: bool = False
+    present_expr: Condition | None = None
+
+    def _key(self) -> ColumnElement[Any]:
+        if self.value_type == "string" and not self.case_exact and not self.folded:
+            return func.lower(self.expr)
+        return self.expr
+
+    def _operand(self, value: Any) -> Any:
+        if isinstance(value, Enum):
+            value = value.value
+        if self.value_type == "string" and isinstance(value, str):
+            return value if self.case_exact else value.lower()
+        if self.value_type == "datetime" and isinstance(value, datetime):
+            value = value.astimezone(UTC)
+            return value if self.folded is False and self.expr is not None else value
+        if self.value_type == "binary" and isinstance(value, bytes):
+            return base64.b64encode(value).decode()
+        if self.value_type == "number" and isinstance(value, Decimal):
+            return float(value)
+        return value
+
+    def present(self) -> Condition:
+        if self.present_expr is not None:
+            return self.present_expr
+        if self.value_type == "string":
+            return self.expr.is_not(None) & (self.expr != "")
+        return self.expr.is_not(None)
+
+    def compare(self, op: CompareOperator, value: Any) -> Condition:
+        if value is None:
+            # RFC 7644 §3.4.2.2: "eq null" matches a missing value.
+            absent = ~self.present()
+            return absent if op == CompareOperator.eq else self.present()
+        key, operand = self._key(), self._operand(value)
+        has_value = key.is_not(None)
+        if op == CompareOperator.eq:
+            return has_value & (key == operand)
+        if op == CompareOperator.ne:
+            return key.is_(None) | (key != operand)
+        if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
+            pattern = _escape_like(str(operand))
+            pattern = {
+                CompareOperator.co: f"%{pattern}%",
+                CompareOperator.sw: f"{pattern}%",
+                CompareOperator.ew: f"%{pattern}",
+            }[op]
+            return has_value & key.like(pattern, escape="\\")
+        comparisons: dict[CompareOperator, Callable[[Any, Any], Condition]] = {
+            CompareOperator.gt: lambda a, b: a > b,
+            CompareOperator.ge: lambda a, b: a >= b,
+            CompareOperator.lt: lambda a, b: a < b,
+            CompareOperator.le: lambda a, b: a <= b,
+        }
+        return has_value & comparisons[op](key, operand)
+
+    def sort_key(self) -> ColumnElement[Any]:
+        return self._key()
+
+
+@dataclass
+class Many:
+    """A multi-valued attribute: a set of rows, each compared as a Scalar."""
+
+    rows: FromClause
+    correlate: Condition
+    value: Callable[[str | None, AttributeBinding | None], Scalar]
+    item_model: type[BaseModel] | None
+
+    def _exists(self, condition: Condition) -> Condition:
+        return exists(select(literal(1)).select_from(self.rows).where(self.correlate, condition))
+
+    def element(self, binding: AttributeBinding | None) -> Scalar:
+        """The sub-attribute a binding names, or ``value`` when it names the attribute itself."""
+        if binding is None or binding.sub_field_name is None:
+            if self.item_model is not None:
+                return self.value("value", _bind(self.item_model, "value"))
+            return self.value(None, binding)
+        scim_name = binding.urn.rsplit(".", 1)[-1]
+        return self.value(scim_name, _bind(self.item_model, scim_name))
+
+    def compare(self, op: CompareOperator, value: Any, binding: AttributeBinding) -> Condition:
+        scalar = self.element(binding)
+        if op == CompareOperator.ne and value is not None:
+            # All values differ: no value equals the operand.
+            return ~self._exists(scalar.compare(CompareOperator.eq, value))
+        return self._exists(scalar.compare(op, value))
+
+    def present(self, binding: AttributeBinding) -> Condition:
+        if binding.sub_field_name is None:
+            return self._exists(literal(True))
+        return self._exists(self.element(binding).present())
+
+    def select(self, compile_inner: Callable[[ElementScope], Condition]) -> Condition:
+        return self._exists(compile_inner(ElementScope(self)))
+
+    def primary_sort_key(self) -> ColumnElement[Any]:
+        """RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary value, else its first."""
+        statement = select(self.element(None).sort_key()).select_from(self.rows).where(self.correlate)
+        primary = _bind(self.item_model, "primary")
+        if primary is not None:
+            statement = statement.order_by(self.value("primary", primary).expr.is_(True).desc())
+        return statement.limit(1).scalar_subquery()
+
+
+def _bind(model: type[BaseModel] | None, name: str) -> AttributeBinding | None:
+    if model is None:
+        return None
+    return Path(name).resolve(model)
+
+
+class ElementScope:
+    """Attribute names inside ``attr[...]`` resolve against one value of ``attr``."""
+
+    def __init__(self, many: Many) -> None:
+        self.many = many
+
+    def scalar(self, attr_path: AttrPath) -> Scalar:
+        if self.many.item_model is None:
+            if attr_path.attr.lower() != "value" or attr_path.sub_attr:
+                raise InvalidFilterException(detail=f"Unknown attribute {attr_path!s}")
+            return self.many.value(None, None)
+        binding = _bind(self.many.item_model, str(attr_path))
+        if binding is None:
+            raise InvalidFilterException(detail=f"Unknown attribute {attr_path!s}")
+        scim_name = binding.urn.rsplit(".", 1)[-1]
+        return self.many.value(scim_name, binding)
+
+
+class Compiler(FilterVisitor[Condition]):
+    """Compile one filter, bound to one resource type, to a WHERE condition."""
+
+    def __init__(self, kind: ResourceKind | None, json: JsonSql, scope: ElementScope | None = None):
+        self.kind = kind
+        self.json = json
+        self.scope = scope
+        # A filter bound to the resource type, only for its attribute resolution.
+        self._filter: ScimFilter[Any] | None = (
+            ScimFilter[kind.model]("id pr") if kind is not None else None  # type: ignore[name-defined]
+        )
+
+    # -- resolution ---------------------------------------------------------
+
+    def binding(self, attr_path: AttrPath) -> AttributeBinding | None:
+        if self._filter is None:
+            return None
+        try:
+            return self._filter.resolve(attr_path, strict=True)
+        except InvalidFilterException:
+            return None
+
+    def attribute(self, binding: AttributeBinding) -> Scalar | Many:
+        assert self.kind is not None
+        return attribute(self.kind, self.json, binding)
+
+    # -- visitor ------------------------------------------------------------
+
+    def visit_comparison(self, node: Comparison) -> Condition:
+        if self.scope is not None:
+            scalar = self.scope.scalar(node.attr_path)
+            return scalar.compare(node.op, self._coerce(scalar, node))
+        binding = self.binding(node.attr_path)
+        if binding is None:
+            return false()
+        value = coerce_value(binding, node.value, node.op)
+        target = self.attribute(binding)
+        if isinstance(target, Many):
+            return target.compare(node.op, value, binding)
+        if binding.urn.lower().endswith(":meta.version"):
+            return _compare_version(node.op, value)
+        return target.compare(node.op, value)
+
+    def _coerce(self, scalar: Scalar, node: Comparison) -> Any:
+        model = self.scope.many.item_model if self.scope else None
+        binding = _bind(model, str(node.attr_path))
+        if binding is None:
+            return node.value
+        return coerce_value(binding, node.value, node.op)
+
+    def visit_present(self, node: Present) -> Condition:
+        if self.scope is not None:
+            return self.scope.scalar(node.attr_path).present()
+        binding = self.binding(node.attr_path)
+        if binding is None:
+            return false()
+        target = self.attribute(binding)
+        if isinstance(target, Many):
+            return target.present(binding)
+        return target.present()
+
+    def visit_not(self, node: Not) -> Condition:
+        return not_(self.visit(node.expr))
+
+    def visit_logical_expr(self, node: LogicalExpr) -> Condition:
+        terms = [self.visit(term) for term in node.terms]
+        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+
+    def visit_value_path(self, node: ValuePath) -> Condition:
+        if self.scope is not None:
+            raise InvalidFilterException(detail="A value filter cannot be nested in another")
+        binding = self.binding(node.attr_path)
+        if binding is None:
+            return false()
+        target = self.attribute(binding)
+        if not isinstance(target, Many):
+            raise InvalidFilterException(
+                detail=f"{node.attr_path!s} is not multi-valued and takes no value filter"
+            )
+        return target.select(lambda scope: Compiler(None, self.json, scope).visit(node.val_filter))
+
+
+def _compare_version(op: CompareOperator, value: Any) -> Condition:
+    match = _VERSION.match(str(value))
+    if op not in (CompareOperator.eq, CompareOperator.ne) or match is None:
+        raise InvalidFilterException(detail='meta.version compares with eq or ne to W/"<n>"')
+    condition = resources.c.version == int(match.group(1))
+    return condition if op == CompareOperator.eq else ~condition
+
+
+def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> Scalar | Many:
+    """The SQL that reads the attribute a binding names on a row of ``resources``."""
+    path = kind.storage_path(binding.urn)
+    dotted = ".".join(path).lower()
+    value_type = _value_type(binding.target_type)
+
+    if kind.name == "Group" and path[0] == "members":
+        return _membership(json, group_side=True)
+    if kind.name == "User" and path[0] == "groups":
+        return _membership(json, group_side=False)
+    if dotted == "meta.version":
+        return Scalar(resources.c.version, "number", True)
+    if dotted == "meta.location":
+        raise InvalidFilterException(detail="meta.location cannot be filtered on; filter on id")
+
+    if dotted in COLUMNS:
+        column, folded = COLUMNS[dotted]
+        return Scalar(column, value_type, binding.case_exact, folded=folded)
+
+    if binding.is_multivalued:
+        item_model = binding.field_type if _value_type(binding.field_type) == "complex" else None
+        rows = json.elements(resources.c.data, path[: len(path) - (1 if binding.sub_field_name else 0)])
+        element = rows.c.value
+
+        def value(key: str | None, item: AttributeBinding | None) -> Scalar:
+            item_type = _value_type(item.target_type) if item is not None else value_type
+            case_exact = item.case_exact if item is not None else binding.case_exact
+            if item_type == "bool" and key is not None:
+                expr: ColumnElement[Any] = json.element_boolean(element, key)
+            elif item_type == "number":
+                expr = json.element_number(element, key)
+            else:
+                expr = json.element_text(element, key)
+            return Scalar(
+                expr, item_type, case_exact, present_expr=json.element_present(element, key)
+            )
+
+        return Many(rows, literal(True), value, item_model)
+
+    present = json.present(resources.c.data, path)
+    if value_type == "bool":
+        return Scalar(json.boolean(resources.c.data, path), "bool", True, present_expr=present)
+    if value_type == "number":
+        return Scalar(json.number(resources.c.data, path), "number", True, present_expr=present)
+    if value_type == "complex":
+        return Scalar(json.text(resources.c.data, path), "complex", True, present_expr=present)
+    if value_type == "datetime":
+        # Stored as RFC 3339 text in UTC, which orders as the instants do.
+        return Scalar(json.text(resources.c.data, path), "string", True, present_expr=present)
+    return Scalar(
+        json.text(resources.c.data, path), value_type, binding.case_exact, present_expr=present
+    )
+
+
+def _membership(json: JsonSql, *, group_side: bool) -> Many:
+    """``Group.members`` or ``User.groups``, read from the membership table."""
+    other = resources.alias("related")
+    if group_side:
+        correlate = (members.c.group_id == resources.c.id) & (other.c.id == members.c.member_id)
+        value_column: ColumnElement[Any] = members.c.member_id
+        type_column: ColumnElement[Any] = other.c.resource_type
+    else:
+        correlate = (members.c.member_id == resources.c.id) & (other.c.id == members.c.group_id)
+        value_column = members.c.group_id
+        type_column = literal("direct")
+    rows = members.join(other, other.c.id == (members.c.member_id if group_side else members.c.group_id))
+
+    def value(key: str | None, item: AttributeBinding | None) -> Scalar:
+        name = (key or "value").lower()
+        if name == "value":
+            return Scalar(value_column, "string", True)
+        if name == "display":
+            return Scalar(other.c.display, "string", False)
+        if name == "type":
+            return Scalar(type_column, "string", False)
+        raise InvalidFilterException(detail=f"members cannot be filtered on {key}")
+
+    return Many(rows, correlate, value, GroupMember)
+
+
+def compile_filter(kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any]) -> Condition:
+    return Compiler(kind, json).visit(filter_.ast)
+
+
+def parse_filter(kind: ResourceKind, text: str) -> ScimFilter[Any]:
+    """Parse and check a filter against a resource type: 400 ``invalidFilter`` if it cannot apply."""
+    try:
+        filter_: ScimFilter[Any] = ScimFilter[kind.model](text)  # type: ignore[name-defined]
+        filter_._validate_semantics(strict=True)
+    except InvalidFilterException:
+        raise
+    except (ValueError, TypeError) as error:
+        raise InvalidFilterException(detail=str(error)) from error
+    return filter_
+
+
+def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:
+    """The membership rows (of ``members`` joined to the member) a ``members[...]`` filter selects."""
+    many = _membership(json, group_side=True)
+    return many.rows, Compiler(None, json, ElementScope(many)).visit(val_filter)

@@ -1,0 +1,181 @@
+"""``attributes`` and ``excludedAttributes`` (RFC 7644 §3.4.2.5, §3.9) on stored documents.
+
+Stored documents are plain dicts; projecting them here costs microseconds, where
+a round trip through the pydantic models would cost hundreds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from scim2_models import Attribute, Schema
+
+# RFC 7643 §3.1 and §8.7.1: the attributes common to every resource.
+_COMMON = {"id": "always", "schemas": "always", "externalid": "default", "meta": "default"}
+
+
+@dataclass
+class _Attr:
+    name: str
+    returned: str
+    subs: dict[str, tuple[str, str]] = field(default_factory=dict)
+
+
+def _tree(attributes: Iterable[Attribute]) -> dict[str, _Attr]:
+    tree: dict[str, _Attr] = {}
+    for attribute in attributes:
+        name = str(attribute.name)
+        returned = attribute.returned.value if attribute.returned else "default"
+        subs = {
+            str(sub.name).lower(): (str(sub.name), sub.returned.value if sub.returned else "default")
+            for sub in attribute.sub_attributes or []
+        }
+        tree[name.lower()] = _Attr(name, returned, subs)
+    return tree
+
+
+# A selection: attribute (lower case) -> None for the whole attribute, or the sub-attributes.
+Selection = dict[str, set[str] | None]
+
+
+class Projector:
+    """Knows which attributes of one resource type are returned when."""
+
+    def __init__(self, schema: Schema, extensions: Iterable[Schema]) -> None:
+        self.schema = str(schema.id)
+        self.core = _tree(schema.attributes or [])
+        self.extensions = {str(ext.id).lower(): (str(ext.id), _tree(ext.attributes or [])) for ext in extensions}
+
+    def _parse(self, path: str) -> tuple[str | None, str | None, str | None]:
+        """Split a path into (extension URN or None, attribute, sub-attribute), lower case."""
+        lowered = path.lower()
+        container: str | None = None
+        for urn in sorted(self.extensions, key=len, reverse=True):
+            if lowered == urn:
+                return urn, None, None
+            if lowered.startswith(urn + ":"):
+                container, lowered = urn, lowered[len(urn) + 1 :]
+                break
+        else:
+            if lowered.startswith(self.schema.lower() + ":"):
+                lowered = lowered[len(self.schema) + 1 :]
+        attr, _, sub = lowered.partition(".")
+        return container, attr, sub or None
+
+    def plan(self, attributes: Iterable[str] | None, excluded: Iterable[str] | None) -> Plan:
+        requested: dict[str | None, Selection] = {}
+        for path in attributes or ():
+            container, attr, sub = self._parse(str(path))
+            _select(requested.setdefault(container, {}), attr, sub)
+        dropped: dict[str | None, Selection] = {}
+        for path in excluded or ():
+            container, attr, sub = self._parse(str(path))
+            _select(dropped.setdefault(container, {}), attr, sub)
+        return Plan(self, requested if attributes else None, dropped)
+
+
+def _select(selection: Selection, attr: str | None, sub: str | None) -> None:
+    key = attr or "*"
+    if sub is None:
+        selection[key] = None
+    elif key not in selection:
+        selection[key] = {sub}
+    elif (subs := selection[key]) is not None:
+        subs.add(sub)
+
+
+@dataclass
+class Plan:
+    """The projection one request asks for."""
+
+    projector: Projector
+    requested: dict[str | None, Selection] | None
+    dropped: dict[str | None, Selection]
+
+    def returns(self, attr: str) -> bool:
+        """Whether a core attribute is returned at all, to avoid loading what is not."""
+        info = self.projector.core.get(attr.lower())
+        returned = info.returned if info else _COMMON.get(attr.lower(), "default")
+        return self._keeps(None, attr.lower(), returned)
+
+    def _keeps(self, container: str | None, attr: str, returned: str) -> bool:
+        if returned == "always":
+            return True
+        if returned == "never":
+            return False
+        if self.requested is not None:
+            selection = self.requested.get(container, {})
+            return attr in selection or "*" in selection or (
+                container is not None and "*" in self.requested.get(container, {})
+            )
+        if returned == "request":
+            return False
+        return self.dropped.get(container, {}).get(attr, False) is not None
+
+    def apply(self, document: dict[str, Any]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
+        for key, value in document.items():
+            lowered = key.lower()
+            if lowered in self.projector.extensions:
+                projected = self._container(lowered, value)
+                if projected:
+                    out[key] = projected
+                continue
+            info = self.projector.core.get(lowered)
+            returned = info.returned if info else _COMMON.get(lowered, "default")
+            if self._keeps(None, lowered, returned):
+                out[key] = self._subs(None, lowered, info, value)
+        return out
+
+    def _container(self, urn: str, value: dict[str, Any]) -> dict[str, Any]:
+        _, tree = self.projector.extensions[urn]
+        if self.requested is not None and "*" in self.requested.get(urn, {}):
+            return {k: v for k, v in value.items() if tree.get(k.lower(), _Attr(k, "default")).returned != "never"}
+        if self.requested is None and "*" in self.dropped.get(urn, {}):
+            return {k: v for k, v in value.items() if tree.get(k.lower(), _Attr(k, "x")).returned == "always"}
+        out = {}
+        for key, item in value.items():
+            info = tree.get(key.lower())
+            returned = info.returned if info else "default"
+            if self._keeps(urn, key.lower(), returned):
+                out[key] = self._subs(urn, key.lower(), info, item)
+        return out
+
+    def _subs(self, container: str | None, attr: str, info: _Attr | None, value: Any) -> Any:
+        """Keep the requested sub-attributes of a complex value, or drop the excluded ones."""
+        if info is None or not info.subs:
+            return value
+        if self.requested is not None:
+            wanted = self.requested.get(container, {}).get(attr)
+            if wanted is None:
+                return _strip_never(info, value)
+            keep = wanted | {k for k, (_, r) in info.subs.items() if r == "always"}
+        else:
+            dropped = self.dropped.get(container, {}).get(attr)
+            if not dropped:
+                return _strip_never(info, value)
+            keep = {k for k, (_, r) in info.subs.items() if k not in dropped or r == "always"}
+            keep -= {k for k, (_, r) in info.subs.items() if r in ("never", "request")}
+        return _only(value, keep)
+
+
+def _strip_never(info: _Attr, value: Any) -> Any:
+    hidden = {k for k, (_, r) in info.subs.items() if r == "never"}
+    return _only(value, None, hidden) if hidden else value
+
+
+def _only(value: Any, keep: set[str] | None, hidden: set[str] | None = None) -> Any:
+    def pick(item: Any) -> Any:
+        if not isinstance(item, dict):
+            return item
+        return {
+            k: v
+            for k, v in item.items()
+            if (keep is None or k.lower() in keep) and not (hidden and k.lower() in hidden)
+        }
+
+    if isinstance(value, list):
+        return [pick(item) for item in value]
+    return pick(value)

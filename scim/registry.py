@@ -1,0 +1,134 @@
+"""The resource types this server serves and the schemas it validates with.
+
+Discovery (``/Schemas``, ``/ResourceTypes``, ``/ServiceProviderConfig``) is
+rendered from the same ``ScimProvider`` that validates every request.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
+
+from scim2_models import (
+    URN,
+    AuthenticationScheme,
+    Bulk,
+    ChangePassword,
+    EnterpriseUser,
+    ETag,
+    Filter,
+    Group,
+    Pagination,
+    Patch,
+    Resource,
+    ResourceType,
+    ScimPolicy,
+    ScimProvider,
+    ServiceProviderConfig,
+    Sort,
+    User,
+)
+
+from scim.settings import Settings
+
+# What identity providers send that the strict reading would refuse: Microsoft
+# Entra removes members by a value list and adds entries through a path filter.
+POLICY = ScimPolicy(
+    remove_value_as_filter=ScimPolicy.RemoveValue.apply,
+    unmatched_path_filter=ScimPolicy.UnmatchedPathFilter.create,
+)
+
+
+@dataclass(frozen=True)
+class ResourceKind:
+    """One resource type: its endpoint, its composed model and its schemas."""
+
+    name: str
+    endpoint: str
+    model: type[Resource[Any]]
+    schema: str
+    extensions: tuple[str, ...]
+
+    def storage_path(self, urn: str) -> tuple[str, ...]:
+        """Where the attribute a fully qualified URN names sits in the stored document."""
+        lowered = urn.lower()
+        for schema in self.extensions:
+            if lowered.startswith(schema.lower() + ":"):
+                return (schema, *urn[len(schema) + 1 :].split("."))
+        return tuple(urn[len(self.schema) + 1 :].split("."))
+
+
+class Registry:
+    """Resource types by endpoint and by name, and the provider describing them."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.provider = ScimProvider(
+            models=[User, EnterpriseUser, Group],
+            resource_types=[
+                ResourceType.from_resource(User[EnterpriseUser]),
+                ResourceType.from_resource(Group),
+            ],
+            config=self._config(settings),
+            policy=POLICY,
+        )
+        self.kinds: dict[str, ResourceKind] = {}
+        for resource_type in self.provider.resource_types:
+            model = self.provider.model_for(str(resource_type.name))
+            assert model is not None and issubclass(model, Resource)
+            kind = ResourceKind(
+                name=str(resource_type.name),
+                endpoint=str(resource_type.endpoint).strip("/"),
+                model=model,
+                schema=str(resource_type.schema_),
+                extensions=tuple(str(ext.schema_) for ext in resource_type.schema_extensions or []),
+            )
+            self.kinds[kind.endpoint.lower()] = kind
+        self.by_name = {kind.name: kind for kind in self.kinds.values()}
+
+    def kind_for_endpoint(self, endpoint: str) -> ResourceKind | None:
+        return self.kinds.get(endpoint.lower())
+
+    @cached_property
+    def all_models(self) -> tuple[type[Resource[Any]], ...]:
+        return tuple(kind.model for kind in self.kinds.values())
+
+    @staticmethod
+    def _config(settings: Settings) -> ServiceProviderConfig:
+        return ServiceProviderConfig(
+            documentation_uri="https://github.com/scim-behorigheter/scim-behorigheter#readme",
+            patch=Patch(supported=True),
+            bulk=Bulk(
+                supported=False,
+                max_operations=settings.max_bulk_operations,
+                max_payload_size=settings.max_payload_size,
+            ),
+            filter=Filter(supported=True, max_results=settings.max_page_size),
+            change_password=ChangePassword(supported=False),
+            sort=Sort(supported=True),
+            etag=ETag(supported=True),
+            pagination=Pagination(
+                cursor=True,
+                index=True,
+                default_pagination_method="index",
+                default_page_size=settings.default_page_size,
+                max_page_size=settings.max_page_size,
+            ),
+            authentication_schemes=[
+                AuthenticationScheme(
+                    type="oauthbearertoken",
+                    name="None (development)",
+                    description=(
+                        "Every request acts for the default tenant. Client certificates "
+                        "and bearer tokens select the tenant once tenancy is configured."
+                    ),
+                    primary=True,
+                )
+            ],
+        )
+
+
+def schema_urn(model: type[Any]) -> str:
+    urn: URN = model.__schema__
+    return str(urn)

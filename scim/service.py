@@ -1,0 +1,569 @@
+"""The SCIM operations on resources, independent of HTTP: one method, one transaction.
+
+Writes validate with scim2-models; reads return stored documents as they are,
+projected as dicts, never round-tripped through pydantic.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+from pydantic import ValidationError
+from scim2_models import (
+    Context,
+    InvalidPathException,
+    InvalidSyntaxException,
+    InvalidValueException,
+    MutabilityException,
+    NotFoundException,
+    PatchOp,
+    PreconditionFailedException,
+    Resource,
+    SCIMException,
+    SearchRequest,
+    UniquenessException,
+)
+from scim2_models.path import Path
+from sqlalchemy import ColumnElement, Row, and_, or_
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from scim.errors import from_validation
+from scim.protocol import filters, paging
+from scim.protocol.json_sql import JsonSql
+from scim.protocol.projection import Plan, Projector
+from scim.registry import Registry, ResourceKind
+from scim.settings import Settings
+from scim.storage.repository import Repository, UniquenessConflict
+from scim.storage.tables import resources
+
+_MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
+_WRITE_ATTEMPTS = 3
+
+
+def etag(version: int) -> str:
+    return f'W/"{version}"'
+
+
+def _timestamp(value: datetime) -> str:
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def _fold(value: Any) -> str | None:
+    return value.lower() if isinstance(value, str) else None
+
+
+def search_keys(document: dict[str, Any]) -> dict[str, Any]:
+    """The indexed columns derived from a stored document (see ``scim.storage.tables``)."""
+    name = document.get("name") or {}
+    active = document.get("active")
+    return {
+        "external_id": document.get("externalId"),
+        "user_name_key": _fold(document.get("userName")),
+        "display_name_key": _fold(document.get("displayName")),
+        "family_name_key": _fold(name.get("familyName")),
+        "given_name_key": _fold(name.get("givenName")),
+        "active": active if isinstance(active, bool) else None,
+        "display": document.get("displayName") or document.get("userName"),
+    }
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Whom a request acts for, and the base URL its locations are built on."""
+
+    tenant_id: int
+    base_url: str
+
+
+@dataclass
+class Written:
+    """A resource as a write left it: its document (None when not asked for) and version."""
+
+    document: dict[str, Any] | None
+    version: int
+    location: str
+
+
+def if_match_allows(header: str | None, version: int) -> bool:
+    """RFC 7232 §3.1 with weak comparison, as RFC 7644 §3.14 uses it."""
+    if header is None or header.strip() == "*":
+        return True
+    wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
+    return f'"{version}"' in wanted
+
+
+class ResourceService:
+    def __init__(self, registry: Registry, engine: AsyncEngine, settings: Settings) -> None:
+        self.registry = registry
+        self.engine = engine
+        # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
+        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.settings = settings
+        self.projectors = {
+            kind.name: Projector(
+                next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
+                [s for s in registry.provider.schemas if str(s.id) in kind.extensions],
+            )
+            for kind in registry.kinds.values()
+        }
+
+    # -- rendering ------------------------------------------------------------
+
+    def plan(
+        self, kind: ResourceKind, attributes: Sequence[str] | None, excluded: Sequence[str] | None
+    ) -> Plan:
+        return self.projectors[kind.name].plan(attributes, excluded)
+
+    def location(self, caller: Caller, kind: ResourceKind, resource_id: str) -> str:
+        return f"{caller.base_url}/{kind.endpoint}/{resource_id}"
+
+    def render(self, caller: Caller, kind: ResourceKind, row: Row[Any], plan: Plan) -> dict[str, Any]:
+        document = dict(row.data)
+        document["id"] = row.id
+        document["meta"] = {
+            "resourceType": kind.name,
+            "created": _timestamp(row.created),
+            "lastModified": _timestamp(row.last_modified),
+            "location": self.location(caller, kind, row.id),
+            "version": etag(row.version),
+        }
+        relations = getattr(row, "relations", None)
+        if isinstance(relations, str | bytes):
+            relations = msgspec.json.decode(relations)
+        if relations:
+            document["members" if kind.name == "Group" else "groups"] = relations
+        return plan.apply(document)
+
+    def _relations(self, caller: Caller, kind: ResourceKind, plan: Plan) -> ColumnElement[Any] | None:
+        relation = "members" if kind.name == "Group" else "groups"
+        if not plan.returns(relation):
+            return None
+        return Repository.relations(kind.name, caller.base_url, JsonSql(self.engine.dialect.name))
+
+    # -- reads ----------------------------------------------------------------
+
+    async def get(
+        self, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
+    ) -> tuple[dict[str, Any], int]:
+        async with self.read_engine.connect() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            row = await repository.get(
+                kind.name, resource_id, relations=self._relations(caller, kind, plan)
+            )
+        if row is None:
+            raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
+        return self.render(caller, kind, row, plan), row.version
+
+    def parse_search(self, kinds: Sequence[ResourceKind], payload: dict[str, Any]) -> SearchRequest[Any]:
+        models = tuple(kind.model for kind in kinds)
+        model: Any = models[0]
+        for other in models[1:]:
+            model = model | other
+        try:
+            return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)  # type: ignore[no-any-return]
+        except ValidationError as error:
+            raise from_validation(error) from error
+
+    async def search(
+        self, caller: Caller, kinds: Sequence[ResourceKind], request: SearchRequest[Any]
+    ) -> dict[str, Any]:
+        """A ListResponse for a query over one resource type or, at the root, several."""
+        json = JsonSql(self.engine.dialect.name)
+        where = self._where(kinds, json, request)
+        key = self._sort_key(kinds, json, request)
+        descending = request.sort_order == SearchRequest.SortOrder.descending
+        count = self.settings.default_page_size if request.count is None else request.count
+        count = max(0, min(count, self.settings.max_page_size))
+        start_index = request.start_index or 1
+        sort_name = str(request.sort_by or "")
+        cursor = None
+        if request.cursor:
+            cursor = paging.Cursor.decode(request.cursor, sort_name)
+            page_where = paging.after(cursor, key, descending)
+            where = page_where if where is None else and_(where, page_where)
+        attributes = [str(a) for a in request.attributes or []] or None
+        excluded = [str(a) for a in request.excluded_attributes or []] or None
+        plans = {kind.name: self.plan(kind, attributes, excluded) for kind in kinds}
+        relations = {
+            kind.name: expression
+            for kind in kinds
+            if (expression := self._relations(caller, kind, plans[kind.name])) is not None
+        }
+        kind_names = [kind.name for kind in kinds]
+        paged_by_cursor = request.cursor is not None
+        async with self.read_engine.connect() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            rows, total = await repository.search(
+                kind_names,
+                where,
+                paging.order(key, descending),
+                offset=0 if paged_by_cursor else start_index - 1,
+                # One row more than asked tells whether a next cursor is due.
+                limit=count + 1 if paged_by_cursor and count else count,
+                relations=relations or None,
+                sort_key=key,
+            )
+            if total is None or cursor is not None:
+                # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
+                total = await repository.count(kind_names, self._where(kinds, json, request))
+        next_cursor = None
+        if paged_by_cursor and count and len(rows) > count:
+            rows = rows[:count]
+            last = rows[-1]
+            next_cursor = paging.Cursor(sort_name, getattr(last, "sort_key", None), last.id).encode()
+        by_name = {kind.name: kind for kind in kinds}
+        resources_out = [
+            self.render(caller, by_name[row.resource_type], row, plans[row.resource_type])
+            for row in rows
+        ]
+        response: dict[str, Any] = {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:ListResponse"],
+            "totalResults": total,
+            "itemsPerPage": len(resources_out),
+        }
+        if not paged_by_cursor:
+            response["startIndex"] = start_index
+        if next_cursor is not None:
+            response["nextCursor"] = next_cursor
+        response["Resources"] = resources_out
+        return response
+
+    def _where(
+        self, kinds: Sequence[ResourceKind], json: JsonSql, request: SearchRequest[Any]
+    ) -> ColumnElement[bool] | None:
+        if request.filter is None:
+            return None
+        if len(kinds) == 1:
+            filters.parse_filter(kinds[0], str(request.filter))
+            return filters.compile_filter(kinds[0], json, request.filter)
+        # RFC 7644 §3.4.2.1: at the root, an attribute a type lacks is false for it.
+        return or_(
+            *(
+                and_(
+                    resources.c.resource_type == kind.name,
+                    filters.compile_filter(kind, json, request.filter),
+                )
+                for kind in kinds
+            )
+        )
+
+    def _sort_key(
+        self, kinds: Sequence[ResourceKind], json: JsonSql, request: SearchRequest[Any]
+    ) -> ColumnElement[Any] | None:
+        if request.sort_by is None:
+            return None
+        for kind in kinds:
+            binding = Path[kind.model](str(request.sort_by)).resolve()  # type: ignore[name-defined]
+            if binding is not None:
+                target = filters.attribute(kind, json, binding)
+                if isinstance(target, filters.Many):
+                    return target.primary_sort_key()
+                return target.sort_key()
+        return None
+
+    # -- writes ---------------------------------------------------------------
+
+    def _validate(self, kind: ResourceKind, body: dict[str, Any], context: Context) -> Resource[Any]:
+        try:
+            with self.registry.provider:
+                return kind.model.model_validate(body, scim_ctx=context)
+        except ValidationError as error:
+            raise from_validation(error) from error
+        except SCIMException:
+            raise
+        except ValueError as error:
+            raise InvalidValueException(detail=str(error)) from error
+
+    def _storable(self, kind: ResourceKind, model: Resource[Any]) -> dict[str, Any]:
+        with self.registry.provider:
+            document = model.model_dump(scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+        # Passwords are write-only and this server authenticates no one by them.
+        document.pop("password", None)
+        document.pop("members", None)
+        document.pop("groups", None)
+        for key in ("id", "meta"):
+            document.pop(key, None)
+        return document
+
+    def _stored_model(self, kind: ResourceKind, row: Row[Any]) -> Resource[Any]:
+        with self.registry.provider:
+            return kind.model.model_validate(dict(row.data), scim_ctx=None)
+
+    async def _check_members(self, repository: Repository, group_id: str, ids: list[str]) -> None:
+        found = await repository.existing(ids)
+        missing = [member_id for member_id in ids if member_id not in found]
+        if missing:
+            raise InvalidValueException(
+                detail=f"members: no User or Group with id {missing[0]!r} in this organisation"
+            )
+        if group_id in found:
+            raise InvalidValueException(detail="members: a group cannot be a member of itself")
+
+    async def create(
+        self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan
+    ) -> Written:
+        model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
+        member_ids = _member_ids(getattr(model, "members", None)) if kind.name == "Group" else []
+        document = self._storable(kind, model)
+        now = datetime.now(UTC)
+        resource_id = str(uuid.uuid4())
+        async with self.engine.begin() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            await self._check_members(repository, resource_id, member_ids)
+            try:
+                await repository.insert(
+                    {
+                        "id": resource_id,
+                        "resource_type": kind.name,
+                        "created": now,
+                        "last_modified": now,
+                        "version": 1,
+                        "data": document,
+                        **search_keys(document),
+                    }
+                )
+            except UniquenessConflict as error:
+                raise UniquenessException(
+                    detail=f"userName {document.get('userName')!r} is already taken"
+                ) from error
+            await repository.add_members(resource_id, member_ids)
+            row = await self._reload(repository, caller, kind, resource_id, plan)
+        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+
+    async def _reload(
+        self, repository: Repository, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
+    ) -> Row[Any]:
+        row = await repository.get(kind.name, resource_id, relations=self._relations(caller, kind, plan))
+        assert row is not None
+        return row
+
+    async def _locked(
+        self, repository: Repository, kind: ResourceKind, resource_id: str, if_match: str | None
+    ) -> Row[Any]:
+        row = await repository.get(kind.name, resource_id, for_update=True)
+        if row is None:
+            raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
+        if not if_match_allows(if_match, row.version):
+            raise PreconditionFailedException(
+                detail=f"If-Match does not match the current version {etag(row.version)}"
+            )
+        return row
+
+    async def replace(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        plan: Plan,
+    ) -> Written:
+        model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
+        member_ids = _member_ids(getattr(model, "members", None)) if kind.name == "Group" else []
+        async with self.engine.begin() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            row = await self._locked(repository, kind, resource_id, if_match)
+            original = self._stored_model(kind, row)
+            try:
+                model.replace(original)
+            except SCIMException:
+                raise
+            document = self._storable(kind, model)
+            if kind.name == "Group":
+                await self._check_members(repository, resource_id, member_ids)
+                await repository.remove_members(resource_id, None)
+                await repository.add_members(resource_id, member_ids)
+            await self._write(repository, row, document)
+            row = await self._reload(repository, caller, kind, resource_id, plan)
+        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+
+    async def _write(self, repository: Repository, row: Row[Any], document: dict[str, Any]) -> None:
+        values = {
+            "data": document,
+            "version": row.version + 1,
+            "last_modified": datetime.now(UTC),
+            **search_keys(document),
+        }
+        try:
+            written = await repository.update(row.id, row.version, values)
+        except UniquenessConflict as error:
+            raise UniquenessException(
+                detail=f"userName {document.get('userName')!r} is already taken"
+            ) from error
+        if not written:
+            raise PreconditionFailedException(detail="The resource was changed by another request")
+
+    async def patch(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        plan: Plan | None,
+    ) -> Written:
+        """RFC 7644 §3.5.2. Group membership is changed in SQL, one row per member."""
+        operations = body.get("Operations") if isinstance(body, dict) else None
+        if not isinstance(operations, list) or not operations:
+            raise InvalidValueException(detail="Operations must hold one or more operations")
+        member_operations: list[dict[str, Any]] = []
+        if kind.name == "Group":
+            operations, member_operations = _split_member_operations(operations)
+        patch = self._parse_patch(kind, body, operations) if operations else None
+
+        async with self.engine.begin() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            row = await self._locked(repository, kind, resource_id, if_match)
+            changed = False
+            if patch is not None:
+                model = self._stored_model(kind, row)
+                try:
+                    with self.registry.provider:
+                        changed = patch.patch(model)
+                except ValidationError as error:
+                    raise from_validation(error) from error
+                if changed:
+                    await self._write(repository, row, self._storable(kind, model))
+            members_changed = False
+            for operation in member_operations:
+                members_changed |= await self._apply_member_operation(
+                    repository, resource_id, operation
+                )
+            if members_changed and not changed:
+                if not await repository.touch(resource_id, row.version, datetime.now(UTC)):
+                    raise PreconditionFailedException(
+                        detail="The resource was changed by another request"
+                    )
+            if plan is None:
+                version = row.version + (1 if changed or members_changed else 0)
+                return Written(None, version, self.location(caller, kind, resource_id))
+            row = await self._reload(repository, caller, kind, resource_id, plan)
+        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+
+    def _parse_patch(
+        self, kind: ResourceKind, body: dict[str, Any], operations: list[Any]
+    ) -> PatchOp[Any]:
+        payload = {**body, "Operations": operations}
+        try:
+            with self.registry.provider:
+                return PatchOp[kind.model].model_validate(  # type: ignore[name-defined, no-any-return]
+                    payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST
+                )
+        except ValidationError as error:
+            raise from_validation(error) from error
+
+    async def _apply_member_operation(
+        self, repository: Repository, group_id: str, operation: dict[str, Any]
+    ) -> bool:
+        op = str(operation.get("op", "")).lower()
+        selector: str = operation.get("selector", "")
+        value = operation.get("value")
+        if selector.startswith("."):
+            raise MutabilityException(
+                detail=f"members{selector} cannot be written; add or remove members by value"
+            )
+        if op in ("add", "replace"):
+            if selector:
+                raise InvalidPathException(
+                    detail=f"{op} takes the path 'members' with a list of members, not a filter"
+                )
+            ids = _values(value)
+            await self._check_members(repository, group_id, ids)
+            removed = await repository.remove_members(group_id, None) if op == "replace" else 0
+            added = await repository.add_members(group_id, ids)
+            return bool(removed or added)
+        if op != "remove":
+            raise InvalidValueException(detail=f"Unknown PATCH op {operation.get('op')!r}")
+        if selector:
+            val_filter = _member_filter(selector)
+            rows, condition = filters.member_selection(repository.json, val_filter)
+            ids = await repository.member_ids(group_id, rows, condition)
+            return bool(await repository.remove_members(group_id, ids))
+        if value is None:
+            return bool(await repository.remove_members(group_id, None))
+        # Microsoft Entra: remove named members with a value list and no filter.
+        return bool(await repository.remove_members(group_id, _values(value)))
+
+    async def delete(
+        self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
+    ) -> None:
+        async with self.engine.begin() as connection:
+            repository = Repository(connection, caller.tenant_id)
+            await self._locked(repository, kind, resource_id, if_match)
+            await repository.delete(kind.name, resource_id)
+
+
+def _member_ids(members: Any) -> list[str]:
+    return [str(member.value) for member in members or [] if member.value]
+
+
+def _values(value: Any) -> list[str]:
+    items = value if isinstance(value, list) else [value]
+    ids: list[str] = []
+    for item in items:
+        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
+            raise InvalidValueException(
+                detail='members: each member is an object with a "value" holding its id'
+            )
+        ids.append(item["value"])
+    return ids
+
+
+def _split_member_operations(
+    operations: list[Any],
+) -> tuple[list[Any], list[dict[str, Any]]]:
+    """Separate what touches ``members`` (applied in SQL) from the rest (applied by scim2-models)."""
+    others: list[Any] = []
+    member_operations: list[dict[str, Any]] = []
+    for operation in operations:
+        if not isinstance(operation, dict):
+            raise InvalidSyntaxException(detail="Each operation is a JSON object")
+        path = operation.get("path")
+        if isinstance(path, str):
+            lowered = path.strip().lower()
+            for prefix in (_MEMBERS_URN, "members"):
+                if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in ("", "[", "."):
+                    selector = path.strip()[len(prefix) :]
+                    member_operations.append({**operation, "selector": selector})
+                    break
+            else:
+                others.append(operation)
+            continue
+        value = operation.get("value")
+        if isinstance(value, dict):
+            member_keys = [k for k in value if k.lower() in ("members", _MEMBERS_URN)]
+            if member_keys:
+                rest = {k: v for k, v in value.items() if k not in member_keys}
+                for key in member_keys:
+                    member_operations.append(
+                        {"op": operation.get("op"), "selector": "", "value": value[key]}
+                    )
+                if rest:
+                    others.append({**operation, "value": rest})
+                continue
+        others.append(operation)
+    return others, member_operations
+
+
+def _member_filter(selector: str) -> Any:
+    """The filter of a ``members[...]`` path."""
+    if not (selector.startswith("[") and selector.endswith("]")):
+        raise InvalidPathException(detail=f"Invalid members path members{selector}")
+    from scim2_models import ScimFilter
+
+    try:
+        return ScimFilter(selector[1:-1]).ast
+    except SCIMException:
+        raise
+    except ValueError as error:
+        raise InvalidPathException(detail=str(error)) from error
+
+
+__all__ = ["AsyncConnection", "Caller", "ResourceService", "Written", "etag"]

@@ -1,0 +1,35 @@
+"""Every setting the server reads, from the environment, in one place."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, replace
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///scim.db"
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    database_url: str = DEFAULT_DATABASE_URL
+    base_path: str = "/scim/v2"
+    default_page_size: int = 100
+    max_page_size: int = 1000
+    # RFC 7644 §3.7.4: a first sync of 1,000 users fits in one Bulk request.
+    max_payload_size: int = 4 * 1024 * 1024
+    max_bulk_operations: int = 1000
+    pool_size: int = 10
+    demo: bool = False
+
+    @classmethod
+    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+        env = os.environ if environ is None else environ
+        settings = cls(
+            database_url=env.get("SCIM_DATABASE_URL", DEFAULT_DATABASE_URL),
+            base_path=env.get("SCIM_BASE_PATH", "/scim/v2").rstrip("/"),
+            default_page_size=int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
+            max_page_size=int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
+            max_payload_size=int(env.get("SCIM_MAX_PAYLOAD_SIZE", 4 * 1024 * 1024)),
+            max_bulk_operations=int(env.get("SCIM_MAX_BULK_OPERATIONS", 1000)),
+            pool_size=int(env.get("SCIM_POOL_SIZE", 10)),
+        )
+        return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -1,0 +1,224 @@
+"""Tenant-scoped reads and writes of resources and memberships.
+
+Every statement carries the tenant id; a caller holding a repository for one
+tenant cannot name another tenant's rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    Row,
+    case,
+    delete,
+    func,
+    insert,
+    literal,
+    select,
+    update,
+)
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scim.protocol.json_sql import JsonSql
+from scim.storage.tables import members, resources
+
+
+class UniquenessConflict(Exception):
+    """A write hit a unique key (userName within the tenant)."""
+
+
+class Repository:
+    def __init__(self, connection: AsyncConnection, tenant_id: int) -> None:
+        self.connection = connection
+        self.tenant_id = tenant_id
+        self.json = JsonSql(connection.dialect.name)
+        self.postgres = self.json.postgres
+
+    # -- reads ----------------------------------------------------------------
+
+    @staticmethod
+    def relations(kind_name: str, base_url: str, json: JsonSql) -> ColumnElement[Any]:
+        """The JSON array of a row's members (Group) or groups (User), built in SQL."""
+        related = resources.alias("related")
+        if kind_name == "Group":
+            ref = literal(f"{base_url}/") + case(
+                (related.c.resource_type == "User", literal("Users/")), else_=literal("Groups/")
+            ) + related.c.id
+            pairs = ("value", related.c.id, "$ref", ref, "type", related.c.resource_type,
+                     "display", related.c.display)
+            join_on, correlate = members.c.member_id, members.c.group_id
+        else:
+            ref = literal(f"{base_url}/Groups/") + related.c.id
+            pairs = ("value", related.c.id, "$ref", ref, "display", related.c.display,
+                     "type", literal("direct"))
+            join_on, correlate = members.c.group_id, members.c.member_id
+        return (
+            select(json.aggregate(*pairs))
+            .select_from(members.join(related, related.c.id == join_on))
+            .where(correlate == resources.c.id)
+            .scalar_subquery()
+        )
+
+    async def get(
+        self,
+        kind_name: str,
+        resource_id: str,
+        *,
+        relations: ColumnElement[Any] | None = None,
+        for_update: bool = False,
+    ) -> Row[Any] | None:
+        columns: list[Any] = [resources]
+        if relations is not None:
+            columns.append(relations.label("relations"))
+        statement = select(*columns).where(
+            resources.c.tenant_id == self.tenant_id,
+            resources.c.resource_type == kind_name,
+            resources.c.id == resource_id,
+        )
+        if for_update and self.postgres:
+            statement = statement.with_for_update(of=resources)
+        return (await self.connection.execute(statement)).first()
+
+    async def search(
+        self,
+        kind_names: Sequence[str],
+        where: ColumnElement[bool] | None,
+        order_by: Sequence[ColumnElement[Any]],
+        offset: int,
+        limit: int,
+        relations: dict[str, ColumnElement[Any]] | None = None,
+        sort_key: ColumnElement[Any] | None = None,
+    ) -> tuple[list[Row[Any]], int | None]:
+        """One page of rows and, when the page is not empty, the total count (one round trip)."""
+        scope = [resources.c.tenant_id == self.tenant_id, resources.c.resource_type.in_(kind_names)]
+        if where is not None:
+            scope.append(where)
+        if limit == 0:
+            total = (await self.connection.execute(
+                select(func.count()).select_from(resources).where(*scope)
+            )).scalar_one()
+            return [], int(total)
+        columns: list[Any] = [resources, func.count().over().label("total")]
+        if relations:
+            columns.append(_per_kind(relations).label("relations"))
+        if sort_key is not None:
+            columns.append(sort_key.label("sort_key"))
+        statement = select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
+        rows = list((await self.connection.execute(statement)).all())
+        if rows:
+            return rows, int(rows[0].total)
+        if offset == 0:
+            return [], 0
+        return [], None
+
+    async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
+        scope = [resources.c.tenant_id == self.tenant_id, resources.c.resource_type.in_(kind_names)]
+        if where is not None:
+            scope.append(where)
+        statement = select(func.count()).select_from(resources).where(*scope)
+        return int((await self.connection.execute(statement)).scalar_one())
+
+    async def existing(self, ids: Iterable[str]) -> dict[str, Row[Any]]:
+        """Which of these ids name a resource of this tenant, with their type and display."""
+        wanted = list(set(ids))
+        if not wanted:
+            return {}
+        statement = select(resources.c.id, resources.c.resource_type, resources.c.display).where(
+            resources.c.tenant_id == self.tenant_id, resources.c.id.in_(wanted)
+        )
+        return {row.id: row for row in (await self.connection.execute(statement)).all()}
+
+    async def member_ids(
+        self, group_id: str, rows: FromClause, where: ColumnElement[bool]
+    ) -> list[str]:
+        """The members of a group that a condition over ``rows`` (see ``member_selection``) selects."""
+        statement = (
+            select(members.c.member_id)
+            .select_from(rows)
+            .where(members.c.tenant_id == self.tenant_id, members.c.group_id == group_id, where)
+        )
+        return list((await self.connection.execute(statement)).scalars())
+
+    # -- writes ---------------------------------------------------------------
+
+    async def insert(self, values: dict[str, Any]) -> None:
+        try:
+            await self.connection.execute(
+                insert(resources).values(tenant_id=self.tenant_id, **values)
+            )
+        except IntegrityError as error:
+            raise UniquenessConflict(str(error.orig)) from error
+
+    async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
+        """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
+        statement = (
+            update(resources)
+            .where(
+                resources.c.tenant_id == self.tenant_id,
+                resources.c.id == resource_id,
+                resources.c.version == version,
+            )
+            .values(**values)
+        )
+        try:
+            result = await self.connection.execute(statement)
+        except IntegrityError as error:
+            raise UniquenessConflict(str(error.orig)) from error
+        return bool(result.rowcount)
+
+    async def touch(self, resource_id: str, version: int, now: datetime) -> bool:
+        return await self.update(
+            resource_id, version, {"version": version + 1, "last_modified": now}
+        )
+
+    async def delete(self, kind_name: str, resource_id: str) -> bool:
+        result = await self.connection.execute(
+            delete(resources).where(
+                resources.c.tenant_id == self.tenant_id,
+                resources.c.resource_type == kind_name,
+                resources.c.id == resource_id,
+            )
+        )
+        return bool(result.rowcount)
+
+    async def add_members(self, group_id: str, member_ids: Iterable[str]) -> int:
+        rows = [
+            {"tenant_id": self.tenant_id, "group_id": group_id, "member_id": member_id}
+            for member_id in dict.fromkeys(member_ids)
+        ]
+        if not rows:
+            return 0
+        dialect_insert = pg_insert if self.postgres else sqlite_insert
+        statement = dialect_insert(members).values(rows).on_conflict_do_nothing()
+        result = await self.connection.execute(statement)
+        return int(result.rowcount or 0)
+
+    async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:
+        """Remove these members, or every member when ``member_ids`` is None."""
+        statement = delete(members).where(
+            members.c.tenant_id == self.tenant_id, members.c.group_id == group_id
+        )
+        if member_ids is not None:
+            ids = list(member_ids)
+            if not ids:
+                return 0
+            statement = statement.where(members.c.member_id.in_(ids))
+        result = await self.connection.execute(statement)
+        return int(result.rowcount or 0)
+
+
+def _per_kind(relations: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
+    if len(relations) == 1:
+        return next(iter(relations.values()))
+    return case(
+        *((resources.c.resource_type == name, expr) for name, expr in relations.items()),
+        else_=None,
+    )

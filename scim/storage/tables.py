@@ -1,0 +1,90 @@
+"""The relational schema.
+
+A resource is one row: the SCIM document as the client wrote it in ``data``, plus
+search keys the server derives from it (case-folded where the attribute is
+``caseExact=false``) so that the filters identity providers send hit an index.
+Group membership is its own table, one row per member, so that one member is
+added or removed without reading the others.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Column,
+    DateTime,
+    ForeignKey,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Table,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+    }
+)
+
+Document = JSON().with_variant(JSONB(), "postgresql")
+
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("name", String(200), nullable=False),
+)
+
+resources = Table(
+    "resources",
+    metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("id", String(36), primary_key=True),
+    Column("resource_type", String(32), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("last_modified", DateTime(timezone=True), nullable=False),
+    Column("version", Integer, nullable=False),
+    # Search keys, derived from ``data`` on every write.
+    Column("external_id", String(255)),
+    Column("user_name_key", String(255)),
+    Column("display_name_key", String(255)),
+    Column("family_name_key", String(255)),
+    Column("given_name_key", String(255)),
+    Column("active", Boolean),
+    # What a membership shows as ``display``: displayName, else userName.
+    Column("display", String(255)),
+    Column("data", Document, nullable=False),
+)
+
+# RFC 7643 §4.1: userName is unique within the tenant, case-insensitively.
+Index("uq_resources_user_name", resources.c.tenant_id, resources.c.user_name_key, unique=True)
+Index(
+    "ix_resources_listing",
+    resources.c.tenant_id,
+    resources.c.resource_type,
+    resources.c.id,
+)
+Index("ix_resources_display_name", resources.c.tenant_id, resources.c.display_name_key)
+Index("ix_resources_family_name", resources.c.tenant_id, resources.c.family_name_key, resources.c.id)
+Index("ix_resources_given_name", resources.c.tenant_id, resources.c.given_name_key)
+Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
+
+members = Table(
+    "members",
+    metadata,
+    Column("tenant_id", Integer, nullable=False),
+    Column("group_id", String(36), primary_key=True),
+    Column("member_id", String(36), primary_key=True),
+    ForeignKeyConstraint(["group_id"], ["resources.id"], ondelete="CASCADE"),
+    ForeignKeyConstraint(["member_id"], ["resources.id"], ondelete="CASCADE"),
+)
+# User.groups is derived by looking memberships up from the member's side.
+Index("ix_members_member_id", members.c.member_id)
+
