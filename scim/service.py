@@ -38,7 +38,7 @@ from scim.protocol.json_sql import JsonSql
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
-from scim.storage.repository import Repository, UniquenessConflict
+from scim.storage.repository import Member, Repository, UniquenessConflict
 from scim.storage.tables import resources
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
@@ -296,7 +296,10 @@ class ResourceService:
         with self.registry.provider:
             return kind.model.model_validate(dict(row.data), scim_ctx=None)
 
-    async def _check_members(self, repository: Repository, group_id: str, ids: list[str]) -> None:
+    async def _check_members(
+        self, repository: Repository, group_id: str, new_members: list[Member]
+    ) -> None:
+        ids = [member_id for member_id, _ in new_members]
         found = await repository.existing(ids)
         missing = [member_id for member_id in ids if member_id not in found]
         if missing:
@@ -310,13 +313,13 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan
     ) -> Written:
         model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
-        member_ids = _member_ids(getattr(model, "members", None)) if kind.name == "Group" else []
+        new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         document = self._storable(kind, model)
         now = datetime.now(UTC)
         resource_id = str(uuid.uuid4())
         async with self.engine.begin() as connection:
             repository = Repository(connection, caller.tenant_id)
-            await self._check_members(repository, resource_id, member_ids)
+            await self._check_members(repository, resource_id, new_members)
             try:
                 await repository.insert(
                     {
@@ -333,7 +336,7 @@ class ResourceService:
                 raise UniquenessException(
                     detail=f"userName {document.get('userName')!r} is already taken"
                 ) from error
-            await repository.add_members(resource_id, member_ids)
+            await repository.add_members(resource_id, new_members)
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
 
@@ -366,7 +369,7 @@ class ResourceService:
         plan: Plan,
     ) -> Written:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
-        member_ids = _member_ids(getattr(model, "members", None)) if kind.name == "Group" else []
+        new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         async with self.engine.begin() as connection:
             repository = Repository(connection, caller.tenant_id)
             row = await self._locked(repository, kind, resource_id, if_match)
@@ -377,9 +380,9 @@ class ResourceService:
                 raise
             document = self._storable(kind, model)
             if kind.name == "Group":
-                await self._check_members(repository, resource_id, member_ids)
+                await self._check_members(repository, resource_id, new_members)
                 await repository.remove_members(resource_id, None)
-                await repository.add_members(resource_id, member_ids)
+                await repository.add_members(resource_id, new_members)
             await self._write(repository, row, document)
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
@@ -474,10 +477,10 @@ class ResourceService:
                 raise InvalidPathException(
                     detail=f"{op} takes the path 'members' with a list of members, not a filter"
                 )
-            ids = _values(value)
-            await self._check_members(repository, group_id, ids)
+            new_members = _values(value)
+            await self._check_members(repository, group_id, new_members)
             removed = await repository.remove_members(group_id, None) if op == "replace" else 0
-            added = await repository.add_members(group_id, ids)
+            added = await repository.add_members(group_id, new_members)
             return bool(removed or added)
         if op != "remove":
             raise InvalidValueException(detail=f"Unknown PATCH op {operation.get('op')!r}")
@@ -489,7 +492,9 @@ class ResourceService:
         if value is None:
             return bool(await repository.remove_members(group_id, None))
         # Microsoft Entra: remove named members with a value list and no filter.
-        return bool(await repository.remove_members(group_id, _values(value)))
+        return bool(
+            await repository.remove_members(group_id, [member_id for member_id, _ in _values(value)])
+        )
 
     async def delete(
         self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
@@ -500,20 +505,21 @@ class ResourceService:
             await repository.delete(kind.name, resource_id)
 
 
-def _member_ids(members: Any) -> list[str]:
-    return [str(member.value) for member in members or [] if member.value]
+def _members(members: Any) -> list[Member]:
+    return [(str(member.value), member.display) for member in members or [] if member.value]
 
 
-def _values(value: Any) -> list[str]:
+def _values(value: Any) -> list[Member]:
     items = value if isinstance(value, list) else [value]
-    ids: list[str] = []
+    found: list[Member] = []
     for item in items:
         if not isinstance(item, dict) or not isinstance(item.get("value"), str):
             raise InvalidValueException(
                 detail='members: each member is an object with a "value" holding its id'
             )
-        ids.append(item["value"])
-    return ids
+        display = item.get("display")
+        found.append((item["value"], display if isinstance(display, str) else None))
+    return found
 
 
 def _split_member_operations(

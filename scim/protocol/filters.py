@@ -379,7 +379,8 @@ def _membership(json: JsonSql, *, group_side: bool) -> Many:
         if name == "value":
             return Scalar(value_column, "string", True)
         if name == "display":
-            return Scalar(other.c.display, "string", False)
+            shown = func.coalesce(members.c.display, other.c.display) if group_side else other.c.display
+            return Scalar(shown, "string", False)
         if name == "type":
             return Scalar(type_column, "string", False)
         raise InvalidFilterException(detail=f"members cannot be filtered on {key}")

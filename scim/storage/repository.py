@@ -31,6 +31,9 @@ from scim.protocol.json_sql import JsonSql
 from scim.storage.tables import members, resources
 
 
+Member = tuple[str, str | None]
+
+
 class UniquenessConflict(Exception):
     """A write hit a unique key (userName within the tenant)."""
 
@@ -53,7 +56,7 @@ class Repository:
                 (related.c.resource_type == "User", literal("Users/")), else_=literal("Groups/")
             ) + related.c.id
             pairs = ("value", related.c.id, "$ref", ref, "type", related.c.resource_type,
-                     "display", related.c.display)
+                     "display", func.coalesce(members.c.display, related.c.display))
             join_on, correlate = members.c.member_id, members.c.group_id
         else:
             ref = literal(f"{base_url}/Groups/") + related.c.id
@@ -189,10 +192,12 @@ class Repository:
         )
         return bool(result.rowcount)
 
-    async def add_members(self, group_id: str, member_ids: Iterable[str]) -> int:
+    async def add_members(self, group_id: str, new_members: Iterable[Member]) -> int:
+        """Add members, given as (id, display sent by the client or None); existing ones stay."""
         rows = [
-            {"tenant_id": self.tenant_id, "group_id": group_id, "member_id": member_id}
-            for member_id in dict.fromkeys(member_ids)
+            {"tenant_id": self.tenant_id, "group_id": group_id, "member_id": member_id,
+             "display": display}
+            for member_id, display in dict(new_members).items()
         ]
         if not rows:
             return 0

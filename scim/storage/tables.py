@@ -82,6 +82,8 @@ members = Table(
     Column("tenant_id", Integer, nullable=False),
     Column("group_id", String(36), primary_key=True),
     Column("member_id", String(36), primary_key=True),
+    # The ``display`` a client sent with the member, shown instead of the derived one.
+    Column("display", String(255)),
     ForeignKeyConstraint(["group_id"], ["resources.id"], ondelete="CASCADE"),
     ForeignKeyConstraint(["member_id"], ["resources.id"], ondelete="CASCADE"),
 )

@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("tenant_id", sa.Integer, nullable=False),
         sa.Column("group_id", sa.String(36), primary_key=True),
         sa.Column("member_id", sa.String(36), primary_key=True),
+        sa.Column("display", sa.String(255)),
         sa.ForeignKeyConstraint(
             ["group_id"], ["resources.id"], ondelete="CASCADE",
             name="fk_members_group_id_resources",

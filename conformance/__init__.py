@@ -1,0 +1,1 @@
+"""RFC conformance of any SCIM server, checked with scim2-tester."""
