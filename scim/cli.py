@@ -83,7 +83,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     serve.add_argument("--port", type=int, default=8000)
     serve.add_argument("--workers", type=int, default=1)
     serve.add_argument("--migrate", action="store_true", help="apply migrations before starting")
-    serve.add_argument("--demo", action="store_true", help="migrate and load demo data (loopback only)")
+    serve.add_argument(
+        "--demo", action="store_true", help="migrate and load demo data (loopback only)"
+    )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
     _database_option(serve)

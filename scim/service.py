@@ -124,7 +124,9 @@ class ResourceService:
     def location(self, caller: Caller, kind: ResourceKind, resource_id: str) -> str:
         return f"{caller.base_url}/{kind.endpoint}/{resource_id}"
 
-    def render(self, caller: Caller, kind: ResourceKind, row: Row[Any], plan: Plan) -> dict[str, Any]:
+    def render(
+        self, caller: Caller, kind: ResourceKind, row: Row[Any], plan: Plan
+    ) -> dict[str, Any]:
         document = dict(row.data)
         document["id"] = row.id
         document["meta"] = {
@@ -141,7 +143,9 @@ class ResourceService:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)
 
-    def _relations(self, caller: Caller, kind: ResourceKind, plan: Plan) -> ColumnElement[Any] | None:
+    def _relations(
+        self, caller: Caller, kind: ResourceKind, plan: Plan
+    ) -> ColumnElement[Any] | None:
         relation = "members" if kind.name == "Group" else "groups"
         if not plan.returns(relation):
             return None
@@ -161,7 +165,9 @@ class ResourceService:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
         return self.render(caller, kind, row, plan), row.version
 
-    def parse_search(self, kinds: Sequence[ResourceKind], payload: dict[str, Any]) -> SearchRequest[Any]:
+    def parse_search(
+        self, kinds: Sequence[ResourceKind], payload: dict[str, Any]
+    ) -> SearchRequest[Any]:
         models = tuple(kind.model for kind in kinds)
         model: Any = models[0]
         for other in models[1:]:
@@ -217,7 +223,9 @@ class ResourceService:
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
             last = rows[-1]
-            next_cursor = paging.Cursor(sort_name, getattr(last, "sort_key", None), last.id).encode()
+            next_cursor = paging.Cursor(
+                sort_name, getattr(last, "sort_key", None), last.id
+            ).encode()
         by_name = {kind.name: kind for kind in kinds}
         resources_out = [
             self.render(caller, by_name[row.resource_type], row, plans[row.resource_type])
@@ -270,7 +278,9 @@ class ResourceService:
 
     # -- writes ---------------------------------------------------------------
 
-    def _validate(self, kind: ResourceKind, body: dict[str, Any], context: Context) -> Resource[Any]:
+    def _validate(
+        self, kind: ResourceKind, body: dict[str, Any], context: Context
+    ) -> Resource[Any]:
         try:
             with self.registry.provider:
                 return kind.model.model_validate(body, scim_ctx=context)
@@ -338,12 +348,23 @@ class ResourceService:
                 ) from error
             await repository.add_members(resource_id, new_members)
             row = await self._reload(repository, caller, kind, resource_id, plan)
-        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+        return Written(
+            self.render(caller, kind, row, plan),
+            row.version,
+            self.location(caller, kind, resource_id),
+        )
 
     async def _reload(
-        self, repository: Repository, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
+        self,
+        repository: Repository,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        plan: Plan,
     ) -> Row[Any]:
-        row = await repository.get(kind.name, resource_id, relations=self._relations(caller, kind, plan))
+        row = await repository.get(
+            kind.name, resource_id, relations=self._relations(caller, kind, plan)
+        )
         assert row is not None
         return row
 
@@ -385,7 +406,11 @@ class ResourceService:
                 await repository.add_members(resource_id, new_members)
             await self._write(repository, row, document)
             row = await self._reload(repository, caller, kind, resource_id, plan)
-        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+        return Written(
+            self.render(caller, kind, row, plan),
+            row.version,
+            self.location(caller, kind, resource_id),
+        )
 
     async def _write(self, repository: Repository, row: Row[Any], document: dict[str, Any]) -> None:
         values = {
@@ -448,7 +473,11 @@ class ResourceService:
                 version = row.version + (1 if changed or members_changed else 0)
                 return Written(None, version, self.location(caller, kind, resource_id))
             row = await self._reload(repository, caller, kind, resource_id, plan)
-        return Written(self.render(caller, kind, row, plan), row.version, self.location(caller, kind, resource_id))
+        return Written(
+            self.render(caller, kind, row, plan),
+            row.version,
+            self.location(caller, kind, resource_id),
+        )
 
     def _parse_patch(
         self, kind: ResourceKind, body: dict[str, Any], operations: list[Any]
@@ -493,7 +522,9 @@ class ResourceService:
             return bool(await repository.remove_members(group_id, None))
         # Microsoft Entra: remove named members with a value list and no filter.
         return bool(
-            await repository.remove_members(group_id, [member_id for member_id, _ in _values(value)])
+            await repository.remove_members(
+                group_id, [member_id for member_id, _ in _values(value)]
+            )
         )
 
     async def delete(
@@ -535,7 +566,11 @@ def _split_member_operations(
         if isinstance(path, str):
             lowered = path.strip().lower()
             for prefix in (_MEMBERS_URN, "members"):
-                if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in ("", "[", "."):
+                if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in (
+                    "",
+                    "[",
+                    ".",
+                ):
                     selector = path.strip()[len(prefix) :]
                     member_operations.append({**operation, "selector": selector})
                     break

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, get
+from litestar.params import FromPath
 from scim2_models import Context, NotFoundException
 
 from scim.api.http import scim_response
@@ -66,7 +67,7 @@ class DiscoveryController(Controller):
         return scim_response(_listing(resource_types(request.app.state.registry, _base(request))))
 
     @get("/ResourceTypes/{name:str}", name="resource-type")
-    async def resource_type(self, request: AnyRequest, name: str) -> Response[bytes]:
+    async def resource_type(self, request: AnyRequest, name: FromPath[str]) -> Response[bytes]:
         for item in resource_types(request.app.state.registry, _base(request)):
             if item["id"].lower() == name.lower():
                 return scim_response(item)
@@ -77,7 +78,7 @@ class DiscoveryController(Controller):
         return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
 
     @get("/Schemas/{schema_id:str}", name="schema")
-    async def schema(self, request: AnyRequest, schema_id: str) -> Response[bytes]:
+    async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> Response[bytes]:
         for item in schemas(request.app.state.registry, _base(request)):
             if item["id"].lower() == schema_id.lower():
                 return scim_response(item)

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar.params import FromPath
 from scim2_models import NotFoundException
 
 from scim.api.http import listed, read_json, scim_response
@@ -67,14 +68,14 @@ class ResourceController(Controller):
     path = "/"
 
     @get("/{endpoint:str}", name="list")
-    async def list_resources(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+    async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
         kind = _kind(request, endpoint)
         service = _service(request)
         search = service.parse_search([kind], _search_payload(request))
         return scim_response(await service.search(_caller(request), [kind], search))
 
     @post("/{endpoint:str}/.search", name="search", status_code=200)
-    async def search(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+    async def search(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
         kind = _kind(request, endpoint)
         return await _search(request, [kind])
 
@@ -83,14 +84,16 @@ class ResourceController(Controller):
         return await _search(request, list(_service(request).registry.kinds.values()))
 
     @post("/{endpoint:str}", name="create")
-    async def create(self, request: AnyRequest, endpoint: str) -> Response[bytes]:
+    async def create(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).create(_caller(request), kind, body, _plan(request, kind))
         return _written(written, 201)
 
     @get("/{endpoint:str}/{resource_id:str}", name="read")
-    async def read(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+    async def read(
+        self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
+    ) -> Response[bytes]:
         kind = _kind(request, endpoint)
         document, version = await _service(request).get(
             _caller(request), kind, resource_id, _plan(request, kind)
@@ -102,31 +105,47 @@ class ResourceController(Controller):
         return scim_response(document, 200, {"ETag": tag})
 
     @put("/{endpoint:str}/{resource_id:str}", name="replace")
-    async def replace(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+    async def replace(
+        self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
+    ) -> Response[bytes]:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).replace(
-            _caller(request), kind, resource_id, body,
-            request.headers.get("if-match"), _plan(request, kind),
+            _caller(request),
+            kind,
+            resource_id,
+            body,
+            request.headers.get("if-match"),
+            _plan(request, kind),
         )
         return _written(written, 200)
 
     @patch("/{endpoint:str}/{resource_id:str}", name="patch")
-    async def patch(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+    async def patch(
+        self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
+    ) -> Response[bytes]:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         params = request.query_params
         # A Group PATCH answers 204 unless a representation is asked for, so that
         # changing one member never serialises a large group.
-        wants_body = kind.name != "Group" or "attributes" in params or "excludedAttributes" in params
+        wants_body = (
+            kind.name != "Group" or "attributes" in params or "excludedAttributes" in params
+        )
         written = await _service(request).patch(
-            _caller(request), kind, resource_id, body,
-            request.headers.get("if-match"), _plan(request, kind) if wants_body else None,
+            _caller(request),
+            kind,
+            resource_id,
+            body,
+            request.headers.get("if-match"),
+            _plan(request, kind) if wants_body else None,
         )
         return _written(written, 200)
 
     @delete("/{endpoint:str}/{resource_id:str}", name="delete", status_code=200)
-    async def delete(self, request: AnyRequest, endpoint: str, resource_id: str) -> Response[bytes]:
+    async def delete(
+        self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
+    ) -> Response[bytes]:
         kind = _kind(request, endpoint)
         await _service(request).delete(
             _caller(request), kind, resource_id, request.headers.get("if-match")

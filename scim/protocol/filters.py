@@ -186,7 +186,9 @@ class Many:
 
     def primary_sort_key(self) -> ColumnElement[Any]:
         """RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary value, else its first."""
-        statement = select(self.element(None).sort_key()).select_from(self.rows).where(self.correlate)
+        statement = (
+            select(self.element(None).sort_key()).select_from(self.rows).where(self.correlate)
+        )
         primary = _bind(self.item_model, "primary")
         if primary is not None:
             statement = statement.order_by(self.value("primary", primary).expr.is_(True).desc())
@@ -328,7 +330,9 @@ def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> S
 
     if binding.is_multivalued:
         item_model = binding.field_type if _value_type(binding.field_type) == "complex" else None
-        rows = json.elements(resources.c.data, path[: len(path) - (1 if binding.sub_field_name else 0)])
+        rows = json.elements(
+            resources.c.data, path[: len(path) - (1 if binding.sub_field_name else 0)]
+        )
         element = rows.c.value
 
         def value(key: str | None, item: AttributeBinding | None) -> Scalar:
@@ -372,14 +376,18 @@ def _membership(json: JsonSql, *, group_side: bool) -> Many:
         correlate = (members.c.member_id == resources.c.id) & (other.c.id == members.c.group_id)
         value_column = members.c.group_id
         type_column = literal("direct")
-    rows = members.join(other, other.c.id == (members.c.member_id if group_side else members.c.group_id))
+    rows = members.join(
+        other, other.c.id == (members.c.member_id if group_side else members.c.group_id)
+    )
 
     def value(key: str | None, item: AttributeBinding | None) -> Scalar:
         name = (key or "value").lower()
         if name == "value":
             return Scalar(value_column, "string", True)
         if name == "display":
-            shown = func.coalesce(members.c.display, other.c.display) if group_side else other.c.display
+            shown = (
+                func.coalesce(members.c.display, other.c.display) if group_side else other.c.display
+            )
             return Scalar(shown, "string", False)
         if name == "type":
             return Scalar(type_column, "string", False)

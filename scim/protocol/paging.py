@@ -35,11 +35,11 @@ class Cursor:
             raw = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
             stored_sort, value, last_id = msgspec.json.decode(raw)
         except (binascii.Error, ValueError, msgspec.DecodeError, TypeError) as error:
-            raise InvalidCursorException(detail="The cursor is not one this server issued") from error
-        if stored_sort != sort_by or not isinstance(last_id, str):
             raise InvalidCursorException(
-                detail="The cursor belongs to a query with another sortBy"
-            )
+                detail="The cursor is not one this server issued"
+            ) from error
+        if stored_sort != sort_by or not isinstance(last_id, str):
+            raise InvalidCursorException(detail="The cursor belongs to a query with another sortBy")
         return cls(stored_sort, value, last_id)
 
 
@@ -68,5 +68,3 @@ def order(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElemen
     if key is None:
         return [resources.c.id]
     return [key.is_(None), key.desc() if descending else key.asc(), resources.c.id]
-
-

@@ -29,7 +29,10 @@ def _tree(attributes: Iterable[Attribute]) -> dict[str, _Attr]:
         name = str(attribute.name)
         returned = attribute.returned.value if attribute.returned else "default"
         subs = {
-            str(sub.name).lower(): (str(sub.name), sub.returned.value if sub.returned else "default")
+            str(sub.name).lower(): (
+                str(sub.name),
+                sub.returned.value if sub.returned else "default",
+            )
             for sub in attribute.sub_attributes or []
         }
         tree[name.lower()] = _Attr(name, returned, subs)
@@ -46,7 +49,9 @@ class Projector:
     def __init__(self, schema: Schema, extensions: Iterable[Schema]) -> None:
         self.schema = str(schema.id)
         self.core = _tree(schema.attributes or [])
-        self.extensions = {str(ext.id).lower(): (str(ext.id), _tree(ext.attributes or [])) for ext in extensions}
+        self.extensions = {
+            str(ext.id).lower(): (str(ext.id), _tree(ext.attributes or [])) for ext in extensions
+        }
 
     def _parse(self, path: str) -> tuple[str | None, str | None, str | None]:
         """Split a path into (extension URN or None, attribute, sub-attribute), lower case."""
@@ -107,8 +112,10 @@ class Plan:
             return False
         if self.requested is not None:
             selection = self.requested.get(container, {})
-            return attr in selection or "*" in selection or (
-                container is not None and "*" in self.requested.get(container, {})
+            return (
+                attr in selection
+                or "*" in selection
+                or (container is not None and "*" in self.requested.get(container, {}))
             )
         if returned == "request":
             return False
@@ -132,9 +139,17 @@ class Plan:
     def _container(self, urn: str, value: dict[str, Any]) -> dict[str, Any]:
         _, tree = self.projector.extensions[urn]
         if self.requested is not None and "*" in self.requested.get(urn, {}):
-            return {k: v for k, v in value.items() if tree.get(k.lower(), _Attr(k, "default")).returned != "never"}
+            return {
+                k: v
+                for k, v in value.items()
+                if tree.get(k.lower(), _Attr(k, "default")).returned != "never"
+            }
         if self.requested is None and "*" in self.dropped.get(urn, {}):
-            return {k: v for k, v in value.items() if tree.get(k.lower(), _Attr(k, "x")).returned == "always"}
+            return {
+                k: v
+                for k, v in value.items()
+                if tree.get(k.lower(), _Attr(k, "x")).returned == "always"
+            }
         out = {}
         for key, item in value.items():
             info = tree.get(key.lower())

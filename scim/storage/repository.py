@@ -30,7 +30,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scim.protocol.json_sql import JsonSql
 from scim.storage.tables import members, resources
 
-
 Member = tuple[str, str | None]
 
 
@@ -52,16 +51,36 @@ class Repository:
         """The JSON array of a row's members (Group) or groups (User), built in SQL."""
         related = resources.alias("related")
         if kind_name == "Group":
-            ref = literal(f"{base_url}/") + case(
-                (related.c.resource_type == "User", literal("Users/")), else_=literal("Groups/")
-            ) + related.c.id
-            pairs = ("value", related.c.id, "$ref", ref, "type", related.c.resource_type,
-                     "display", func.coalesce(members.c.display, related.c.display))
+            ref = (
+                literal(f"{base_url}/")
+                + case(
+                    (related.c.resource_type == "User", literal("Users/")), else_=literal("Groups/")
+                )
+                + related.c.id
+            )
+            pairs = (
+                "value",
+                related.c.id,
+                "$ref",
+                ref,
+                "type",
+                related.c.resource_type,
+                "display",
+                func.coalesce(members.c.display, related.c.display),
+            )
             join_on, correlate = members.c.member_id, members.c.group_id
         else:
             ref = literal(f"{base_url}/Groups/") + related.c.id
-            pairs = ("value", related.c.id, "$ref", ref, "display", related.c.display,
-                     "type", literal("direct"))
+            pairs = (
+                "value",
+                related.c.id,
+                "$ref",
+                ref,
+                "display",
+                related.c.display,
+                "type",
+                literal("direct"),
+            )
             join_on, correlate = members.c.group_id, members.c.member_id
         return (
             select(json.aggregate(*pairs))
@@ -105,9 +124,11 @@ class Repository:
         if where is not None:
             scope.append(where)
         if limit == 0:
-            total = (await self.connection.execute(
-                select(func.count()).select_from(resources).where(*scope)
-            )).scalar_one()
+            total = (
+                await self.connection.execute(
+                    select(func.count()).select_from(resources).where(*scope)
+                )
+            ).scalar_one()
             return [], int(total)
         columns: list[Any] = [resources, func.count().over().label("total")]
         if relations:
@@ -195,8 +216,12 @@ class Repository:
     async def add_members(self, group_id: str, new_members: Iterable[Member]) -> int:
         """Add members, given as (id, display sent by the client or None); existing ones stay."""
         rows = [
-            {"tenant_id": self.tenant_id, "group_id": group_id, "member_id": member_id,
-             "display": display}
+            {
+                "tenant_id": self.tenant_id,
+                "group_id": group_id,
+                "member_id": member_id,
+                "display": display,
+            }
             for member_id, display in dict(new_members).items()
         ]
         if not rows:

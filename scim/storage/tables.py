@@ -72,7 +72,9 @@ Index(
     resources.c.id,
 )
 Index("ix_resources_display_name", resources.c.tenant_id, resources.c.display_name_key)
-Index("ix_resources_family_name", resources.c.tenant_id, resources.c.family_name_key, resources.c.id)
+Index(
+    "ix_resources_family_name", resources.c.tenant_id, resources.c.family_name_key, resources.c.id
+)
 Index("ix_resources_given_name", resources.c.tenant_id, resources.c.given_name_key)
 Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
 
@@ -89,4 +91,3 @@ members = Table(
 )
 # User.groups is derived by looking memberships up from the member's side.
 Index("ix_members_member_id", members.c.member_id)
-

@@ -48,13 +48,9 @@ def upgrade() -> None:
     op.create_index(
         "uq_resources_user_name", "resources", ["tenant_id", "user_name_key"], unique=True
     )
-    op.create_index(
-        "ix_resources_listing", "resources", ["tenant_id", "resource_type", "id"]
-    )
+    op.create_index("ix_resources_listing", "resources", ["tenant_id", "resource_type", "id"])
     op.create_index("ix_resources_display_name", "resources", ["tenant_id", "display_name_key"])
-    op.create_index(
-        "ix_resources_family_name", "resources", ["tenant_id", "family_name_key", "id"]
-    )
+    op.create_index("ix_resources_family_name", "resources", ["tenant_id", "family_name_key", "id"])
     op.create_index("ix_resources_given_name", "resources", ["tenant_id", "given_name_key"])
     op.create_index("ix_resources_external_id", "resources", ["tenant_id", "external_id"])
     op.create_table(
@@ -64,11 +60,15 @@ def upgrade() -> None:
         sa.Column("member_id", sa.String(36), primary_key=True),
         sa.Column("display", sa.String(255)),
         sa.ForeignKeyConstraint(
-            ["group_id"], ["resources.id"], ondelete="CASCADE",
+            ["group_id"],
+            ["resources.id"],
+            ondelete="CASCADE",
             name="fk_members_group_id_resources",
         ),
         sa.ForeignKeyConstraint(
-            ["member_id"], ["resources.id"], ondelete="CASCADE",
+            ["member_id"],
+            ["resources.id"],
+            ondelete="CASCADE",
             name="fk_members_member_id_resources",
         ),
     )
@@ -79,8 +79,7 @@ def upgrade() -> None:
         op.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm")
         for key in TRIGRAM_KEYS:
             op.execute(
-                f"CREATE INDEX ix_resources_{key}_trgm ON resources "
-                f"USING gin ({key} gin_trgm_ops)"
+                f"CREATE INDEX ix_resources_{key}_trgm ON resources USING gin ({key} gin_trgm_ops)"
             )
 
     op.bulk_insert(

@@ -1,0 +1,121 @@
+"""Fixtures: a migrated database (SQLite by default, PostgreSQL with SCIM_TEST_DATABASE_URL),
+the app on it, and an HTTP client speaking to the app in process."""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.app import create_app
+from scim.settings import Settings
+from scim.storage.database import create_engine, upgrade
+
+SCIM = "application/scim+json"
+USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
+GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
+ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    """The database under test: $SCIM_TEST_DATABASE_URL, else a fresh SQLite file."""
+    configured = os.environ.get("SCIM_TEST_DATABASE_URL")
+    if configured:
+        yield configured
+        return
+    with tempfile.TemporaryDirectory() as directory:
+        yield f"sqlite+aiosqlite:///{Path(directory) / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
+    engine = create_engine(database_url)
+    async with engine.begin() as connection:
+        if connection.dialect.name == "postgresql":
+            await connection.execute(text("DROP SCHEMA public CASCADE"))
+            await connection.execute(text("CREATE SCHEMA public"))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+@pytest.fixture
+async def clean(engine: AsyncEngine) -> None:
+    """Every test starts with an empty default tenant."""
+    async with engine.begin() as connection:
+        await connection.execute(text("DELETE FROM members"))
+        await connection.execute(text("DELETE FROM resources"))
+
+
+@pytest.fixture(scope="session")
+def settings(database_url: str) -> Settings:
+    return Settings(
+        database_url=database_url,
+        default_page_size=50,
+        max_page_size=200,
+        max_payload_size=256 * 1024,
+    )
+
+
+@pytest.fixture(scope="session")
+async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Litestar]:
+    app = create_app(settings)
+    yield app
+    await app.state.engine.dispose()
+
+
+@pytest.fixture
+async def client(app: Litestar, clean: None) -> AsyncIterator[httpx.AsyncClient]:
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(
+        transport=transport,
+        base_url="http://scim.test/scim/v2",
+        headers={"Content-Type": SCIM, "Accept": SCIM},
+    ) as client:
+        yield client
+
+
+def user_body(user_name: str, **attributes: Any) -> dict[str, Any]:
+    return {"schemas": [USER_SCHEMA], "userName": user_name, **attributes}
+
+
+async def create_user(
+    client: httpx.AsyncClient, user_name: str, **attributes: Any
+) -> dict[str, Any]:
+    response = await client.post("/Users", json=user_body(user_name, **attributes))
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+async def create_group(
+    client: httpx.AsyncClient,
+    display_name: str,
+    member_ids: list[str] = (),
+    **attributes: Any,  # type: ignore[assignment]
+) -> dict[str, Any]:
+    body = {
+        "schemas": [GROUP_SCHEMA],
+        "displayName": display_name,
+        "members": [{"value": member_id} for member_id in member_ids],
+        **attributes,
+    }
+    response = await client.post("/Groups", json=body)
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def patch_body(*operations: dict[str, Any]) -> dict[str, Any]:
+    return {"schemas": [PATCH_SCHEMA], "Operations": list(operations)}
