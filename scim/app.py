@@ -28,12 +28,15 @@ def _scim_error(_: Request[Any, Any, Any], error: SCIMException) -> Response[byt
     return Response(error_body(error), status_code=error.status, media_type=SCIM_MEDIA_TYPE)
 
 
-def _http_error(_: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
-    scim_error = SCIMException(detail=str(error.detail))
-    scim_error.status = error.status_code
+def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
+    detail = str(error.detail)
     if error.status_code == 404:
-        scim_error = SCIMException(detail="No such endpoint")
-        scim_error.status = 404
+        detail = "No such endpoint"
+    elif error.status_code == 413:
+        limit = request.app.state.settings.max_payload_size
+        detail = f"The body exceeds the limit (maxPayloadSize) of {limit} bytes"
+    scim_error = SCIMException(detail=detail)
+    scim_error.status = error.status_code
     return Response(
         error_body(scim_error),
         status_code=error.status_code,
@@ -92,7 +95,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             Exception: _internal_error,
         },
         lifespan=[lifespan],
-        request_max_body_size=settings.max_payload_size + 1024,
+        request_max_body_size=settings.max_payload_size,
         openapi_config=None,
         debug=False,
     )

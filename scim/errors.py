@@ -35,7 +35,7 @@ class MethodNotAllowed(SCIMException):
 
 def from_validation(error: ValidationError) -> SCIMException:
     """The SCIM error a pydantic validation failure stands for."""
-    first: dict[str, Any] = error.errors()[0]
+    first: Any = error.errors()[0]
     context = first.get("ctx") or {}
     location = ".".join(str(part) for part in first.get("loc", ()))
     message = str(first.get("msg", "invalid value"))

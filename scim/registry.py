@@ -21,6 +21,7 @@ from scim2_models import (
     Group,
     Pagination,
     Patch,
+    Required,
     Resource,
     ResourceType,
     ScimPolicy,
@@ -49,6 +50,16 @@ class ResourceKind:
     model: type[Resource[Any]]
     schema: str
     extensions: tuple[str, ...]
+
+    @cached_property
+    def required_strings(self) -> tuple[str, ...]:
+        """Python names of the core attributes a resource must carry as non-blank text."""
+        return tuple(
+            name
+            for name, field in self.model.model_fields.items()
+            if self.model.get_field_annotation(name, Required) == Required.true
+            and field.annotation in (str, str | None)
+        )
 
     def storage_path(self, urn: str) -> tuple[str, ...]:
         """Where the attribute a fully qualified URN names sits in the stored document."""

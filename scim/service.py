@@ -283,13 +283,15 @@ class ResourceService:
     ) -> Resource[Any]:
         try:
             with self.registry.provider:
-                return kind.model.model_validate(body, scim_ctx=context)
+                model = kind.model.model_validate(body, scim_ctx=context)
         except ValidationError as error:
             raise from_validation(error) from error
         except SCIMException:
             raise
         except ValueError as error:
             raise InvalidValueException(detail=str(error)) from error
+        _require_text(kind, model)
+        return model
 
     def _storable(self, kind: ResourceKind, model: Resource[Any]) -> dict[str, Any]:
         with self.registry.provider:
@@ -464,9 +466,12 @@ class ResourceService:
                 members_changed |= await self._apply_member_operation(
                     repository, resource_id, operation
                 )
-            if members_changed and not changed:
-                if not await repository.touch(resource_id, row.version, datetime.now(UTC)):
-                    raise PreconditionFailedException(
+            if (
+                members_changed
+                and not changed
+                and not await repository.touch(resource_id, row.version, datetime.now(UTC))
+            ):
+                raise PreconditionFailedException(
                         detail="The resource was changed by another request"
                     )
             if plan is None:
@@ -536,6 +541,16 @@ class ResourceService:
             await repository.delete(kind.name, resource_id)
 
 
+def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:
+    """RFC 7643 §2.2: a required string must hold a value; blank is none."""
+    for name in kind.required_strings:
+        value = getattr(model, name, None)
+        if isinstance(value, str) and not value.strip():
+            field = kind.model.model_fields[name]
+            scim_name = field.serialization_alias or field.alias or name
+            raise InvalidValueException(detail=f"{scim_name} must not be empty")
+
+
 def _members(members: Any) -> list[Member]:
     return [(str(member.value), member.display) for member in members or [] if member.value]
 
@@ -556,7 +571,7 @@ def _values(value: Any) -> list[Member]:
 def _split_member_operations(
     operations: list[Any],
 ) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Separate what touches ``members`` (applied in SQL) from the rest (applied by scim2-models)."""
+    """Split what touches ``members`` (applied in SQL) from the rest (applied by scim2-models)."""
     others: list[Any] = []
     member_operations: list[dict[str, Any]] = []
     for operation in operations:

@@ -3,16 +3,19 @@ the app on it, and an HTTP client speaking to the app in process."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tempfile
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
+import asyncpg
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import text
+from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
@@ -29,22 +32,36 @@ SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 @pytest.fixture(scope="session")
 def database_url() -> Iterator[str]:
-    """The database under test: $SCIM_TEST_DATABASE_URL, else a fresh SQLite file."""
+    """The database under test: a fresh SQLite file, or with $SCIM_TEST_DATABASE_URL a fresh
+    PostgreSQL database created on that server for this run (so runs never share state)."""
     configured = os.environ.get("SCIM_TEST_DATABASE_URL")
-    if configured:
-        yield configured
+    if not configured:
+        with tempfile.TemporaryDirectory() as directory:
+            yield f"sqlite+aiosqlite:///{Path(directory) / 'test.db'}"
         return
-    with tempfile.TemporaryDirectory() as directory:
-        yield f"sqlite+aiosqlite:///{Path(directory) / 'test.db'}"
+    url = make_url(configured)
+    name = f"scim_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    asyncio.run(_admin(url, f'CREATE DATABASE "{name}"'))
+    try:
+        yield url.set(database=name).render_as_string(hide_password=False)
+    finally:
+        asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+async def _admin(url: URL, statement: str) -> None:
+    connection = await asyncpg.connect(
+        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        database=url.database,
+    )
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
 
 
 @pytest.fixture(scope="session")
 async def engine(database_url: str) -> AsyncIterator[AsyncEngine]:
     engine = create_engine(database_url)
-    async with engine.begin() as connection:
-        if connection.dialect.name == "postgresql":
-            await connection.execute(text("DROP SCHEMA public CASCADE"))
-            await connection.execute(text("CREATE SCHEMA public"))
     await upgrade(engine)
     yield engine
     await engine.dispose()

@@ -16,7 +16,8 @@ _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 def _base(request: AnyRequest) -> str:
-    return str(request.base_url).rstrip("/") + request.app.state.settings.base_path
+    base_path: str = request.app.state.settings.base_path
+    return str(request.base_url).rstrip("/") + base_path
 
 
 def _dump(model: Any) -> dict[str, Any]:

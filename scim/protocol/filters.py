@@ -102,8 +102,7 @@ class Scalar:
         if self.value_type == "string" and isinstance(value, str):
             return value if self.case_exact else value.lower()
         if self.value_type == "datetime" and isinstance(value, datetime):
-            value = value.astimezone(UTC)
-            return value if self.folded is False and self.expr is not None else value
+            return value.astimezone(UTC)
         if self.value_type == "binary" and isinstance(value, bytes):
             return base64.b64encode(value).decode()
         if self.value_type == "number" and isinstance(value, Decimal):
@@ -185,7 +184,7 @@ class Many:
         return self._exists(compile_inner(ElementScope(self)))
 
     def primary_sort_key(self) -> ColumnElement[Any]:
-        """RFC 7644 §3.4.2.3: a multi-valued attribute sorts by its primary value, else its first."""
+        """RFC 7644 §3.4.2.3: sort by the primary value, else by the first."""
         statement = (
             select(self.element(None).sort_key()).select_from(self.rows).where(self.correlate)
         )
@@ -401,7 +400,7 @@ def compile_filter(kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any]) 
 
 
 def parse_filter(kind: ResourceKind, text: str) -> ScimFilter[Any]:
-    """Parse and check a filter against a resource type: 400 ``invalidFilter`` if it cannot apply."""
+    """Parse and check a filter for a resource type; 400 ``invalidFilter`` if it cannot apply."""
     try:
         filter_: ScimFilter[Any] = ScimFilter[kind.model](text)  # type: ignore[name-defined]
         filter_._validate_semantics(strict=True)
@@ -413,6 +412,6 @@ def parse_filter(kind: ResourceKind, text: str) -> ScimFilter[Any]:
 
 
 def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:
-    """The membership rows (of ``members`` joined to the member) a ``members[...]`` filter selects."""
+    """The membership rows (``members`` joined to the member) a ``members[...]`` filter selects."""
     many = _membership(json, group_side=True)
     return many.rows, Compiler(None, json, ElementScope(many)).visit(val_filter)

@@ -17,13 +17,16 @@ class JsonSql:
         self.postgres = dialect == "postgresql"
 
     def text(self, document: ColumnElement[Any], path: tuple[str, ...]) -> ColumnElement[str]:
-        return document[path].as_string()
+        text: ColumnElement[str] = document[path].as_string()
+        return text
 
     def boolean(self, document: ColumnElement[Any], path: tuple[str, ...]) -> ColumnElement[bool]:
-        return document[path].as_boolean()
+        boolean: ColumnElement[bool] = document[path].as_boolean()
+        return boolean
 
     def number(self, document: ColumnElement[Any], path: tuple[str, ...]) -> ColumnElement[float]:
-        return document[path].as_float()
+        number: ColumnElement[float] = document[path].as_float()
+        return number
 
     def present(self, document: ColumnElement[Any], path: tuple[str, ...]) -> ColumnElement[bool]:
         if self.postgres:

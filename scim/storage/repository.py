@@ -163,7 +163,7 @@ class Repository:
     async def member_ids(
         self, group_id: str, rows: FromClause, where: ColumnElement[bool]
     ) -> list[str]:
-        """The members of a group that a condition over ``rows`` (see ``member_selection``) selects."""
+        """The members of a group that a condition over ``rows`` (``member_selection``) selects."""
         statement = (
             select(members.c.member_id)
             .select_from(rows)
