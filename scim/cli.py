@@ -39,14 +39,14 @@ def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
     settings = _settings(args)
+    if args.demo and not ipaddress.ip_address(_resolve(args.host)).is_loopback:
+        print("--demo is refused unless the server listens on loopback", file=sys.stderr)
+        return 2
     if args.migrate or args.demo:
         asyncio.run(_upgrade(settings))
     if args.demo:
         from scim import demo
 
-        if not ipaddress.ip_address(_resolve(args.host)).is_loopback:
-            print("--demo is refused unless the server listens on loopback", file=sys.stderr)
-            return 2
         created = asyncio.run(demo.load(settings))
         print(f"Demo data: {created} resources created" if created else "Demo data present")
     print(f"SCIM API: http://{args.host}:{args.port}{settings.base_path}/Users", flush=True)

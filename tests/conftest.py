@@ -8,6 +8,7 @@ import os
 import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,10 @@ PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
 
-@pytest.fixture(scope="session")
-def database_url() -> Iterator[str]:
-    """The database under test: a fresh SQLite file, or with $SCIM_TEST_DATABASE_URL a fresh
-    PostgreSQL database created on that server for this run (so runs never share state)."""
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """An empty database: a SQLite file, or with $SCIM_TEST_DATABASE_URL a PostgreSQL database
+    created on that server and dropped afterwards (so concurrent runs never share state)."""
     configured = os.environ.get("SCIM_TEST_DATABASE_URL")
     if not configured:
         with tempfile.TemporaryDirectory() as directory:
@@ -46,6 +47,12 @@ def database_url() -> Iterator[str]:
         yield url.set(database=name).render_as_string(hide_password=False)
     finally:
         asyncio.run(_admin(url, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+
+
+@pytest.fixture(scope="session")
+def database_url() -> Iterator[str]:
+    with fresh_database() as url:
+        yield url
 
 
 async def _admin(url: URL, statement: str) -> None:

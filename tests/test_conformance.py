@@ -1,0 +1,63 @@
+"""scim2-tester's full check against the real server, started as ``scim serve`` on the test database."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+
+import httpx
+import pytest
+
+from conformance.check import PASSING, run
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+@pytest.fixture
+def live_server(database_url: str, clean: None) -> Iterator[str]:
+    """``scim serve`` in a subprocess, on the (emptied) test database."""
+    port = _free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "scim.cli", "serve", "--migrate", "--port", str(port),
+         "--database", database_url, "--log-level", "warning"],
+        env={**os.environ},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+    )
+    url = f"http://127.0.0.1:{port}/scim/v2"
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                if httpx.get(f"{url}/ServiceProviderConfig", timeout=1).status_code == 200:
+                    break
+            except httpx.TransportError:
+                pass
+            if process.poll() is not None or time.monotonic() > deadline:
+                output = process.stdout.read().decode() if process.stdout else ""
+                pytest.fail(f"scim serve did not start:\n{output}")
+            time.sleep(0.1)
+        yield url
+    finally:
+        process.terminate()
+        process.communicate(timeout=10)
+
+
+def test_scim2_tester_finds_nothing_to_fault(live_server: str) -> None:
+    results = run(live_server)
+    failures = [
+        f"{result.status.name} {result.resource_type} {result.title}: {result.reason}"
+        for result in results
+        if result.status not in PASSING
+    ]
+    assert len(results) > 100
+    assert failures == []
