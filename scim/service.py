@@ -143,13 +143,9 @@ class ResourceService:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)
 
-    def _relations(
-        self, caller: Caller, kind: ResourceKind, plan: Plan
-    ) -> ColumnElement[Any] | None:
-        relation = "members" if kind.name == "Group" else "groups"
-        if not plan.returns(relation):
-            return None
-        return Repository.relations(kind.name, caller.base_url, JsonSql(self.engine.dialect.name))
+    def _relations(self, kind: ResourceKind, plan: Plan) -> bool:
+        """Whether members (Group) or groups (User) are to be loaded at all."""
+        return plan.returns("members" if kind.name == "Group" else "groups")
 
     # -- reads ----------------------------------------------------------------
 
@@ -157,9 +153,9 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
     ) -> tuple[dict[str, Any], int]:
         async with self.read_engine.connect() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             row = await repository.get(
-                kind.name, resource_id, relations=self._relations(caller, kind, plan)
+                kind.name, resource_id, relations=self._relations(kind, plan)
             )
         if row is None:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
@@ -173,7 +169,7 @@ class ResourceService:
         for other in models[1:]:
             model = model | other
         try:
-            return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)  # type: ignore[no-any-return]
+            return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
         except ValidationError as error:
             raise from_validation(error) from error
 
@@ -197,15 +193,11 @@ class ResourceService:
         attributes = [str(a) for a in request.attributes or []] or None
         excluded = [str(a) for a in request.excluded_attributes or []] or None
         plans = {kind.name: self.plan(kind, attributes, excluded) for kind in kinds}
-        relations = {
-            kind.name: expression
-            for kind in kinds
-            if (expression := self._relations(caller, kind, plans[kind.name])) is not None
-        }
+        relations = [kind.name for kind in kinds if self._relations(kind, plans[kind.name])]
         kind_names = [kind.name for kind in kinds]
         paged_by_cursor = request.cursor is not None
         async with self.read_engine.connect() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             rows, total = await repository.search(
                 kind_names,
                 where,
@@ -213,7 +205,7 @@ class ResourceService:
                 offset=0 if paged_by_cursor else start_index - 1,
                 # One row more than asked tells whether a next cursor is due.
                 limit=count + 1 if paged_by_cursor and count else count,
-                relations=relations or None,
+                relations=relations,
                 sort_key=key,
             )
             if total is None or cursor is not None:
@@ -330,7 +322,7 @@ class ResourceService:
         now = datetime.now(UTC)
         resource_id = str(uuid.uuid4())
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             await self._check_members(repository, resource_id, new_members)
             try:
                 await repository.insert(
@@ -365,7 +357,7 @@ class ResourceService:
         plan: Plan,
     ) -> Row[Any]:
         row = await repository.get(
-            kind.name, resource_id, relations=self._relations(caller, kind, plan)
+            kind.name, resource_id, relations=self._relations(kind, plan)
         )
         assert row is not None
         return row
@@ -394,7 +386,7 @@ class ResourceService:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             row = await self._locked(repository, kind, resource_id, if_match)
             original = self._stored_model(kind, row)
             try:
@@ -449,7 +441,7 @@ class ResourceService:
         patch = self._parse_patch(kind, body, operations) if operations else None
 
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             row = await self._locked(repository, kind, resource_id, if_match)
             changed = False
             if patch is not None:
@@ -490,7 +482,7 @@ class ResourceService:
         payload = {**body, "Operations": operations}
         try:
             with self.registry.provider:
-                return PatchOp[kind.model].model_validate(  # type: ignore[name-defined, no-any-return]
+                return PatchOp[kind.model].model_validate(  # type: ignore[name-defined]
                     payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST
                 )
         except ValidationError as error:
@@ -536,7 +528,7 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
     ) -> None:
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id)
+            repository = Repository(connection, caller.tenant_id, caller.base_url)
             await self._locked(repository, kind, resource_id, if_match)
             await repository.delete(kind.name, resource_id)
 

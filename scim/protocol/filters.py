@@ -111,6 +111,9 @@ class Scalar:
 
     def present(self) -> Condition:
         if self.present_expr is not None:
+            if self.value_type == "string":
+                # RFC 7644 §3.4.2.2: "pr" wants a non-empty value, and "" is stored as given.
+                return self.present_expr & (func.coalesce(self.expr, "") != "")
             return self.present_expr
         if self.value_type == "string":
             return self.expr.is_not(None) & (self.expr != "")
@@ -124,9 +127,9 @@ class Scalar:
         key, operand = self._key(), self._operand(value)
         has_value = key.is_not(None)
         if op == CompareOperator.eq:
-            return has_value & (key == operand)
+            return and_(has_value, key == operand)
         if op == CompareOperator.ne:
-            return key.is_(None) | (key != operand)
+            return or_(key.is_(None), key != operand)
         if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
             pattern = _escape_like(str(operand))
             pattern = {

@@ -39,6 +39,18 @@ def _tree(attributes: Iterable[Attribute]) -> dict[str, _Attr]:
     return tree
 
 
+# RFC 7643 §3.1: the sub-attributes of ``meta``, so that ``meta.created`` selects one.
+_COMMON_TREE = {
+    "meta": _Attr(
+        "meta",
+        "default",
+        {
+            name.lower(): (name, "default")
+            for name in ("resourceType", "created", "lastModified", "location", "version")
+        },
+    )
+}
+
 # A selection: attribute (lower case) -> None for the whole attribute, or the sub-attributes.
 Selection = dict[str, set[str] | None]
 
@@ -130,10 +142,21 @@ class Plan:
                 if projected:
                     out[key] = projected
                 continue
-            info = self.projector.core.get(lowered)
+            info = self.projector.core.get(lowered) or _COMMON_TREE.get(lowered)
             returned = info.returned if info else _COMMON.get(lowered, "default")
             if self._keeps(None, lowered, returned):
                 out[key] = self._subs(None, lowered, info, value)
+        schemas = out.get("schemas")
+        if isinstance(schemas, list):
+            # RFC 7643 §3: "schemas" names the schemas of the attributes present.
+            present = {key.lower() for key in out}
+            out["schemas"] = [
+                urn
+                for urn in schemas
+                if not isinstance(urn, str)
+                or urn.lower() not in self.projector.extensions
+                or urn.lower() in present
+            ]
         return out
 
     def _container(self, urn: str, value: dict[str, Any]) -> dict[str, Any]:

@@ -49,6 +49,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=10000")
         cursor.execute("PRAGMA synchronous=NORMAL")
+        # LIKE compiles co/sw/ew; caseExact=false keys and operands are already lowered,
+        # so LIKE must not fold ASCII case itself (externalId sw "ext" != "EXT-1").
+        cursor.execute("PRAGMA case_sensitive_like=ON")
         cursor.close()
         # SQLite's own lower() folds ASCII only; names here are Swedish.
         dbapi_connection.create_function("lower", 1, _casefold, deterministic=True)

@@ -8,12 +8,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
+from functools import cache
 from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
     FromClause,
     Row,
+    Select,
+    String,
+    bindparam,
     case,
     delete,
     func,
@@ -38,76 +42,29 @@ class UniquenessConflict(Exception):
 
 
 class Repository:
-    def __init__(self, connection: AsyncConnection, tenant_id: int) -> None:
+    def __init__(self, connection: AsyncConnection, tenant_id: int, base_url: str = "") -> None:
         self.connection = connection
         self.tenant_id = tenant_id
+        self.base_url = base_url
         self.json = JsonSql(connection.dialect.name)
         self.postgres = self.json.postgres
 
     # -- reads ----------------------------------------------------------------
-
-    @staticmethod
-    def relations(kind_name: str, base_url: str, json: JsonSql) -> ColumnElement[Any]:
-        """The JSON array of a row's members (Group) or groups (User), built in SQL."""
-        related = resources.alias("related")
-        if kind_name == "Group":
-            ref = (
-                literal(f"{base_url}/")
-                + case(
-                    (related.c.resource_type == "User", literal("Users/")), else_=literal("Groups/")
-                )
-                + related.c.id
-            )
-            pairs = (
-                "value",
-                related.c.id,
-                "$ref",
-                ref,
-                "type",
-                related.c.resource_type,
-                "display",
-                func.coalesce(members.c.display, related.c.display),
-            )
-            join_on, correlate = members.c.member_id, members.c.group_id
-        else:
-            ref = literal(f"{base_url}/Groups/") + related.c.id
-            pairs = (
-                "value",
-                related.c.id,
-                "$ref",
-                ref,
-                "display",
-                related.c.display,
-                "type",
-                literal("direct"),
-            )
-            join_on, correlate = members.c.group_id, members.c.member_id
-        return (
-            select(json.aggregate(*pairs))
-            .select_from(members.join(related, related.c.id == join_on))
-            .where(correlate == resources.c.id)
-            .scalar_subquery()
-        )
 
     async def get(
         self,
         kind_name: str,
         resource_id: str,
         *,
-        relations: ColumnElement[Any] | None = None,
+        relations: bool = False,
         for_update: bool = False,
     ) -> Row[Any] | None:
-        columns: list[Any] = [resources]
-        if relations is not None:
-            columns.append(relations.label("relations"))
-        statement = select(*columns).where(
-            resources.c.tenant_id == self.tenant_id,
-            resources.c.resource_type == kind_name,
-            resources.c.id == resource_id,
+        statement = _get_statement(
+            kind_name, relations, for_update and self.postgres, self.postgres
         )
-        if for_update and self.postgres:
-            statement = statement.with_for_update(of=resources)
-        return (await self.connection.execute(statement)).first()
+        parameters = {"tenant_id": self.tenant_id, "id": resource_id, "base_url": self.base_url}
+        row: Row[Any] | None = (await self.connection.execute(statement, parameters)).first()
+        return row
 
     async def search(
         self,
@@ -116,11 +73,11 @@ class Repository:
         order_by: Sequence[ColumnElement[Any]],
         offset: int,
         limit: int,
-        relations: dict[str, ColumnElement[Any]] | None = None,
+        relations: Sequence[str] = (),
         sort_key: ColumnElement[Any] | None = None,
     ) -> tuple[list[Row[Any]], int | None]:
         """One page of rows and, when the page is not empty, the total count (one round trip)."""
-        scope = [resources.c.tenant_id == self.tenant_id, resources.c.resource_type.in_(kind_names)]
+        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
         if where is not None:
             scope.append(where)
         if limit == 0:
@@ -132,11 +89,12 @@ class Repository:
             return [], int(total)
         columns: list[Any] = [resources, func.count().over().label("total")]
         if relations:
-            columns.append(_per_kind(relations).label("relations"))
+            columns.append(_per_kind(relations, self.postgres).label("relations"))
         if sort_key is not None:
             columns.append(sort_key.label("sort_key"))
         statement = select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
-        rows = list((await self.connection.execute(statement)).all())
+        parameters = {"base_url": self.base_url}
+        rows = list((await self.connection.execute(statement, parameters)).all())
         if rows:
             return rows, int(rows[0].total)
         if offset == 0:
@@ -144,13 +102,13 @@ class Repository:
         return [], None
 
     async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
-        scope = [resources.c.tenant_id == self.tenant_id, resources.c.resource_type.in_(kind_names)]
+        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
         if where is not None:
             scope.append(where)
         statement = select(func.count()).select_from(resources).where(*scope)
         return int((await self.connection.execute(statement)).scalar_one())
 
-    async def existing(self, ids: Iterable[str]) -> dict[str, Row[Any]]:
+    async def existing(self, ids: Iterable[str]) -> dict[str, Any]:
         """Which of these ids name a resource of this tenant, with their type and display."""
         wanted = list(set(ids))
         if not wanted:
@@ -245,10 +203,80 @@ class Repository:
         return int(result.rowcount or 0)
 
 
-def _per_kind(relations: dict[str, ColumnElement[Any]]) -> ColumnElement[Any]:
-    if len(relations) == 1:
-        return next(iter(relations.values()))
+def _of_kinds(kind_names: Sequence[str]) -> ColumnElement[bool]:
+    if len(kind_names) == 1:
+        return resources.c.resource_type == kind_names[0]
+    return resources.c.resource_type.in_(kind_names)
+
+
+def _per_kind(kind_names: Sequence[str], postgres: bool) -> ColumnElement[Any]:
+    if len(kind_names) == 1:
+        return relations(kind_names[0], postgres)
     return case(
-        *((resources.c.resource_type == name, expr) for name, expr in relations.items()),
+        *((resources.c.resource_type == name, relations(name, postgres)) for name in kind_names),
         else_=None,
     )
+
+
+# Statements are built once: building SQLAlchemy expressions costs more than running them.
+
+
+@cache
+def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
+    """The JSON array of a row's members (Group) or groups (User), built in SQL.
+
+    ``$ref`` is made from the ``base_url`` parameter of the statement.
+    """
+    json = JsonSql("postgresql" if postgres else "sqlite")
+    related = resources.alias("related")
+    base_url = bindparam("base_url", type_=String)
+    if kind_name == "Group":
+        endpoint = case(
+            (related.c.resource_type == "User", literal("/Users/")), else_=literal("/Groups/")
+        )
+        pairs: tuple[Any, ...] = (
+            "value",
+            related.c.id,
+            "$ref",
+            base_url + endpoint + related.c.id,
+            "type",
+            related.c.resource_type,
+            "display",
+            func.coalesce(members.c.display, related.c.display),
+        )
+        join_on, correlate = members.c.member_id, members.c.group_id
+    else:
+        pairs = (
+            "value",
+            related.c.id,
+            "$ref",
+            base_url + literal("/Groups/") + related.c.id,
+            "display",
+            related.c.display,
+            "type",
+            literal("direct"),
+        )
+        join_on, correlate = members.c.group_id, members.c.member_id
+    return (
+        select(json.aggregate(*pairs))
+        .select_from(members.join(related, related.c.id == join_on))
+        .where(correlate == resources.c.id)
+        .scalar_subquery()
+    )
+
+
+@cache
+def _get_statement(
+    kind_name: str, with_relations: bool, for_update: bool, postgres: bool
+) -> Select[Any]:
+    columns: list[Any] = [resources]
+    if with_relations:
+        columns.append(relations(kind_name, postgres).label("relations"))
+    statement = select(*columns).where(
+        resources.c.tenant_id == bindparam("tenant_id"),
+        resources.c.resource_type == kind_name,
+        resources.c.id == bindparam("id"),
+    )
+    if for_update:
+        statement = statement.with_for_update(of=resources)
+    return statement
