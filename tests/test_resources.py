@@ -420,3 +420,15 @@ async def test_user_name_is_unique_per_tenant_only(
     client: httpx.AsyncClient, other_tenant_user: str
 ) -> None:
     await create_user(client, "hidden@example.se")
+
+
+async def test_query_at_the_root_spans_users_and_groups(client: httpx.AsyncClient) -> None:
+    user = await create_user(client, "root@example.se", displayName="Rut Ek")
+    group = await create_group(client, "Rutiner")
+    found = (await client.get("/", params={"filter": 'displayName sw "Ru"'})).json()
+    assert {r["id"] for r in found["Resources"]} == {user["id"], group["id"]}
+    assert {r["meta"]["resourceType"] for r in found["Resources"]} == {"User", "Group"}
+
+
+async def test_unsupported_method_is_a_scim_405(client: httpx.AsyncClient) -> None:
+    assert_error(await client.delete("/Users"), 405)

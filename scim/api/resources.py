@@ -79,6 +79,14 @@ class ResourceController(Controller):
         kind = _kind(request, endpoint)
         return await _search(request, [kind])
 
+    @get("/", name="root-query")
+    async def root_query(self, request: AnyRequest) -> Response[bytes]:
+        """RFC 7644 §3.4.2.1: a query at the root spans every resource type."""
+        service = _service(request)
+        kinds = list(service.registry.kinds.values())
+        search = service.parse_search(kinds, _search_payload(request))
+        return scim_response(await service.search(_caller(request), kinds, search))
+
     @post("/.search", name="root-search", status_code=200)
     async def root_search(self, request: AnyRequest) -> Response[bytes]:
         return await _search(request, list(_service(request).registry.kinds.values()))
