@@ -22,9 +22,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = run(args.url, token=args.token)
     failures = [result for result in results if result.status not in PASSING]
     for result in results if args.verbose else failures:
-        print(
-            f"{result.status.name:<10} {result.resource_type or '-':<8} {result.title}: {result.reason}"
-        )
+        kind = result.resource_type or "-"
+        print(f"{result.status.name:<10} {kind:<8} {result.title}: {result.reason}")
     print(f"{len(results) - len(failures)} of {len(results)} checks passed")
     return 1 if failures else 0
 

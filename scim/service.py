@@ -39,6 +39,7 @@ from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
 from scim.storage.repository import Member, Repository, UniquenessConflict
+from scim.storage.tables import members as member_table
 from scim.storage.tables import resources
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
@@ -184,7 +185,8 @@ class ResourceService:
         count = self.settings.default_page_size if request.count is None else request.count
         count = max(0, min(count, self.settings.max_page_size))
         start_index = request.start_index or 1
-        sort_name = str(request.sort_by or "")
+        # A cursor is only good for the order it was issued in: sortBy and sortOrder.
+        sort_name = str(request.sort_by or "") + (" descending" if descending else "")
         cursor = None
         if request.cursor:
             cursor = paging.Cursor.decode(request.cursor, sort_name)
@@ -264,7 +266,7 @@ class ResourceService:
             if binding is not None:
                 target = filters.attribute(kind, json, binding)
                 if isinstance(target, filters.Many):
-                    return target.primary_sort_key()
+                    return target.primary_sort_key(binding)
                 return target.sort_key()
         return None
 
@@ -294,6 +296,7 @@ class ResourceService:
         document.pop("groups", None)
         for key in ("id", "meta"):
             document.pop(key, None)
+        _check_lengths(document)
         return document
 
     def _stored_model(self, kind: ResourceKind, row: Row[Any]) -> Resource[Any]:
@@ -303,6 +306,11 @@ class ResourceService:
     async def _check_members(
         self, repository: Repository, group_id: str, new_members: list[Member]
     ) -> None:
+        limit: int = getattr(member_table.c.display.type, "length", None) or 255
+        if any(display is not None and len(display) > limit for _, display in new_members):
+            raise InvalidValueException(
+                detail=f"members: a display is longer than {limit} characters"
+            )
         ids = [member_id for member_id, _ in new_members]
         found = await repository.existing(ids)
         missing = [member_id for member_id in ids if member_id not in found]
@@ -356,9 +364,7 @@ class ResourceService:
         resource_id: str,
         plan: Plan,
     ) -> Row[Any]:
-        row = await repository.get(
-            kind.name, resource_id, relations=self._relations(kind, plan)
-        )
+        row = await repository.get(kind.name, resource_id, relations=self._relations(kind, plan))
         assert row is not None
         return row
 
@@ -439,6 +445,8 @@ class ResourceService:
         if kind.name == "Group":
             operations, member_operations = _split_member_operations(operations)
         patch = self._parse_patch(kind, body, operations) if operations else None
+        if patch is None:
+            _check_patch_schemas(body)
 
         async with self.engine.begin() as connection:
             repository = Repository(connection, caller.tenant_id, caller.base_url)
@@ -452,6 +460,7 @@ class ResourceService:
                 except ValidationError as error:
                     raise from_validation(error) from error
                 if changed:
+                    _require_text(kind, model)
                     await self._write(repository, row, self._storable(kind, model))
             members_changed = False
             for operation in member_operations:
@@ -464,8 +473,8 @@ class ResourceService:
                 and not await repository.touch(resource_id, row.version, datetime.now(UTC))
             ):
                 raise PreconditionFailedException(
-                        detail="The resource was changed by another request"
-                    )
+                    detail="The resource was changed by another request"
+                )
             if plan is None:
                 version = row.version + (1 if changed or members_changed else 0)
                 return Written(None, version, self.location(caller, kind, resource_id))
@@ -541,6 +550,35 @@ def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:
             field = kind.model.model_fields[name]
             scim_name = field.serialization_alias or field.alias or name
             raise InvalidValueException(detail=f"{scim_name} must not be empty")
+
+
+# The attribute each length-limited search key is derived from (see ``search_keys``).
+_KEY_ATTRIBUTES = {
+    "external_id": "externalId",
+    "user_name_key": "userName",
+    "display_name_key": "displayName",
+    "family_name_key": "name.familyName",
+    "given_name_key": "name.givenName",
+    "display": "displayName",
+}
+
+
+def _check_lengths(document: dict[str, Any]) -> None:
+    """The search keys are bounded columns; a longer value is invalidValue, not a 500."""
+    for column, value in search_keys(document).items():
+        limit = getattr(resources.c[column].type, "length", None)
+        if isinstance(value, str) and limit is not None and len(value) > limit:
+            raise InvalidValueException(
+                detail=f"{_KEY_ATTRIBUTES.get(column, column)} is longer than {limit} characters"
+            )
+
+
+def _check_patch_schemas(body: dict[str, Any]) -> None:
+    """What scim2-models checks of a PatchOp it parses, for one left with member operations only."""
+    schemas = body.get("schemas")
+    urn = str(PatchOp.__schema__)
+    if schemas is not None and (not isinstance(schemas, list) or urn not in schemas):
+        raise InvalidValueException(detail=f"schemas must contain the base schema '{urn}'")
 
 
 def _members(members: Any) -> list[Member]:

@@ -57,7 +57,10 @@ def database_url() -> Iterator[str]:
 
 async def _admin(url: URL, statement: str) -> None:
     connection = await asyncpg.connect(
-        host=url.host, port=url.port or 5432, user=url.username, password=url.password,
+        host=url.host,
+        port=url.port or 5432,
+        user=url.username,
+        password=url.password,
         database=url.database,
     )
     try:

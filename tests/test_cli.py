@@ -1,4 +1,4 @@
-"""The ``scim`` command line: ``scim db upgrade`` and ``scim serve`` (flags kept stable for scripts)."""
+"""The ``scim`` command line, whose flags scripts depend on: ``scim db upgrade``, ``scim serve``."""
 
 from __future__ import annotations
 
@@ -30,7 +30,9 @@ def test_db_upgrade_creates_the_schema_and_is_idempotent() -> None:
         for _ in range(2):
             result = subprocess.run(
                 [sys.executable, "-m", "scim.cli", "db", "upgrade", "--database", url],
-                capture_output=True, text=True, check=False,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             assert result.returncode == 0, result.stderr
         assert {"tenants", "resources", "members", "alembic_version"} <= _tables(url)
@@ -40,7 +42,9 @@ def test_db_upgrade_reads_the_database_from_the_environment() -> None:
     with fresh_database() as url:
         result = subprocess.run(
             [sys.executable, "-m", "scim.cli", "db", "upgrade"],
-            capture_output=True, text=True, check=False,
+            capture_output=True,
+            text=True,
+            check=False,
             env={"SCIM_DATABASE_URL": url, "PATH": ""},
         )
         assert result.returncode == 0, result.stderr
@@ -64,9 +68,21 @@ def test_migrations_downgrade_to_nothing_and_back() -> None:
 
 def test_demo_is_refused_off_loopback() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "scim.cli", "serve", "--demo", "--host", "0.0.0.0",
-         "--database", "sqlite+aiosqlite:///:memory:"],
-        capture_output=True, text=True, check=False, timeout=60,
+        [
+            sys.executable,
+            "-m",
+            "scim.cli",
+            "serve",
+            "--demo",
+            "--host",
+            "0.0.0.0",
+            "--database",
+            "sqlite+aiosqlite:///:memory:",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr

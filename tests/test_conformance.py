@@ -1,4 +1,4 @@
-"""scim2-tester's full check against the real server, started as ``scim serve`` on the test database."""
+"""scim2-tester's full check against ``scim serve`` running on the test database."""
 
 from __future__ import annotations
 
@@ -27,8 +27,19 @@ def live_server(database_url: str, clean: None) -> Iterator[str]:
     """``scim serve`` in a subprocess, on the (emptied) test database."""
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "scim.cli", "serve", "--migrate", "--port", str(port),
-         "--database", database_url, "--log-level", "warning"],
+        [
+            sys.executable,
+            "-m",
+            "scim.cli",
+            "serve",
+            "--migrate",
+            "--port",
+            str(port),
+            "--database",
+            database_url,
+            "--log-level",
+            "warning",
+        ],
         env={**os.environ},
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, get
 from litestar.params import FromPath
-from scim2_models import Context, NotFoundException
+from scim2_models import Context, ForbiddenException, NotFoundException
 
 from scim.api.http import scim_response
 from scim.registry import Registry
@@ -18,6 +18,12 @@ _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 def _base(request: AnyRequest) -> str:
     base_path: str = request.app.state.settings.base_path
     return str(request.base_url).rstrip("/") + base_path
+
+
+def _refuse_filter(request: AnyRequest) -> None:
+    """RFC 7644 §4: a filter here SHOULD get 403, lest a client take every item for a match."""
+    if "filter" in request.query_params:
+        raise ForbiddenException(detail="Discovery endpoints cannot be filtered")
 
 
 def _dump(model: Any) -> dict[str, Any]:
@@ -58,6 +64,7 @@ class DiscoveryController(Controller):
 
     @get("/ServiceProviderConfig", name="service-provider-config")
     async def service_provider_config(self, request: AnyRequest) -> Response[bytes]:
+        _refuse_filter(request)
         registry: Registry = request.app.state.registry
         config = _dump(registry.provider.config)
         location = f"{_base(request)}/ServiceProviderConfig"
@@ -65,6 +72,7 @@ class DiscoveryController(Controller):
 
     @get("/ResourceTypes", name="resource-types")
     async def resource_types(self, request: AnyRequest) -> Response[bytes]:
+        _refuse_filter(request)
         return scim_response(_listing(resource_types(request.app.state.registry, _base(request))))
 
     @get("/ResourceTypes/{name:str}", name="resource-type")
@@ -76,6 +84,7 @@ class DiscoveryController(Controller):
 
     @get("/Schemas", name="schemas")
     async def schemas(self, request: AnyRequest) -> Response[bytes]:
+        _refuse_filter(request)
         return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
 
     @get("/Schemas/{schema_id:str}", name="schema")

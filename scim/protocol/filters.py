@@ -37,6 +37,7 @@ from scim2_models.path import (
     coerce_value,
 )
 from sqlalchemy import ColumnElement, FromClause, and_, exists, false, literal, or_, select
+from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.expression import func, not_
 
 from scim.protocol.json_sql import JsonSql
@@ -60,6 +61,10 @@ COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
 }
 
 _VERSION = re.compile(r'^(?:W/)?"(\d+)"$')
+
+# Comparisons and presence tests a filter may hold, so that its SQL stays within the
+# bind parameters a statement takes (32766 in SQLite, 32767 in asyncpg).
+MAX_FILTER_TERMS = 1000
 
 
 def _escape_like(value: str) -> str:
@@ -109,21 +114,26 @@ class Scalar:
             return float(value)
         return value
 
-    def present(self) -> Condition:
+    def assigned(self) -> Condition:
+        """Whether there is a value at all, "" included (RFC 7643 §2.5: null is unassigned)."""
         if self.present_expr is not None:
-            if self.value_type == "string":
-                # RFC 7644 §3.4.2.2: "pr" wants a non-empty value, and "" is stored as given.
-                return self.present_expr & (func.coalesce(self.expr, "") != "")
             return self.present_expr
-        if self.value_type == "string":
-            return self.expr.is_not(None) & (self.expr != "")
         return self.expr.is_not(None)
+
+    def present(self) -> Condition:
+        if self.value_type == "string":
+            # RFC 7644 §3.4.2.2: "pr" wants a non-empty value, and "" is stored as given.
+            return self.assigned() & (func.coalesce(self.expr, "") != "")
+        return self.assigned()
 
     def compare(self, op: CompareOperator, value: Any) -> Condition:
         if value is None:
             # RFC 7644 §3.4.2.2: "eq null" matches a missing value.
-            absent = ~self.present()
-            return absent if op == CompareOperator.eq else self.present()
+            absent = ~self.assigned()
+            return absent if op == CompareOperator.eq else self.assigned()
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL text cannot hold U+0000, so no stored value can either.
+            raise InvalidFilterException(detail="A filter value cannot contain U+0000")
         key, operand = self._key(), self._operand(value)
         has_value = key.is_not(None)
         if op == CompareOperator.eq:
@@ -173,7 +183,11 @@ class Many:
 
     def compare(self, op: CompareOperator, value: Any, binding: AttributeBinding) -> Condition:
         scalar = self.element(binding)
-        if op == CompareOperator.ne and value is not None:
+        if value is None:
+            # "eq null" holds when some value lacks it, or when there is no value at all.
+            unassigned = ~self._exists(literal(True)) | self._exists(~scalar.assigned())
+            return unassigned if op == CompareOperator.eq else ~unassigned
+        if op == CompareOperator.ne:
             # All values differ: no value equals the operand.
             return ~self._exists(scalar.compare(CompareOperator.eq, value))
         return self._exists(scalar.compare(op, value))
@@ -186,10 +200,13 @@ class Many:
     def select(self, compile_inner: Callable[[ElementScope], Condition]) -> Condition:
         return self._exists(compile_inner(ElementScope(self)))
 
-    def primary_sort_key(self) -> ColumnElement[Any]:
-        """RFC 7644 §3.4.2.3: sort by the primary value, else by the first."""
+    def primary_sort_key(self, binding: AttributeBinding | None = None) -> ColumnElement[Any]:
+        """RFC 7644 §3.4.2.3: sort by the primary value, else by the first.
+
+        ``emails.type`` sorts by the type of that value, ``emails`` by its ``value``.
+        """
         statement = (
-            select(self.element(None).sort_key()).select_from(self.rows).where(self.correlate)
+            select(self.element(binding).sort_key()).select_from(self.rows).where(self.correlate)
         )
         primary = _bind(self.item_model, "primary")
         if primary is not None:
@@ -287,7 +304,7 @@ class Compiler(FilterVisitor[Condition]):
 
     def visit_logical_expr(self, node: LogicalExpr) -> Condition:
         terms = [self.visit(term) for term in node.terms]
-        return and_(*terms) if node.op == LogicalOperator.and_ else or_(*terms)
+        return _balanced(and_ if node.op == LogicalOperator.and_ else or_, terms)
 
     def visit_value_path(self, node: ValuePath) -> Condition:
         if self.scope is not None:
@@ -323,6 +340,9 @@ def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> S
         return _membership(json, group_side=False)
     if dotted == "meta.version":
         return Scalar(resources.c.version, "number", True)
+    if dotted == "meta":
+        # Every resource has meta, built from columns rather than kept in ``data``.
+        return Scalar(resources.c.id, "complex", True, present_expr=resources.c.id.is_not(None))
     if dotted == "meta.location":
         raise InvalidFilterException(detail="meta.location cannot be filtered on; filter on id")
 
@@ -398,7 +418,37 @@ def _membership(json: JsonSql, *, group_side: bool) -> Many:
     return Many(rows, correlate, value, GroupMember)
 
 
+class _Parenthesised(Grouping[bool]):
+    """Parentheses that ``and_``/``or_`` keep: a Grouping hiding its operator from flattening."""
+
+    inherit_cache = True
+    operator = None
+
+
+def _balanced(combine: Callable[..., Condition], terms: list[Condition]) -> Condition:
+    """``a AND b AND ...`` as a balanced tree: SQLite refuses expressions deeper than 1000."""
+    if len(terms) <= 8:
+        return combine(*terms)
+    middle = len(terms) // 2
+    halves = (terms[:middle], terms[middle:])
+    return combine(*(_Parenthesised(_balanced(combine, half)) for half in halves))
+
+
+def _terms(node: FilterNode) -> int:
+    if isinstance(node, LogicalExpr):
+        return sum(_terms(term) for term in node.terms)
+    if isinstance(node, Not):
+        return _terms(node.expr)
+    if isinstance(node, ValuePath):
+        return _terms(node.val_filter)
+    return 1
+
+
 def compile_filter(kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any]) -> Condition:
+    if _terms(filter_.ast) > MAX_FILTER_TERMS:
+        raise InvalidFilterException(
+            detail=f"The filter holds more than {MAX_FILTER_TERMS} comparisons"
+        )
     return Compiler(kind, json).visit(filter_.ast)
 
 

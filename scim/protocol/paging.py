@@ -10,7 +10,7 @@ from typing import Any
 
 import msgspec
 from scim2_models import InvalidCursorException
-from sqlalchemy import ColumnElement, and_, or_
+from sqlalchemy import ColumnElement, and_, literal, or_
 
 from scim.storage.tables import resources
 
@@ -50,17 +50,28 @@ def after(cursor: Cursor, key: ColumnElement[Any] | None, descending: bool) -> C
     value = cursor.value
     if value is None:
         return and_(key.is_(None), resources.c.id > cursor.id)
-    if _is_datetime(key) and isinstance(value, str):
-        value = datetime.fromisoformat(value)
+    value = _bound(key, value)
     beyond = key < value if descending else key > value
     return or_(key.is_(None), beyond, and_(key == value, resources.c.id > cursor.id))
 
 
-def _is_datetime(key: ColumnElement[Any]) -> bool:
+def _bound(key: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
+    """The cursor's sort value as a parameter of the key's type; invalidCursor if it is not one."""
     try:
-        return key.type.python_type is datetime
+        python_type: type | None = key.type.python_type
     except NotImplementedError:
-        return False
+        python_type = None
+    if python_type is datetime and isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            value = None
+    fits = python_type is None or isinstance(value, python_type)
+    if python_type is float:
+        fits = isinstance(value, int | float) and not isinstance(value, bool)
+    if not fits or isinstance(value, dict | list) or value is None:
+        raise InvalidCursorException(detail="The cursor is not one this server issued")
+    return literal(value, key.type)
 
 
 def order(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElement[Any]]:
