@@ -13,7 +13,8 @@ from litestar.exceptions import HTTPException
 from scim2_models import NotImplementedException, SCIMException
 
 from scim.api.discovery import DiscoveryController
-from scim.api.resources import ResourceController
+from scim.api.resources import ResourceController, authenticate
+from scim.auth.authenticate import Authenticator
 from scim.errors import SCIM_MEDIA_TYPE, error_body
 from scim.registry import Registry
 from scim.service import ResourceService
@@ -21,11 +22,14 @@ from scim.settings import Settings
 from scim.storage.database import create_engine
 
 logger = logging.getLogger("scim")
-DEFAULT_TENANT = 1
 
 
 def _scim_error(_: Request[Any, Any, Any], error: SCIMException) -> Response[bytes]:
-    return Response(error_body(error), status_code=error.status, media_type=SCIM_MEDIA_TYPE)
+    # RFC 6750 §3 / RFC 7235 §3.1: a 401 names the scheme to authenticate with.
+    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if error.status == 401 else None
+    return Response(
+        error_body(error), status_code=error.status, media_type=SCIM_MEDIA_TYPE, headers=headers
+    )
 
 
 def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Response[bytes]:
@@ -74,19 +78,22 @@ def create_app(settings: Settings | None = None) -> Litestar:
         _not_implemented
     )
 
+    # Discovery describes the service and no organisation's data: it is open to all.
+    discovery = Router(path=settings.base_path, route_handlers=[DiscoveryController])
     api = Router(
         path=settings.base_path,
-        route_handlers=[DiscoveryController, ResourceController, bulk, me],
+        route_handlers=[ResourceController, bulk, me],
+        before_request=authenticate,
     )
     return Litestar(
-        route_handlers=[api],
+        route_handlers=[discovery, api],
         state=State(
             {
                 "settings": settings,
                 "registry": registry,
                 "service": service,
                 "engine": engine,
-                "default_tenant": DEFAULT_TENANT,
+                "authenticator": Authenticator(engine, settings),
             }
         ),
         exception_handlers={

@@ -1,13 +1,20 @@
-"""The ``scim`` command: ``scim serve`` and ``scim db upgrade``."""
+"""The ``scim`` command: the server, the schema, and the operator's tools.
+
+Scripts outside the project drive ``scim serve``, ``scim db upgrade``, ``scim tenant add``
+and ``scim token issue``; their flags and output stay as they are.
+"""
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import getpass
 import ipaddress
+import json
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Any
 
 from scim.settings import Settings
 from scim.storage import database
@@ -35,6 +42,10 @@ async def _upgrade(settings: Settings) -> None:
         await engine.dispose()
 
 
+def _resolve(host: str) -> str:
+    return "127.0.0.1" if host == "localhost" else host
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -44,12 +55,18 @@ def _serve(args: argparse.Namespace) -> int:
         return 2
     if args.migrate or args.demo:
         asyncio.run(_upgrade(settings))
+    base = f"http://{args.host}:{args.port}{settings.base_path}"
     if args.demo:
         from scim import demo
 
-        created = asyncio.run(demo.load(settings))
-        print(f"Demo data: {created} resources created" if created else "Demo data present")
-    print(f"SCIM API: http://{args.host}:{args.port}{settings.base_path}/Users", flush=True)
+        loaded = asyncio.run(demo.load(settings))
+        print("Demo data loaded" if loaded.created else "Demo data already present")
+        print(f"SCIM API: {base}/Users")
+        print(f"Bearer token for the demo identity system of {loaded.organisation} (1 day):")
+        print(f"  {loaded.token}")
+        print(f"Try: curl -H 'Authorization: Bearer {loaded.token}' {base}/Users", flush=True)
+    else:
+        print(f"SCIM API: {base}/Users", flush=True)
     uvicorn.run(
         "scim.app:create_app",
         factory=True,
@@ -60,12 +77,10 @@ def _serve(args: argparse.Namespace) -> int:
         http="httptools",
         log_level=args.log_level,
         access_log=args.access_log,
+        # The TCP peer must stay what it is: trusted proxies are recognised by it.
+        proxy_headers=False,
     )
     return 0
-
-
-def _resolve(host: str) -> str:
-    return "127.0.0.1" if host == "localhost" else host
 
 
 def _db(args: argparse.Namespace) -> int:
@@ -74,7 +89,144 @@ def _db(args: argparse.Namespace) -> int:
     return 0
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+# -- operator commands ------------------------------------------------------------------
+
+
+def _operator_command(
+    action: Callable[[Any, argparse.Namespace], Awaitable[int]],
+) -> Callable[[argparse.Namespace], int]:
+    """Run an operator action in one transaction; an OperatorError is exit code 2."""
+
+    def run(args: argparse.Namespace) -> int:
+        from scim.operator import Operator, OperatorError
+
+        async def main() -> int:
+            engine = database.create_engine(_settings(args).database_url)
+            try:
+                async with engine.begin() as connection:
+                    operator = Operator(connection, f"operator:{getpass.getuser()}")
+                    return await action(operator, args)
+            finally:
+                await engine.dispose()
+
+        try:
+            return asyncio.run(main())
+        except OperatorError as error:
+            print(f"scim: {error}", file=sys.stderr)
+            return 2
+
+    return run
+
+
+async def _tenant_add(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.add_tenant(args.org_number, args.name, args.kind)
+    print(f"Added {tenant.name} ({tenant.org_number}, {tenant.kind.value})")
+    return 0
+
+
+async def _tenant_list(operator: Any, args: argparse.Namespace) -> int:
+    for tenant in await operator.tenants():
+        services = ",".join(tenant["agreements"]) or "-"
+        print(
+            f"{tenant['org_number']}  {tenant['kind']:<6}  {tenant['name']}  "
+            f"administrators={tenant['administrators']}  agreements={services}"
+        )
+    return 0
+
+
+async def _tenant_agreements(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    await operator.set_agreements(tenant, args.services)
+    print(f"{tenant.name} has agreements for: {', '.join(sorted(args.services)) or 'nothing'}")
+    return 0
+
+
+async def _admin_add(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    await operator.add_administrator(
+        tenant, args.hsa_id, args.given_name, args.family_name, args.email
+    )
+    print(f"{args.hsa_id.upper()} administers {tenant.name}")
+    return 0
+
+
+async def _admin_remove(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    await operator.remove_administrator(tenant, args.hsa_id)
+    print(f"{args.hsa_id.upper()} no longer administers {tenant.name}")
+    return 0
+
+
+async def _admin_list(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    for admin in await operator.administrators(tenant):
+        print(f"{admin['hsa_id']}  {admin['given_name']} {admin['family_name']}  {admin['email']}")
+    return 0
+
+
+async def _client_add(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    client_id = await operator.register_client(
+        tenant, args.name, hsa_id=args.hsa_id, fingerprint=args.fingerprint
+    )
+    print(f"Registered system client {client_id} for {tenant.name}")
+    return 0
+
+
+async def _client_list(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    for client in await operator.clients(tenant):
+        print(
+            f"{client['id']}  {client['name']}  hsa-id={client['hsa_id'] or '-'}  "
+            f"fingerprint={client['fingerprint'] or '-'}"
+        )
+    return 0
+
+
+async def _token_issue(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    token_id, token = await operator.issue_token(tenant, client_id=args.client, days=args.days)
+    validity = f"for {args.days} days" if args.days else "until revoked"
+    print(f"Token {token_id} for {tenant.name}, valid {validity}; it is shown only once:")
+    print(token)
+    return 0
+
+
+async def _token_revoke(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    await operator.revoke_token(tenant, args.id)
+    print(f"Revoked token {args.id}")
+    return 0
+
+
+async def _token_list(operator: Any, args: argparse.Namespace) -> int:
+    tenant = await operator.tenant(args.tenant)
+    for token in await operator.tokens(tenant):
+        state = "revoked" if token["revoked"] else "active"
+        expires = token["expires"].date().isoformat() if token["expires"] else "never"
+        print(f"{token['id']}  {token['client']}  {state}  expires={expires}")
+    return 0
+
+
+async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
+    from scim import audit
+
+    tenant_id = (await operator.tenant(args.tenant)).id if args.tenant else None
+    async for entry in audit.export(operator.connection, tenant_id):
+        print(json.dumps(entry, ensure_ascii=False, default=str))
+    return 0
+
+
+def _demo_load(args: argparse.Namespace) -> int:
+    from scim import demo
+
+    loaded = asyncio.run(demo.load(_settings(args)))
+    print("Demo data loaded" if loaded.created else "Demo data already present")
+    print(loaded.token)
+    return 0
+
+
+def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="scim", description="SCIM 2.0 provisioning server")
     commands = parser.add_subparsers(dest="command", required=True)
 
@@ -97,7 +249,79 @@ def main(argv: Sequence[str] | None = None) -> int:
     _database_option(upgrade)
     upgrade.set_defaults(handler=_db)
 
-    args = parser.parse_args(argv)
+    def command(
+        group: Any,
+        name: str,
+        action: Callable[[Any, argparse.Namespace], Awaitable[int]],
+        help: str,
+        tenant: bool = True,
+    ) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help)
+        if tenant:
+            sub.add_argument("--tenant", required=True, metavar="ORG_NUMBER")
+        _database_option(sub)
+        sub.set_defaults(handler=_operator_command(action))
+        return sub
+
+    tenant = commands.add_parser("tenant", help="organisations").add_subparsers(
+        dest="tenant_command", required=True
+    )
+    add = command(tenant, "add", _tenant_add, "add an organisation", tenant=False)
+    add.add_argument("--org-number", required=True)
+    add.add_argument("--name", required=True)
+    add.add_argument("--kind", required=True, choices=["kommun", "region"])
+    command(tenant, "list", _tenant_list, "list organisations", tenant=False)
+    agreements = command(tenant, "agreements", _tenant_agreements, "set the e-service agreements")
+    agreements.add_argument("services", nargs="*", metavar="SERVICE")
+
+    admin = commands.add_parser("admin", help="administrators").add_subparsers(
+        dest="admin_command", required=True
+    )
+    admin_add = command(admin, "add", _admin_add, "register an administrator")
+    admin_add.add_argument("--hsa-id", required=True)
+    admin_add.add_argument("--given-name", required=True)
+    admin_add.add_argument("--family-name", required=True)
+    admin_add.add_argument("--email", required=True)
+    admin_remove = command(admin, "remove", _admin_remove, "remove an administrator")
+    admin_remove.add_argument("--hsa-id", required=True)
+    command(admin, "list", _admin_list, "list administrators")
+
+    client = commands.add_parser("client", help="system clients").add_subparsers(
+        dest="client_command", required=True
+    )
+    client_add = command(client, "add", _client_add, "register an identity system")
+    client_add.add_argument("--name", required=True)
+    client_add.add_argument("--hsa-id", help="HSA-id in its function certificate")
+    client_add.add_argument("--fingerprint", help="SHA-256 of its certificate, to pin it")
+    command(client, "list", _client_list, "list system clients")
+
+    token = commands.add_parser("token", help="bearer tokens").add_subparsers(
+        dest="token_command", required=True
+    )
+    issue = command(token, "issue", _token_issue, "issue a token (printed once, last line)")
+    issue.add_argument("--client", help="system client id (default: the organisation's first)")
+    issue.add_argument("--days", type=int, help="validity in days (default: until revoked)")
+    revoke = command(token, "revoke", _token_revoke, "revoke a token")
+    revoke.add_argument("--id", required=True)
+    command(token, "list", _token_list, "list tokens")
+
+    audit = commands.add_parser("audit", help="the audit log").add_subparsers(
+        dest="audit_command", required=True
+    )
+    export = command(audit, "export", _audit_export, "export as JSON lines", tenant=False)
+    export.add_argument("--tenant", metavar="ORG_NUMBER")
+
+    demo = commands.add_parser("demo", help="demo data").add_subparsers(
+        dest="demo_command", required=True
+    )
+    demo_load = demo.add_parser("load", help="load demo organisations, print a token")
+    _database_option(demo_load)
+    demo_load.set_defaults(handler=_demo_load)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
     result: int = args.handler(args)
     return result
 

@@ -1,67 +1,131 @@
-"""A little demo data, so that a newcomer sees users and a group at once."""
+"""Demo data: two municipalities and a region, with administrators, users, a group, and a
+system client whose token ``scim serve --demo`` prints."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 
-from scim.app import DEFAULT_TENANT
+from scim.operator import Operator, Tenant
 from scim.registry import Registry
 from scim.service import Caller, ResourceService
 from scim.settings import Settings
 from scim.storage.database import create_engine
-from scim.storage.tables import resources
+from scim.storage.tables import tenants
 
-USERS = [
-    ("Anna", "Lindqvist", "anna.lindqvist@stockholm.se"),
-    ("Erik", "Johansson", "erik.johansson@stockholm.se"),
-    ("Åsa", "Öberg", "asa.oberg@stockholm.se"),
-    ("Mohammed", "Ali", "mohammed.ali@stockholm.se"),
-    ("Sofia", "Nilsson", "sofia.nilsson@stockholm.se"),
+ACTOR = "demo"
+
+ORGANISATIONS: list[dict[str, Any]] = [
+    {
+        "org_number": "2120000142",
+        "name": "Stockholms stad",
+        "kind": "kommun",
+        "services": ["ansok-om-statlig-ersattning", "se-och-andra-ansvar-for-ensamkommande"],
+        "admin": ("SE2120000142-ADM1", "Admininra", "Stockholm", "admin@stockholm.se"),
+        "users": [
+            ("Anna", "Lindqvist", "SE2120000142-1001"),
+            ("Erik", "Johansson", "SE2120000142-1002"),
+            ("Åsa", "Öberg", "SE2120000142-1003"),
+            ("Mohammed", "Ali", "SE2120000142-1004"),
+            ("Sofia", "Nilsson", "SE2120000142-1005"),
+        ],
+        "domain": "stockholm.se",
+    },
+    {
+        "org_number": "2120001355",
+        "name": "Göteborgs stad",
+        "kind": "kommun",
+        "services": ["ansok-om-statlig-ersattning"],
+        "admin": ("SE2120001355-ADM1", "Admininra", "Göteborg", "admin@goteborg.se"),
+        "users": [("Karin", "Berg", "SE2120001355-2001"), ("Jonas", "Ek", "SE2120001355-2002")],
+        "domain": "goteborg.se",
+    },
+    {
+        "org_number": "2321000206",
+        "name": "Region Västernorrland",
+        "kind": "region",
+        "services": ["e-tjanst-for-landsting"],
+        "admin": ("SE2321000206-ADM1", "Admininra", "Västernorrland", "admin@rvn.se"),
+        "users": [("Josef", "Svensson", "SE2321000206-3001")],
+        "domain": "rvn.se",
+    },
 ]
 
 
-async def load(settings: Settings) -> int:
-    """Create the demo users and group unless the default tenant has resources already."""
+@dataclass(frozen=True)
+class Demo:
+    created: bool
+    token: str
+    organisation: str
+
+
+async def load(settings: Settings) -> Demo:
+    """Create the demo organisations unless present; always issue a fresh one-day token."""
     engine = create_engine(settings.database_url)
     try:
-        async with engine.connect() as connection:
-            existing = (
+        async with engine.begin() as connection:
+            operator = Operator(connection, ACTOR)
+            present = (
                 await connection.execute(
-                    select(func.count()).where(resources.c.tenant_id == DEFAULT_TENANT)
+                    select(tenants.c.id).where(
+                        tenants.c.org_number == ORGANISATIONS[0]["org_number"]
+                    )
                 )
-            ).scalar_one()
-        if existing:
-            return 0
+            ).first()
+            created: list[tuple[Tenant, dict[str, Any]]] = []
+            if present is None:
+                for organisation in ORGANISATIONS:
+                    tenant = await operator.add_tenant(
+                        organisation["org_number"], organisation["name"], organisation["kind"]
+                    )
+                    await operator.set_agreements(tenant, organisation["services"])
+                    await operator.add_administrator(tenant, *organisation["admin"])
+                    await operator.register_client(tenant, f"IdP {organisation['name']}")
+                    created.append((tenant, organisation))
+            first = await operator.tenant(ORGANISATIONS[0]["org_number"])
+            _, token = await operator.issue_token(first, days=1)
         service = ResourceService(Registry(settings), engine, settings)
-        caller = Caller(DEFAULT_TENANT, f"http://localhost{settings.base_path}")
-        users = service.registry.by_name["User"]
-        groups = service.registry.by_name["Group"]
-        plan = service.plan(users, None, None)
-        ids: list[str] = []
-        for given, family, email in USERS:
-            body: dict[str, Any] = {
+        for tenant, organisation in created:
+            await _users(service, settings, tenant, organisation)
+        return Demo(bool(created), token, first.name)
+    finally:
+        await engine.dispose()
+
+
+async def _users(
+    service: ResourceService, settings: Settings, tenant: Tenant, organisation: dict[str, Any]
+) -> None:
+    caller = Caller(tenant.id, f"http://localhost{settings.base_path}", ACTOR)
+    users = service.registry.by_name["User"]
+    groups = service.registry.by_name["Group"]
+    ids: list[str] = []
+    for given, family, hsa_id in organisation["users"]:
+        email = f"{given.lower()}.{family.lower()}@{organisation['domain']}"
+        email = email.translate(str.maketrans("åäö", "aao"))
+        written = await service.create(
+            caller,
+            users,
+            {
                 "schemas": [users.schema],
-                "userName": email,
+                "userName": hsa_id,
                 "name": {"givenName": given, "familyName": family},
                 "displayName": f"{given} {family}",
                 "emails": [{"value": email, "type": "work", "primary": True}],
                 "active": True,
-            }
-            written = await service.create(caller, users, body, plan)
-            assert written.document is not None
-            ids.append(written.document["id"])
-        await service.create(
-            caller,
-            groups,
-            {
-                "schemas": [groups.schema],
-                "displayName": "Handläggare ersättningar",
-                "members": [{"value": member_id} for member_id in ids[:3]],
             },
-            service.plan(groups, None, None),
+            service.plan(users, None, None),
         )
-        return len(ids) + 1
-    finally:
-        await engine.dispose()
+        assert written.document is not None
+        ids.append(written.document["id"])
+    await service.create(
+        caller,
+        groups,
+        {
+            "schemas": [groups.schema],
+            "displayName": "Handläggare",
+            "members": [{"value": member_id} for member_id in ids[:3]],
+        },
+        service.plan(groups, None, None),
+    )

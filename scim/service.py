@@ -32,6 +32,7 @@ from scim2_models.path import Path
 from sqlalchemy import ColumnElement, Row, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from scim import audit
 from scim.errors import from_validation
 from scim.protocol import filters, paging
 from scim.protocol.json_sql import JsonSql
@@ -81,6 +82,7 @@ class Caller:
 
     tenant_id: int
     base_url: str
+    actor: str = "system"
 
 
 @dataclass
@@ -349,6 +351,7 @@ class ResourceService:
                     detail=f"userName {document.get('userName')!r} is already taken"
                 ) from error
             await repository.add_members(resource_id, new_members)
+            await self._audit(connection, caller, kind, "create", resource_id, body)
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
@@ -405,6 +408,7 @@ class ResourceService:
                 await repository.remove_members(resource_id, None)
                 await repository.add_members(resource_id, new_members)
             await self._write(repository, row, document)
+            await self._audit(connection, caller, kind, "replace", resource_id, body)
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
@@ -475,6 +479,8 @@ class ResourceService:
                 raise PreconditionFailedException(
                     detail="The resource was changed by another request"
                 )
+            if changed or members_changed:
+                await self._audit(connection, caller, kind, "patch", resource_id, body)
             if plan is None:
                 version = row.version + (1 if changed or members_changed else 0)
                 return Written(None, version, self.location(caller, kind, resource_id))
@@ -540,6 +546,42 @@ class ResourceService:
             repository = Repository(connection, caller.tenant_id, caller.base_url)
             await self._locked(repository, kind, resource_id, if_match)
             await repository.delete(kind.name, resource_id)
+            await self._audit(connection, caller, kind, "delete", resource_id, None)
+
+    @staticmethod
+    async def _audit(
+        connection: AsyncConnection,
+        caller: Caller,
+        kind: ResourceKind,
+        action: str,
+        resource_id: str,
+        body: dict[str, Any] | None,
+    ) -> None:
+        """The change as the client asked for it, minus secrets."""
+        await audit.record(
+            connection,
+            tenant_id=caller.tenant_id,
+            actor=caller.actor,
+            action=f"{kind.name}.{action}",
+            resource_type=kind.name,
+            resource_id=resource_id,
+            changes=_redacted(body),
+        )
+
+
+def _redacted(value: Any) -> Any:
+    """A request body for the audit log, without the passwords it may carry."""
+    if isinstance(value, list):
+        return [_redacted(item) for item in value]
+    if not isinstance(value, dict):
+        return value
+    hidden = str(value.get("path", "")).lower() == "password"
+    return {
+        key: "(hidden)"
+        if key.lower() == "password" or (hidden and key == "value")
+        else _redacted(item)
+        for key, item in value.items()
+    }
 
 
 def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:

@@ -18,6 +18,13 @@ class Settings:
     max_payload_size: int = 4 * 1024 * 1024
     max_bulk_operations: int = 1000
     pool_size: int = 10
+    # PEM file of the CAs whose client certificates are trusted (SITHS roots).
+    ca_bundle: str | None = None
+    # Addresses (or networks) of TLS-terminating proxies whose certificate headers are trusted.
+    trusted_proxies: tuple[str, ...] = ()
+    # The header such a proxy puts nginx's $ssl_client_escaped_cert in (RFC 9440 Client-Cert
+    # is always read from trusted proxies too).
+    proxy_cert_header: str = "X-SSL-Client-Cert"
     demo: bool = False
 
     @classmethod
@@ -31,5 +38,13 @@ class Settings:
             max_payload_size=int(env.get("SCIM_MAX_PAYLOAD_SIZE", 4 * 1024 * 1024)),
             max_bulk_operations=int(env.get("SCIM_MAX_BULK_OPERATIONS", 1000)),
             pool_size=int(env.get("SCIM_POOL_SIZE", 10)),
+            ca_bundle=env.get("SCIM_CA_BUNDLE") or None,
+            trusted_proxies=tuple(
+                part.strip()
+                for part in env.get("SCIM_TRUSTED_PROXIES", "").split(",")
+                if part.strip()
+            ),
+            proxy_cert_header=env.get("SCIM_PROXY_CERT_HEADER", "X-SSL-Client-Cert"),
+            demo=env.get("SCIM_DEMO", "") == "1",
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

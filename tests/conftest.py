@@ -9,6 +9,7 @@ import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
+from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
 
@@ -102,14 +104,58 @@ async def app(settings: Settings, engine: AsyncEngine) -> AsyncIterator[Litestar
     await app.state.engine.dispose()
 
 
-@pytest.fixture
-async def client(app: Litestar, clean: None) -> AsyncIterator[httpx.AsyncClient]:
-    transport = httpx.ASGITransport(app=app)
-    async with httpx.AsyncClient(
-        transport=transport,
+@dataclass(frozen=True)
+class Organisation:
+    id: int
+    org_number: str
+    name: str
+    kind: str
+    token: str  # of its identity system
+
+
+@dataclass(frozen=True)
+class Organisations:
+    """Two municipalities and a region, made in this order (ids 1, 2, 3) for the session."""
+
+    stockholm: Organisation
+    goteborg: Organisation
+    region: Organisation
+
+
+@pytest.fixture(scope="session")
+async def organisations(engine: AsyncEngine) -> Organisations:
+    made = []
+    async with engine.begin() as connection:
+        operator = Operator(connection, "tests")
+        for org_number, name, kind in (
+            ("2120000142", "Stockholms stad", "kommun"),
+            ("2120001355", "Göteborgs stad", "kommun"),
+            ("2321000206", "Region Västernorrland", "region"),
+        ):
+            tenant = await operator.add_tenant(org_number, name, kind)
+            _, token = await operator.issue_token(tenant)
+            made.append(Organisation(tenant.id, org_number, name, kind, token))
+    return Organisations(*made)
+
+
+def api_client(app: Litestar, token: str | None) -> httpx.AsyncClient:
+    """An HTTP client speaking to the app in process, as the holder of ``token``."""
+    headers = {"Content-Type": SCIM, "Accept": SCIM}
+    if token:
+        headers["Authorization"] = f"Bearer {token}"
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app),
         base_url="http://scim.test/scim/v2",
-        headers={"Content-Type": SCIM, "Accept": SCIM},
-    ) as client:
+        headers=headers,
+    )
+
+
+@pytest.fixture
+async def client(
+    app: Litestar, clean: None, organisations: Organisations
+) -> AsyncIterator[httpx.AsyncClient]:
+    """The identity system of Stockholms stad."""
+    async with api_client(app, organisations.stockholm.token) as client:
         yield client
 
 

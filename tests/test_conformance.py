@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from conformance.check import PASSING, run
+from tests.conftest import Organisations
 
 
 def _free_port() -> int:
@@ -63,8 +64,10 @@ def live_server(database_url: str, clean: None) -> Iterator[str]:
         process.communicate(timeout=10)
 
 
-def test_scim2_tester_finds_nothing_to_fault(live_server: str) -> None:
-    results = run(live_server)
+def test_scim2_tester_finds_nothing_to_fault(
+    live_server: str, organisations: Organisations
+) -> None:
+    results = run(live_server, token=organisations.stockholm.token)
     failures = [
         f"{result.status.name} {result.resource_type} {result.title}: {result.reason}"
         for result in results

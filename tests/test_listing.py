@@ -547,7 +547,7 @@ async def small_client(
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=small),
             base_url="http://scim.test/scim/v2",
-            headers={"Content-Type": SCIM, "Accept": SCIM},
+            headers=client.headers,
         ) as small_client:
             yield small_client
     finally:

@@ -14,11 +14,12 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.service import search_keys
-from scim.storage.tables import members, resources, tenants
+from scim.storage.tables import members, resources
 from tests.conftest import (
     ENTERPRISE,
     GROUP_SCHEMA,
     USER_SCHEMA,
+    Organisations,
     create_group,
     create_user,
     patch_body,
@@ -395,11 +396,9 @@ async def test_not_implemented_endpoints_are_501(client: httpx.AsyncClient) -> N
 
 
 @pytest.fixture
-async def other_tenant_user(engine: AsyncEngine, clean: None) -> str:
-    """A user stored for tenant 2; every request in these tests acts for tenant 1."""
+async def other_tenant_user(engine: AsyncEngine, clean: None, organisations: Organisations) -> str:
+    """A user stored for Göteborg; ``client`` acts for Stockholm."""
     async with engine.begin() as connection:
-        if not (await connection.execute(select(tenants).where(tenants.c.id == 2))).first():
-            await connection.execute(insert(tenants).values(id=2, name="Annan kommun"))
         now = datetime.now(UTC)
         document = {
             "schemas": [USER_SCHEMA],
@@ -409,7 +408,7 @@ async def other_tenant_user(engine: AsyncEngine, clean: None) -> str:
         resource_id = str(uuid.uuid4())
         await connection.execute(
             insert(resources).values(
-                tenant_id=2,
+                tenant_id=organisations.goteborg.id,
                 id=resource_id,
                 resource_type="User",
                 created=now,

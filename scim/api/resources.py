@@ -9,6 +9,7 @@ from litestar.params import FromPath
 from scim2_models import NotFoundException
 
 from scim.api.http import listed, read_json, scim_response
+from scim.auth.principal import Principal
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
@@ -20,9 +21,15 @@ def _service(request: AnyRequest) -> ResourceService:
     return service
 
 
+async def authenticate(request: AnyRequest) -> None:
+    """Before every resource request: who calls, for which organisation (401 if unknown)."""
+    request.state.principal = await request.app.state.authenticator.authenticate(request)
+
+
 def _caller(request: AnyRequest) -> Caller:
+    principal: Principal = request.state.principal
     base = str(request.base_url).rstrip("/") + request.app.state.settings.base_path
-    return Caller(tenant_id=request.app.state.default_tenant, base_url=base)
+    return Caller(tenant_id=principal.tenant_id, base_url=base, actor=principal.actor)
 
 
 def _kind(request: AnyRequest, endpoint: str) -> ResourceKind:

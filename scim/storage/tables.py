@@ -40,7 +40,89 @@ tenants = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
+    # Ten digits, Luhn-checked (scim.organisations); kind is "kommun" or "region".
+    Column("org_number", String(10), nullable=False, unique=True),
+    Column("kind", String(10), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
 )
+
+# The e-services an organisation has an agreement for.
+agreements = Table(
+    "agreements",
+    metadata,
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True),
+    Column("service_id", String(64), primary_key=True),
+)
+
+# People registered by the operator to administer one organisation, by HSA-id.
+administrators = Table(
+    "administrators",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("hsa_id", String(31), nullable=False, unique=True),
+    Column("given_name", String(100), nullable=False),
+    Column("family_name", String(100), nullable=False),
+    Column("email", String(255), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+# Identity systems that provision an organisation: by function certificate or by token.
+system_clients = Table(
+    "system_clients",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE"), nullable=False),
+    Column("name", String(200), nullable=False),
+    Column("hsa_id", String(31), unique=True),
+    Column("fingerprint", String(64), unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
+
+# Bearer tokens, stored only as SHA-256 hashes.
+tokens = Table(
+    "tokens",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column(
+        "client_id", String(36), ForeignKey("system_clients.id", ondelete="CASCADE"), nullable=False
+    ),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True)),
+    Column("revoked", DateTime(timezone=True)),
+)
+
+# Browser sessions of administrators, by the hash of the cookie value.
+sessions = Table(
+    "sessions",
+    metadata,
+    Column("id_hash", String(64), primary_key=True),
+    Column(
+        "administrator_id",
+        String(36),
+        ForeignKey("administrators.id", ondelete="CASCADE"),
+        nullable=False,
+    ),
+    Column("csrf_token", String(64), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+    Column("expires", DateTime(timezone=True), nullable=False),
+)
+
+# Who changed what, when, in which organisation.
+audit_log = Table(
+    "audit_log",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("tenant_id", Integer),
+    Column("actor", String(200), nullable=False),
+    Column("action", String(64), nullable=False),
+    Column("resource_type", String(32)),
+    Column("resource_id", String(64)),
+    Column("changes", Document),
+)
+Index("ix_audit_log_tenant", audit_log.c.tenant_id, audit_log.c.at)
 
 resources = Table(
     "resources",

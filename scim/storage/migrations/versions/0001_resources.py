@@ -82,11 +82,6 @@ def upgrade() -> None:
                 f"CREATE INDEX ix_resources_{key}_trgm ON resources USING gin ({key} gin_trgm_ops)"
             )
 
-    op.bulk_insert(
-        sa.table("tenants", sa.column("id", sa.Integer), sa.column("name", sa.String)),
-        [{"id": 1, "name": "Standard"}],
-    )
-
 
 def downgrade() -> None:
     op.drop_table("members")

@@ -1,0 +1,61 @@
+"""The audit log: every change through SCIM, the client or the operator CLI leaves a record,
+written in the transaction of the change itself."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import insert, select
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scim.storage.tables import audit_log, tenants
+
+
+async def record(
+    connection: AsyncConnection,
+    *,
+    tenant_id: int | None,
+    actor: str,
+    action: str,
+    resource_type: str | None = None,
+    resource_id: str | None = None,
+    changes: Any = None,
+) -> None:
+    await connection.execute(
+        insert(audit_log).values(
+            at=datetime.now(UTC),
+            tenant_id=tenant_id,
+            actor=actor,
+            action=action,
+            resource_type=resource_type,
+            resource_id=resource_id,
+            changes=changes,
+        )
+    )
+
+
+async def export(
+    connection: AsyncConnection, tenant_id: int | None = None
+) -> AsyncIterator[dict[str, Any]]:
+    """The records, oldest first, as JSON-ready dicts (one JSON line each in the CLI)."""
+    statement = (
+        select(audit_log, tenants.c.org_number)
+        .select_from(audit_log.outerjoin(tenants, tenants.c.id == audit_log.c.tenant_id))
+        .order_by(audit_log.c.id)
+    )
+    if tenant_id is not None:
+        statement = statement.where(audit_log.c.tenant_id == tenant_id)
+    result = await connection.stream(statement)
+    async for row in result:
+        at: datetime = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        yield {
+            "at": at.isoformat().replace("+00:00", "Z"),
+            "organisation": row.org_number,
+            "actor": row.actor,
+            "action": row.action,
+            "resourceType": row.resource_type,
+            "resourceId": row.resource_id,
+            "changes": row.changes,
+        }

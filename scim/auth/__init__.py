@@ -1,0 +1,1 @@
+"""Who is calling: client certificates, bearer tokens, and the tenant they act for."""

@@ -1,0 +1,172 @@
+"""From a request to a Principal: bearer token, or a client certificate presented directly
+over TLS or forwarded by a trusted proxy. The organisation always comes from what the
+operator registered, never from the request body.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from litestar import Request
+from scim2_models import SCIMException
+from sqlalchemy import and_, or_, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.auth import certificates
+from scim.auth.certificates import CertificateError, CertificateIdentity, CertificateVerifier
+from scim.auth.principal import Principal, Role
+from scim.auth.tokens import PREFIX, token_hash
+from scim.settings import Settings
+from scim.storage.tables import administrators, system_clients, tenants, tokens
+
+
+class Unauthenticated(SCIMException):
+    """401: no credentials, or credentials this server does not accept."""
+
+    status = 401
+    _default_detail = "Authentication required: a client certificate or a bearer token"
+
+
+def _normalise_name(name: str) -> str:
+    return " ".join(name.split()).casefold()
+
+
+class Authenticator:
+    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.verifier = (
+            CertificateVerifier(Path(settings.ca_bundle).read_bytes())
+            if settings.ca_bundle
+            else None
+        )
+        self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
+        self.proxy_header = settings.proxy_cert_header.lower()
+
+    async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
+        authorization = request.headers.get("authorization")
+        if authorization:
+            scheme, _, credentials = authorization.partition(" ")
+            if scheme.lower() != "bearer" or not credentials.strip():
+                raise Unauthenticated(detail="Only bearer tokens are accepted in Authorization")
+            return await self._by_token(credentials.strip())
+        presented = self._presented_certificate(request)
+        if presented is not None:
+            return await self._by_certificate(*presented)
+        raise Unauthenticated()
+
+    # -- tokens ---------------------------------------------------------------------
+
+    async def _by_token(self, token: str) -> Principal:
+        if not token.startswith(PREFIX):
+            raise Unauthenticated(detail="The bearer token is not one this server issued")
+        now = datetime.now(UTC)
+        statement = (
+            select(
+                system_clients.c.id,
+                system_clients.c.tenant_id,
+                system_clients.c.name,
+                tokens.c.expires,
+                tokens.c.revoked,
+            )
+            .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
+            .where(tokens.c.token_hash == token_hash(token))
+        )
+        async with self.engine.connect() as connection:
+            row = (await connection.execute(statement)).first()
+        if row is None:
+            raise Unauthenticated(detail="The bearer token is not valid")
+        if row.revoked is not None:
+            raise Unauthenticated(detail="The bearer token has been revoked")
+        if row.expires is not None and _aware(row.expires) <= now:
+            raise Unauthenticated(detail="The bearer token has expired")
+        return Principal(row.tenant_id, Role.system, f"client:{row.id}", row.name)
+
+    # -- certificates -------------------------------------------------------------------
+
+    def _presented_certificate(self, request: Request[Any, Any, Any]) -> Any:
+        """(leaf, intermediates) from the TLS connection or a trusted proxy, or None."""
+        extensions: Any = request.scope.get("extensions") or {}
+        chain: list[str] | None = (extensions.get("tls") or {}).get("client_cert_chain")
+        try:
+            if chain:
+                return certificates.load_chain("".join(chain).encode())
+            if not self._from_trusted_proxy(request):
+                # Certificate headers from anyone else are ignored.
+                return None
+            if value := request.headers.get("client-cert"):
+                return certificates.from_client_cert_header(
+                    value, request.headers.get("client-cert-chain")
+                )
+            if value := request.headers.get(self.proxy_header):
+                return certificates.from_escaped_pem(value)
+        except CertificateError as error:
+            raise Unauthenticated(detail=str(error)) from error
+        return None
+
+    def _from_trusted_proxy(self, request: Request[Any, Any, Any]) -> bool:
+        client = request.scope.get("client")
+        if not client or not self.proxies:
+            return False
+        try:
+            address = ipaddress.ip_address(client[0])
+        except ValueError:
+            return False
+        return any(address in network for network in self.proxies)
+
+    async def _by_certificate(self, leaf: Any, intermediates: list[Any]) -> Principal:
+        if self.verifier is None:
+            raise Unauthenticated(detail="This server accepts no client certificates (no CA set)")
+        try:
+            identity = self.verifier.verify(leaf, intermediates)
+        except CertificateError as error:
+            raise Unauthenticated(detail=str(error)) from error
+        principal, organisation = await self._registered(identity)
+        if identity.organisation and _normalise_name(identity.organisation) != _normalise_name(
+            organisation
+        ):
+            raise Unauthenticated(
+                detail=f"The certificate's organisation {identity.organisation!r} is not the "
+                f"registered organisation {organisation!r}"
+            )
+        return principal
+
+    async def _registered(self, identity: CertificateIdentity) -> tuple[Principal, str]:
+        """The administrator or system client the operator registered for this certificate."""
+        hsa = (identity.hsa_id or "").upper()
+        async with self.engine.connect() as connection:
+            if hsa:
+                admin = (
+                    await connection.execute(
+                        select(administrators, tenants.c.name.label("organisation"))
+                        .join(tenants, tenants.c.id == administrators.c.tenant_id)
+                        .where(administrators.c.hsa_id == hsa)
+                    )
+                ).first()
+                if admin is not None:
+                    name = f"{admin.given_name} {admin.family_name}"
+                    principal = Principal(admin.tenant_id, Role.administrator, hsa, name)
+                    return principal, admin.organisation
+            matches = [system_clients.c.fingerprint == identity.fingerprint]
+            if hsa:
+                matches.append(system_clients.c.hsa_id == hsa)
+            client = (
+                await connection.execute(
+                    select(system_clients, tenants.c.name.label("organisation"))
+                    .join(tenants, tenants.c.id == system_clients.c.tenant_id)
+                    .where(and_(or_(*matches)))
+                )
+            ).first()
+        if client is None:
+            raise Unauthenticated(
+                detail=f"The certificate ({identity.hsa_id or identity.common_name}) is not "
+                "registered for any organisation"
+            )
+        principal = Principal(client.tenant_id, Role.system, f"client:{client.id}", client.name)
+        return principal, client.organisation
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)

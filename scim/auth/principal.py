@@ -1,0 +1,19 @@
+"""Who a request acts as, and for which organisation."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import StrEnum
+
+
+class Role(StrEnum):
+    administrator = "administrator"  # a person managing the organisation's users
+    system = "system"  # an identity system provisioning over SCIM
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: int
+    role: Role
+    actor: str  # HSA-id of a person, "client:<id>" of a system
+    name: str

@@ -1,0 +1,358 @@
+"""What the agency's operator does: organisations, agreements, administrators, system
+clients and tokens. The ``scim`` CLI and the demo data use these; each writes an audit record."""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from scim import audit
+from scim.auth.tokens import new_token, token_hash
+from scim.organisations import Kind, normalise_hsa_id, normalise_org_number
+from scim.storage.tables import (
+    administrators,
+    agreements,
+    system_clients,
+    tenants,
+    tokens,
+)
+
+DEFAULT_CLIENT = "SCIM-klient"
+
+
+class OperatorError(Exception):
+    """An operator request that cannot be carried out; the message says why."""
+
+
+@dataclass(frozen=True)
+class Tenant:
+    id: int
+    org_number: str
+    name: str
+    kind: Kind
+
+
+class Operator:
+    """Operator actions on one connection (one transaction), recorded as ``actor``."""
+
+    def __init__(self, connection: AsyncConnection, actor: str = "operator") -> None:
+        self.connection = connection
+        self.actor = actor
+
+    async def _audit(self, tenant_id: int | None, action: str, **details: Any) -> None:
+        await audit.record(
+            self.connection, tenant_id=tenant_id, actor=self.actor, action=action, **details
+        )
+
+    # -- organisations ----------------------------------------------------------
+
+    async def add_tenant(self, org_number: str, name: str, kind: str) -> Tenant:
+        try:
+            kind_value = Kind(kind)
+        except ValueError as error:
+            raise OperatorError(f"kind must be kommun or region, not {kind!r}") from error
+        try:
+            number = normalise_org_number(org_number, kind_value)
+        except ValueError as error:
+            raise OperatorError(str(error)) from error
+        if not name.strip():
+            raise OperatorError("name must not be empty")
+        if await self._find_tenant(number) is not None:
+            raise OperatorError(f"organisation {number} already exists")
+        result = await self.connection.execute(
+            insert(tenants)
+            .values(
+                org_number=number,
+                name=name.strip(),
+                kind=kind_value.value,
+                created=datetime.now(UTC),
+            )
+            .returning(tenants.c.id)
+        )
+        tenant = Tenant(result.scalar_one(), number, name.strip(), kind_value)
+        await self._audit(tenant.id, "tenant.add", changes={"name": tenant.name, "kind": kind})
+        return tenant
+
+    async def _find_tenant(self, org_number: str) -> Tenant | None:
+        row = (
+            await self.connection.execute(select(tenants).where(tenants.c.org_number == org_number))
+        ).first()
+        return Tenant(row.id, row.org_number, row.name, Kind(row.kind)) if row else None
+
+    async def tenant(self, org_number: str) -> Tenant:
+        try:
+            number = normalise_org_number(org_number)
+        except ValueError as error:
+            raise OperatorError(str(error)) from error
+        tenant = await self._find_tenant(number)
+        if tenant is None:
+            raise OperatorError(f"no organisation {number}; add it with scim tenant add")
+        return tenant
+
+    async def tenants(self) -> list[dict[str, Any]]:
+        counts = (
+            select(administrators.c.tenant_id, func.count().label("admins"))
+            .group_by(administrators.c.tenant_id)
+            .subquery()
+        )
+        rows = (
+            await self.connection.execute(
+                select(tenants, func.coalesce(counts.c.admins, 0).label("admins"))
+                .select_from(tenants.outerjoin(counts, counts.c.tenant_id == tenants.c.id))
+                .order_by(tenants.c.org_number)
+            )
+        ).all()
+        result = []
+        for row in rows:
+            services = await self.agreements(row.id)
+            result.append(
+                {
+                    "org_number": row.org_number,
+                    "name": row.name,
+                    "kind": row.kind,
+                    "administrators": row.admins,
+                    "agreements": services,
+                }
+            )
+        return result
+
+    async def agreements(self, tenant_id: int) -> list[str]:
+        statement = (
+            select(agreements.c.service_id)
+            .where(agreements.c.tenant_id == tenant_id)
+            .order_by(agreements.c.service_id)
+        )
+        return list((await self.connection.execute(statement)).scalars())
+
+    async def set_agreements(self, tenant: Tenant, services: list[str]) -> None:
+        wanted = sorted({service.strip() for service in services if service.strip()})
+        await self.connection.execute(delete(agreements).where(agreements.c.tenant_id == tenant.id))
+        if wanted:
+            await self.connection.execute(
+                insert(agreements), [{"tenant_id": tenant.id, "service_id": s} for s in wanted]
+            )
+        await self._audit(tenant.id, "agreements.set", changes={"services": wanted})
+
+    # -- administrators -----------------------------------------------------------
+
+    async def add_administrator(
+        self, tenant: Tenant, hsa_id: str, given_name: str, family_name: str, email: str
+    ) -> str:
+        try:
+            hsa = normalise_hsa_id(hsa_id)
+        except ValueError as error:
+            raise OperatorError(str(error)) from error
+        for label, value in (
+            ("first name", given_name),
+            ("last name", family_name),
+            ("e-mail", email),
+        ):
+            if not value.strip():
+                raise OperatorError(f"{label} must not be empty")
+        if "@" not in email:
+            raise OperatorError(f"{email!r} is not an e-mail address")
+        administrator_id = str(uuid.uuid4())
+        try:
+            await self.connection.execute(
+                insert(administrators).values(
+                    id=administrator_id,
+                    tenant_id=tenant.id,
+                    hsa_id=hsa,
+                    given_name=given_name.strip(),
+                    family_name=family_name.strip(),
+                    email=email.strip(),
+                    created=datetime.now(UTC),
+                )
+            )
+        except IntegrityError as error:
+            raise OperatorError(f"{hsa} is already an administrator") from error
+        await self._audit(
+            tenant.id,
+            "administrator.add",
+            resource_type="Administrator",
+            resource_id=hsa,
+            changes={"givenName": given_name, "familyName": family_name, "email": email},
+        )
+        return administrator_id
+
+    async def remove_administrator(self, tenant: Tenant, hsa_id: str) -> None:
+        hsa = hsa_id.strip().upper()
+        remaining = (
+            await self.connection.execute(
+                select(func.count()).where(administrators.c.tenant_id == tenant.id)
+            )
+        ).scalar_one()
+        result = await self.connection.execute(
+            delete(administrators).where(
+                administrators.c.tenant_id == tenant.id, administrators.c.hsa_id == hsa
+            )
+        )
+        if not result.rowcount:
+            raise OperatorError(f"{hsa} is not an administrator of {tenant.name}")
+        if remaining <= 1:
+            raise OperatorError(
+                f"{hsa} is the last administrator of {tenant.name}; add another one first"
+            )
+        await self._audit(
+            tenant.id, "administrator.remove", resource_type="Administrator", resource_id=hsa
+        )
+
+    async def administrators(self, tenant: Tenant) -> list[dict[str, Any]]:
+        rows = (
+            await self.connection.execute(
+                select(administrators)
+                .where(administrators.c.tenant_id == tenant.id)
+                .order_by(administrators.c.family_name, administrators.c.given_name)
+            )
+        ).all()
+        return [
+            {
+                "hsa_id": r.hsa_id,
+                "given_name": r.given_name,
+                "family_name": r.family_name,
+                "email": r.email,
+            }
+            for r in rows
+        ]
+
+    # -- system clients and tokens ---------------------------------------------------
+
+    async def register_client(
+        self,
+        tenant: Tenant,
+        name: str,
+        *,
+        hsa_id: str | None = None,
+        fingerprint: str | None = None,
+    ) -> str:
+        hsa = None
+        if hsa_id:
+            try:
+                hsa = normalise_hsa_id(hsa_id)
+            except ValueError as error:
+                raise OperatorError(str(error)) from error
+        pinned = fingerprint.replace(":", "").lower() if fingerprint else None
+        if pinned is not None and (
+            len(pinned) != 64 or not all(c in "0123456789abcdef" for c in pinned)
+        ):
+            raise OperatorError("fingerprint must be the SHA-256 of the certificate, 64 hex digits")
+        client_id = str(uuid.uuid4())
+        try:
+            await self.connection.execute(
+                insert(system_clients).values(
+                    id=client_id,
+                    tenant_id=tenant.id,
+                    name=name.strip() or DEFAULT_CLIENT,
+                    hsa_id=hsa,
+                    fingerprint=pinned,
+                    created=datetime.now(UTC),
+                )
+            )
+        except IntegrityError as error:
+            raise OperatorError("that HSA-id or fingerprint is already registered") from error
+        await self._audit(
+            tenant.id,
+            "client.register",
+            resource_type="SystemClient",
+            resource_id=client_id,
+            changes={"name": name, "hsaId": hsa, "fingerprint": pinned},
+        )
+        return client_id
+
+    async def clients(self, tenant: Tenant) -> list[dict[str, Any]]:
+        rows = (
+            await self.connection.execute(
+                select(system_clients)
+                .where(system_clients.c.tenant_id == tenant.id)
+                .order_by(system_clients.c.created)
+            )
+        ).all()
+        return [
+            {"id": r.id, "name": r.name, "hsa_id": r.hsa_id, "fingerprint": r.fingerprint}
+            for r in rows
+        ]
+
+    async def issue_token(
+        self, tenant: Tenant, *, client_id: str | None = None, days: int | None = None
+    ) -> tuple[str, str]:
+        """A new token for a client of the tenant (its first client, made if there is none).
+        Returns (token id, token); the token itself is never stored."""
+        if client_id is None:
+            client_id = (
+                await self.connection.execute(
+                    select(system_clients.c.id)
+                    .where(system_clients.c.tenant_id == tenant.id)
+                    .order_by(system_clients.c.created)
+                    .limit(1)
+                )
+            ).scalar()
+            if client_id is None:
+                client_id = await self.register_client(tenant, DEFAULT_CLIENT)
+        else:
+            owner = (
+                await self.connection.execute(
+                    select(system_clients.c.tenant_id).where(system_clients.c.id == client_id)
+                )
+            ).scalar()
+            if owner != tenant.id:
+                raise OperatorError(f"no system client {client_id} in {tenant.name}")
+        if days is not None and days <= 0:
+            raise OperatorError("a token must be valid for at least one day")
+        now = datetime.now(UTC)
+        token, token_id = new_token(), str(uuid.uuid4())
+        await self.connection.execute(
+            insert(tokens).values(
+                id=token_id,
+                client_id=client_id,
+                token_hash=token_hash(token),
+                created=now,
+                expires=now + timedelta(days=days) if days else None,
+            )
+        )
+        await self._audit(
+            tenant.id,
+            "token.issue",
+            resource_type="Token",
+            resource_id=token_id,
+            changes={"client": client_id, "days": days},
+        )
+        return token_id, token
+
+    async def revoke_token(self, tenant: Tenant, token_id: str) -> None:
+        owned = select(system_clients.c.id).where(system_clients.c.tenant_id == tenant.id)
+        result = await self.connection.execute(
+            update(tokens)
+            .where(
+                tokens.c.id == token_id, tokens.c.client_id.in_(owned), tokens.c.revoked.is_(None)
+            )
+            .values(revoked=datetime.now(UTC))
+        )
+        if not result.rowcount:
+            raise OperatorError(f"no active token {token_id} in {tenant.name}")
+        await self._audit(tenant.id, "token.revoke", resource_type="Token", resource_id=token_id)
+
+    async def tokens(self, tenant: Tenant) -> list[dict[str, Any]]:
+        rows = (
+            await self.connection.execute(
+                select(tokens, system_clients.c.name)
+                .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
+                .where(system_clients.c.tenant_id == tenant.id)
+                .order_by(tokens.c.created)
+            )
+        ).all()
+        return [
+            {
+                "id": r.id,
+                "client": r.name,
+                "created": r.created,
+                "expires": r.expires,
+                "revoked": r.revoked,
+            }
+            for r in rows
+        ]

@@ -1,0 +1,56 @@
+"""Swedish organisation numbers and the kinds of organisation that are tenants."""
+
+from __future__ import annotations
+
+import re
+from enum import StrEnum
+
+_DIGITS = re.compile(r"^\d{10}$")
+
+
+class Kind(StrEnum):
+    kommun = "kommun"
+    region = "region"
+
+
+# The number series the two kinds are registered in.
+PREFIXES = {Kind.kommun: "212000", Kind.region: "232100"}
+
+
+def luhn_valid(digits: str) -> bool:
+    """The check digit rule of Swedish organisation numbers (Luhn, weights 2-1 from the left)."""
+    total = 0
+    for index, char in enumerate(digits):
+        product = int(char) * (2 if index % 2 == 0 else 1)
+        total += product - 9 if product > 9 else product
+    return total % 10 == 0
+
+
+def normalise_org_number(value: str, kind: Kind | None = None) -> str:
+    """``NNNNNN-NNNN`` or ``NNNNNNNNNN`` as ten digits; ValueError saying what is wrong."""
+    digits = value.replace("-", "").strip()
+    if not _DIGITS.match(digits):
+        raise ValueError(f"{value!r} is not an organisation number: it must be 10 digits")
+    if not luhn_valid(digits):
+        raise ValueError(f"{value!r} has a wrong check digit")
+    if kind is not None and not digits.startswith(PREFIXES[kind]):
+        raise ValueError(
+            f"{value!r} is not a {kind.value} number: they begin with {PREFIXES[kind]}"
+        )
+    return digits
+
+
+_HSA_ID = re.compile(r"^SE\d{10}-[A-Z0-9]+$")
+
+
+def normalise_hsa_id(value: str) -> str:
+    """An HSA-id: ``SE``, the ten-digit number of the directory owner, ``-``, letters or digits;
+    at most 31 characters. Upper case; ValueError saying what is wrong."""
+    candidate = value.strip().upper()
+    if len(candidate) > 31:
+        raise ValueError(f"{value!r} is not an HSA-id: at most 31 characters")
+    if not _HSA_ID.match(candidate):
+        raise ValueError(
+            f"{value!r} is not an HSA-id: SE, ten digits, a hyphen, then letters or digits"
+        )
+    return candidate
