@@ -126,18 +126,44 @@ class Registry:
                 default_page_size=settings.default_page_size,
                 max_page_size=settings.max_page_size,
             ),
-            authentication_schemes=[
-                AuthenticationScheme(
-                    type="oauthbearertoken",
-                    name="None (development)",
-                    description=(
-                        "Every request acts for the default tenant. Client certificates "
-                        "and bearer tokens select the tenant once tenancy is configured."
-                    ),
-                    primary=True,
-                )
-            ],
+            authentication_schemes=_authentication_schemes(settings),
         )
+
+
+def _authentication_schemes(settings: Settings) -> list[AuthenticationScheme]:
+    """RFC 7643 §5: what this server actually accepts, as configured."""
+    schemes = [
+        AuthenticationScheme(
+            type="oauthbearertoken",
+            name="Bearer token",
+            description=(
+                "A token the operator issued to an organisation's identity system "
+                "(scim token issue), sent as 'Authorization: Bearer <token>' (RFC 6750)."
+            ),
+            spec_uri="https://www.rfc-editor.org/rfc/rfc6750",
+            primary=settings.ca_bundle is None,
+        )
+    ]
+    if settings.ca_bundle:
+        via = "over TLS to this server"
+        if settings.trusted_proxies:
+            via += " or forwarded by a trusted TLS-terminating proxy (RFC 9440 Client-Cert)"
+        schemes.insert(
+            0,
+            AuthenticationScheme(
+                type="tlsclientauth",
+                name="Client certificate",
+                description=(
+                    "A SITHS personal certificate of a registered administrator, or the "
+                    "function certificate of a registered identity system, presented "
+                    + via
+                    + ". The organisation is the one the certificate is registered for."
+                ),
+                spec_uri="https://www.rfc-editor.org/rfc/rfc8705",
+                primary=True,
+            ),
+        )
+    return schemes
 
 
 def schema_urn(model: type[Any]) -> str:
