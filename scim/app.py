@@ -15,6 +15,7 @@ from scim2_models import NotImplementedException, SCIMException
 from scim.api.discovery import DiscoveryController
 from scim.api.resources import ResourceController, authenticate
 from scim.auth.authenticate import Authenticator
+from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
 from scim.registry import Registry
 from scim.service import ResourceService
@@ -73,7 +74,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await engine.dispose()
 
-    bulk = route("/Bulk", http_method=["POST"], name="bulk")(_not_implemented)
     me = route("/Me", http_method=["GET", "PUT", "PATCH", "DELETE", "POST"], name="me")(
         _not_implemented
     )
@@ -82,7 +82,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     discovery = Router(path=settings.base_path, route_handlers=[DiscoveryController])
     api = Router(
         path=settings.base_path,
-        route_handlers=[ResourceController, bulk, me],
+        route_handlers=[ResourceController, me],
         before_request=authenticate,
     )
     return Litestar(
@@ -92,6 +92,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "settings": settings,
                 "registry": registry,
                 "service": service,
+                "bulk": BulkService(service),
                 "engine": engine,
                 "authenticator": Authenticator(engine, settings),
             }

@@ -111,7 +111,7 @@ class Registry:
             documentation_uri="https://github.com/scim-behorigheter/scim-behorigheter#readme",
             patch=Patch(supported=True),
             bulk=Bulk(
-                supported=False,
+                supported=True,
                 max_operations=settings.max_bulk_operations,
                 max_payload_size=settings.max_payload_size,
             ),

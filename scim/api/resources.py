@@ -8,8 +8,9 @@ from litestar import Controller, Request, Response, delete, get, patch, post, pu
 from litestar.params import FromPath
 from scim2_models import NotFoundException
 
-from scim.api.http import listed, read_json, scim_response
+from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal
+from scim.bulk import BulkService
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
@@ -28,8 +29,7 @@ async def authenticate(request: AnyRequest) -> None:
 
 def _caller(request: AnyRequest) -> Caller:
     principal: Principal = request.state.principal
-    base = str(request.base_url).rstrip("/") + request.app.state.settings.base_path
-    return Caller(tenant_id=principal.tenant_id, base_url=base, actor=principal.actor)
+    return Caller(tenant_id=principal.tenant_id, base_url=base_url(request), actor=principal.actor)
 
 
 def _kind(request: AnyRequest, endpoint: str) -> ResourceKind:
@@ -93,6 +93,13 @@ class ResourceController(Controller):
         kinds = list(service.registry.kinds.values())
         search = service.parse_search(kinds, _search_payload(request))
         return scim_response(await service.search(_caller(request), kinds, search))
+
+    @post("/Bulk", name="bulk", status_code=200)
+    async def bulk(self, request: AnyRequest) -> Response[bytes]:
+        """RFC 7644 §3.7: each operation in its own transaction, in the caller's organisation."""
+        body = await read_json(request, request.app.state.settings.max_payload_size)
+        bulk: BulkService = request.app.state.bulk
+        return scim_response(await bulk.execute(_caller(request), body))
 
     @post("/.search", name="root-search", status_code=200)
     async def root_search(self, request: AnyRequest) -> Response[bytes]:
