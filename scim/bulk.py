@@ -7,6 +7,7 @@ it is referred to, and references that cannot be resolved fail on their own.
 
 from __future__ import annotations
 
+import heapq
 import logging
 import re
 from collections.abc import Iterator
@@ -183,28 +184,35 @@ class BulkService:
                 operation.error = InvalidValueException(
                     detail=f"bulkId:{missing[0]} refers to no POST operation in this request"
                 )
+        # Kahn's algorithm, always taking the earliest operation that is ready.
+        waiting_on = {
+            op.index: {creators[ref].index for ref in op.references if ref in creators}
+            if op.error is None
+            else set()
+            for op in operations
+        }
+        dependents: dict[int, list[int]] = {}
+        for index, needed in waiting_on.items():
+            for creator in needed:
+                dependents.setdefault(creator, []).append(index)
+        ready = [index for index, needed in waiting_on.items() if not needed]
+        heapq.heapify(ready)
         ordered: list[Operation] = []
-        placed: set[int] = set()
-        pending = list(operations)
-        while pending:
-            ready = [
-                op
-                for op in pending
-                if all(creators[ref].index in placed for ref in op.references if ref in creators)
-                or op.error is not None
-            ]
-            if not ready:
-                # What is left waits on itself through its references: a cycle.
-                for op in pending:
-                    op.error = InvalidValueException(
-                        detail=f"Circular bulkId references: {', '.join(sorted(op.references))}"
-                    )
-                ordered.extend(pending)
-                break
-            first = ready[0]
-            ordered.append(first)
-            placed.add(first.index)
-            pending.remove(first)
+        while ready:
+            index = heapq.heappop(ready)
+            ordered.append(operations[index])
+            for dependent in dependents.get(index, []):
+                waiting_on[dependent].discard(index)
+                if not waiting_on[dependent]:
+                    heapq.heappush(ready, dependent)
+        # What is left waits on itself through its references: a cycle.
+        placed = {op.index for op in ordered}
+        for op in operations:
+            if op.index not in placed:
+                op.error = InvalidValueException(
+                    detail=f"Circular bulkId references: {', '.join(sorted(op.references))}"
+                )
+                ordered.append(op)
         return ordered
 
     async def execute(self, caller: Caller, body: dict[str, Any]) -> dict[str, Any]:
