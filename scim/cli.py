@@ -12,6 +12,7 @@ import getpass
 import ipaddress
 import json
 import os
+import ssl
 import sys
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
@@ -46,6 +47,36 @@ def _resolve(host: str) -> str:
     return "127.0.0.1" if host == "localhost" else host
 
 
+def _tls_options(args: argparse.Namespace) -> dict[str, Any] | str:
+    """uvicorn's TLS options from --tls-cert, --tls-key and --client-ca, or why they are wrong.
+
+    With --client-ca the handshake asks for a client certificate (CERT_OPTIONAL: bearer tokens
+    still work) and refuses one that does not lead to those CAs; the app gets the same bundle
+    as SCIM_CA_BUNDLE unless that is set, and the certificate through the ASGI TLS extension.
+    """
+    if not args.tls_cert:
+        if args.tls_key or args.client_ca:
+            return "--tls-key and --client-ca need --tls-cert"
+        return {}
+    for path in (args.tls_cert, args.tls_key, args.client_ca):
+        if path and not os.path.isfile(path):
+            return f"no such file: {path}"
+    from scim.auth.tls import TLSHttpToolsProtocol
+
+    options: dict[str, Any] = {
+        "ssl_certfile": args.tls_cert,
+        "ssl_keyfile": args.tls_key,
+        "http": TLSHttpToolsProtocol,
+    }
+    if args.client_ca:
+        options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
+        options["ssl_ca_certs"] = args.client_ca
+        # Read by create_app, also in worker processes, which inherit the environment.
+        if not os.environ.get("SCIM_CA_BUNDLE"):
+            os.environ["SCIM_CA_BUNDLE"] = os.path.abspath(args.client_ca)
+    return options
+
+
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -53,9 +84,14 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo and not ipaddress.ip_address(_resolve(args.host)).is_loopback:
         print("--demo is refused unless the server listens on loopback", file=sys.stderr)
         return 2
+    tls = _tls_options(args)
+    if isinstance(tls, str):
+        print(tls, file=sys.stderr)
+        return 2
     if args.migrate or args.demo:
         asyncio.run(_upgrade(settings))
-    base = f"http://{args.host}:{args.port}{settings.base_path}"
+    scheme = "https" if tls else "http"
+    base = f"{scheme}://{args.host}:{args.port}{settings.base_path}"
     if args.demo:
         from scim import demo
 
@@ -67,6 +103,7 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Try: curl -H 'Authorization: Bearer {loaded.token}' {base}/Users", flush=True)
     else:
         print(f"SCIM API: {base}/Users", flush=True)
+    options: dict[str, Any] = {"http": "httptools", **tls}
     uvicorn.run(
         "scim.app:create_app",
         factory=True,
@@ -74,11 +111,11 @@ def _serve(args: argparse.Namespace) -> int:
         port=args.port,
         workers=args.workers,
         loop="uvloop",
-        http="httptools",
         log_level=args.log_level,
         access_log=args.access_log,
         # The TCP peer must stay what it is: trusted proxies are recognised by it.
         proxy_headers=False,
+        **options,
     )
     return 0
 
@@ -240,6 +277,13 @@ def _parser() -> argparse.ArgumentParser:
     )
     serve.add_argument("--log-level", default="info")
     serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
+    serve.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
+    serve.add_argument(
+        "--client-ca",
+        metavar="FILE",
+        help="PEM bundle of the CAs (and intermediates) of accepted client certificates",
+    )
     _database_option(serve)
     serve.set_defaults(handler=_serve)
 

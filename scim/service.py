@@ -575,13 +575,17 @@ def _redacted(value: Any) -> Any:
         return [_redacted(item) for item in value]
     if not isinstance(value, dict):
         return value
-    hidden = str(value.get("path", "")).lower() == "password"
+    hidden = _names_password(value.get("path", ""))
     return {
-        key: "(hidden)"
-        if key.lower() == "password" or (hidden and key == "value")
-        else _redacted(item)
+        key: "(hidden)" if _names_password(key) or (hidden and key == "value") else _redacted(item)
         for key, item in value.items()
     }
+
+
+def _names_password(name: Any) -> bool:
+    """``password``, also fully qualified (``urn:...:core:2.0:User:password``, RFC 7644 §3.10)."""
+    lowered = str(name).strip().lower()
+    return lowered == "password" or lowered.endswith(":password")
 
 
 def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:

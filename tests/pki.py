@@ -6,6 +6,7 @@ SITHS puts the HSA-id in the subject ``serialNumber`` (2.5.4.5) and the organisa
 from __future__ import annotations
 
 import datetime as dt
+import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -112,6 +113,7 @@ class Authority:
         organisation: str | None = None,
         client_auth: bool | None = True,
         server_names: list[str] | None = None,
+        ip_addresses: list[str] | None = None,
         expired: bool = False,
     ) -> Issued:
         key = ec.generate_private_key(ec.SECP256R1())
@@ -130,12 +132,14 @@ class Authority:
             )
         )
         sans: list[x509.GeneralName] = [x509.DNSName(name) for name in server_names or []]
+        sans += [x509.IPAddress(ipaddress.ip_address(a)) for a in ip_addresses or []]
         if hsa_id:
             sans.append(x509.RFC822Name(f"{hsa_id.lower()}@siths.test"))
         if sans:
             builder = builder.add_extension(x509.SubjectAlternativeName(sans), critical=False)
         if client_auth is not None:
-            usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server_names else []
+            server = bool(server_names or ip_addresses)
+            usage = [ExtendedKeyUsageOID.SERVER_AUTH] if server else []
             if client_auth:
                 usage.append(ExtendedKeyUsageOID.CLIENT_AUTH)
             elif not usage:

@@ -389,7 +389,6 @@ async def test_delete_removes_the_user_and_its_memberships(
 
 async def test_not_implemented_endpoints_are_501(client: httpx.AsyncClient) -> None:
     assert_error(await client.get("/Me"), 501)
-    assert_error(await client.post("/Bulk", json={}), 501)
 
 
 # -- tenant scoping ----------------------------------------------------------------------

@@ -8,7 +8,7 @@ from litestar import Controller, Request, Response, get
 from litestar.params import FromPath
 from scim2_models import Context, ForbiddenException, NotFoundException
 
-from scim.api.http import scim_response
+from scim.api.http import base_url, scim_response
 from scim.registry import Registry
 
 AnyRequest = Request[Any, Any, Any]
@@ -16,8 +16,7 @@ _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 
 def _base(request: AnyRequest) -> str:
-    base_path: str = request.app.state.settings.base_path
-    return str(request.base_url).rstrip("/") + base_path
+    return base_url(request)
 
 
 def _refuse_filter(request: AnyRequest) -> None:

@@ -13,6 +13,16 @@ from scim.errors import SCIM_MEDIA_TYPE, UnsupportedMediaType
 _ACCEPTED_BODIES = ("application/scim+json", "application/json")
 
 
+def base_url(request: Request[Any, Any, Any]) -> str:
+    """The SCIM API's URL as the client sees it (behind a trusted proxy: with its scheme)."""
+    url = request.base_url
+    scheme = request.app.state.authenticator.forwarded_scheme(request)
+    if scheme:
+        url = url.with_replacements(scheme=scheme)
+    base_path: str = request.app.state.settings.base_path
+    return str(url).rstrip("/") + base_path
+
+
 async def read_json(request: Request[Any, Any, Any], max_size: int) -> dict[str, Any]:
     """The JSON object a request carries: 415 if it is not JSON, 413 if too large, 400 if broken."""
     media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()

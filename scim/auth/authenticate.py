@@ -106,6 +106,13 @@ class Authenticator:
             raise Unauthenticated(detail=str(error)) from error
         return None
 
+    def forwarded_scheme(self, request: Request[Any, Any, Any]) -> str | None:
+        """The scheme a trusted TLS-terminating proxy says the client used, if it says one."""
+        scheme = request.headers.get("x-forwarded-proto", "").strip().lower()
+        if scheme in ("http", "https") and self._from_trusted_proxy(request):
+            return scheme
+        return None
+
     def _from_trusted_proxy(self, request: Request[Any, Any, Any]) -> bool:
         client = request.scope.get("client")
         if not client or not self.proxies:
@@ -152,18 +159,24 @@ class Authenticator:
             matches = [system_clients.c.fingerprint == identity.fingerprint]
             if hsa:
                 matches.append(system_clients.c.hsa_id == hsa)
-            client = (
+            clients = (
                 await connection.execute(
                     select(system_clients, tenants.c.name.label("organisation"))
                     .join(tenants, tenants.c.id == system_clients.c.tenant_id)
                     .where(and_(or_(*matches)))
                 )
-            ).first()
-        if client is None:
+            ).all()
+        if not clients:
             raise Unauthenticated(
                 detail=f"The certificate ({identity.hsa_id or identity.common_name}) is not "
                 "registered for any organisation"
             )
+        if len(clients) > 1:
+            # Its fingerprint and its HSA-id name different clients: no guessing which.
+            raise Unauthenticated(
+                detail="The certificate matches more than one registered system client"
+            )
+        client = clients[0]
         principal = Principal(client.tenant_id, Role.system, f"client:{client.id}", client.name)
         return principal, client.organisation
 

@@ -260,7 +260,7 @@ def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
     return (
         select(json.aggregate(*pairs))
         .select_from(members.join(related, related.c.id == join_on))
-        .where(correlate == resources.c.id)
+        .where(correlate == resources.c.id, members.c.tenant_id == resources.c.tenant_id)
         .scalar_subquery()
     )
 
