@@ -12,11 +12,14 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from scim2_models import NotImplementedException, SCIMException
 
+from scim import catalogue
+from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
 from scim.api.resources import ResourceController, authenticate
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
+from scim.permissions import Rules
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
@@ -65,7 +68,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     registry = Registry(settings)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
-    service = ResourceService(registry, engine, settings)
+    service = ResourceService(registry, engine, settings, Rules(catalogue.load()))
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -85,8 +88,10 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[ResourceController, me],
         before_request=authenticate,
     )
+    # Outside the SCIM namespace, for clients that build permission pickers.
+    extras = Router(path="/", route_handlers=[catalogue_endpoint], before_request=authenticate)
     return Litestar(
-        route_handlers=[discovery, api],
+        route_handlers=[discovery, api, extras],
         state=State(
             {
                 "settings": settings,

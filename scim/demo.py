@@ -8,7 +8,10 @@ from typing import Any
 
 from sqlalchemy import select
 
+from scim import catalogue
+from scim.extension import USER_EXTENSION
 from scim.operator import Operator, Tenant
+from scim.permissions import Rules
 from scim.registry import Registry
 from scim.service import Caller, ResourceService
 from scim.settings import Settings
@@ -86,7 +89,7 @@ async def load(settings: Settings) -> Demo:
                     created.append((tenant, organisation))
             first = await operator.tenant(ORGANISATIONS[0]["org_number"])
             _, token = await operator.issue_token(first, days=1)
-        service = ResourceService(Registry(settings), engine, settings)
+        service = ResourceService(Registry(settings), engine, settings, Rules(catalogue.load()))
         for tenant, organisation in created:
             await _users(service, settings, tenant, organisation)
         return Demo(bool(created), token, first.name)
@@ -108,8 +111,9 @@ async def _users(
             caller,
             users,
             {
-                "schemas": [users.schema],
-                "userName": hsa_id,
+                "schemas": [users.schema, USER_EXTENSION],
+                "userName": email,
+                USER_EXTENSION: {"hsaId": hsa_id},
                 "name": {"givenName": given, "familyName": family},
                 "displayName": f"{given} {family}",
                 "emails": [{"value": email, "type": "work", "primary": True}],

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any
+from typing import Annotated, Any
 
 from scim2_models import (
     URN,
@@ -28,9 +28,9 @@ from scim2_models import (
     ScimProvider,
     ServiceProviderConfig,
     Sort,
-    User,
 )
 
+from scim.extension import EServiceGroup, EServiceUser, User
 from scim.settings import Settings
 
 # What identity providers send that the strict reading would refuse: Microsoft
@@ -76,10 +76,13 @@ class Registry:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.provider = ScimProvider(
-            models=[User, EnterpriseUser, Group],
+            models=[User, EnterpriseUser, EServiceUser, Group, EServiceGroup],
             resource_types=[
-                ResourceType.from_resource(User[EnterpriseUser]),
-                ResourceType.from_resource(Group),
+                # The indexing the syntax stands for: mypy reads User[...] as a type.
+                ResourceType.from_resource(
+                    User.__class_getitem__(EnterpriseUser | Annotated[EServiceUser, Required.true])
+                ),
+                ResourceType.from_resource(Group.__class_getitem__(EServiceGroup)),
             ],
             config=self._config(settings),
             policy=POLICY,

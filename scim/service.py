@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 from pydantic import ValidationError
 from scim2_models import (
+    ConflictException,
     Context,
     InvalidPathException,
     InvalidSyntaxException,
@@ -34,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim import audit
 from scim.errors import from_validation
+from scim.organisations import Kind
+from scim.permissions import Organisation, Rules, hsa_id_of
 from scim.protocol import filters, paging
 from scim.protocol.json_sql import JsonSql
 from scim.protocol.projection import Plan, Projector
@@ -73,6 +76,7 @@ def search_keys(document: dict[str, Any]) -> dict[str, Any]:
         "given_name_key": _fold(name.get("givenName")),
         "active": active if isinstance(active, bool) else None,
         "display": document.get("displayName") or document.get("userName"),
+        "hsa_id_key": _fold(hsa_id_of(document)),
     }
 
 
@@ -103,8 +107,11 @@ def if_match_allows(header: str | None, version: int) -> bool:
 
 
 class ResourceService:
-    def __init__(self, registry: Registry, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(
+        self, registry: Registry, engine: AsyncEngine, settings: Settings, rules: Rules
+    ) -> None:
         self.registry = registry
+        self.rules = rules
         self.engine = engine
         # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -298,7 +305,6 @@ class ResourceService:
         document.pop("groups", None)
         for key in ("id", "meta"):
             document.pop(key, None)
-        _check_lengths(document)
         return document
 
     def _stored_model(self, kind: ResourceKind, row: Row[Any]) -> Resource[Any]:
@@ -334,6 +340,7 @@ class ResourceService:
         async with self.engine.begin() as connection:
             repository = Repository(connection, caller.tenant_id, caller.base_url)
             await self._check_members(repository, resource_id, new_members)
+            await self._prepare(repository, kind, document, None)
             try:
                 await repository.insert(
                     {
@@ -347,9 +354,7 @@ class ResourceService:
                     }
                 )
             except UniquenessConflict as error:
-                raise UniquenessException(
-                    detail=f"userName {document.get('userName')!r} is already taken"
-                ) from error
+                raise _taken(document, error) from error
             await repository.add_members(resource_id, new_members)
             await self._audit(connection, caller, kind, "create", resource_id, body)
             row = await self._reload(repository, caller, kind, resource_id, plan)
@@ -407,7 +412,7 @@ class ResourceService:
                 await self._check_members(repository, resource_id, new_members)
                 await repository.remove_members(resource_id, None)
                 await repository.add_members(resource_id, new_members)
-            await self._write(repository, row, document)
+            await self._write(repository, kind, row, document)
             await self._audit(connection, caller, kind, "replace", resource_id, body)
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(
@@ -416,7 +421,37 @@ class ResourceService:
             self.location(caller, kind, resource_id),
         )
 
-    async def _write(self, repository: Repository, row: Row[Any], document: dict[str, Any]) -> None:
+    async def _prepare(
+        self,
+        repository: Repository,
+        kind: ResourceKind,
+        document: dict[str, Any],
+        previous: dict[str, Any] | None,
+    ) -> None:
+        """The extension's rules, which depend on the organisation (see scim.permissions)."""
+        kind_value, agreements = await repository.organisation()
+        self.rules.prepare(
+            kind.name, document, previous, Organisation(Kind(kind_value), agreements)
+        )
+        _check_lengths(document)
+        hsa_id = hsa_id_of(document)
+        if (
+            kind.name == "User"
+            and hsa_id
+            and hsa_id != hsa_id_of(previous or {})
+            and await repository.is_administrator(hsa_id)
+        ):
+            # Administrator and user are exclusive roles within an organisation.
+            raise ConflictException(
+                detail=f"{hsa_id} is an administrator of this organisation, and an "
+                "administrator cannot also be a user: the operator must first remove the "
+                "administrator role"
+            )
+
+    async def _write(
+        self, repository: Repository, kind: ResourceKind, row: Row[Any], document: dict[str, Any]
+    ) -> None:
+        await self._prepare(repository, kind, document, row.data)
         values = {
             "data": document,
             "version": row.version + 1,
@@ -426,9 +461,7 @@ class ResourceService:
         try:
             written = await repository.update(row.id, row.version, values)
         except UniquenessConflict as error:
-            raise UniquenessException(
-                detail=f"userName {document.get('userName')!r} is already taken"
-            ) from error
+            raise _taken(document, error) from error
         if not written:
             raise PreconditionFailedException(detail="The resource was changed by another request")
 
@@ -465,7 +498,7 @@ class ResourceService:
                     raise from_validation(error) from error
                 if changed:
                     _require_text(kind, model)
-                    await self._write(repository, row, self._storable(kind, model))
+                    await self._write(repository, kind, row, self._storable(kind, model))
             members_changed = False
             for operation in member_operations:
                 members_changed |= await self._apply_member_operation(
@@ -569,6 +602,14 @@ class ResourceService:
         )
 
 
+def _taken(document: dict[str, Any], error: UniquenessConflict) -> UniquenessException:
+    """Which unique key a write hit, from the database's own message."""
+    if "hsa_id" in str(error):
+        hsa_id = hsa_id_of(document)
+        return UniquenessException(detail=f"hsaId {hsa_id!r} is already used in this organisation")
+    return UniquenessException(detail=f"userName {document.get('userName')!r} is already taken")
+
+
 def _redacted(value: Any) -> Any:
     """A request body for the audit log, without the passwords it may carry."""
     if isinstance(value, list):
@@ -606,6 +647,7 @@ _KEY_ATTRIBUTES = {
     "family_name_key": "name.familyName",
     "given_name_key": "name.givenName",
     "display": "displayName",
+    "hsa_id_key": "hsaId",
 }
 
 

@@ -4,6 +4,7 @@ the app on it, and an HTTP client speaking to the app in process."""
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import tempfile
 import uuid
@@ -29,6 +30,12 @@ SCIM = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"
 ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
+ESERVICES = "urn:behorigheter:scim:schemas:extension:eservices:1.0:User"
+ESERVICES_GROUP = "urn:behorigheter:scim:schemas:extension:eservices:1.0:Group"
+# The e-services of the catalogue (extensions/catalogue.toml).
+STATLIG = "ansok-om-statlig-ersattning"
+ENSAMKOMMANDE = "se-och-andra-ansvar-for-ensamkommande"
+LANDSTING = "e-tjanst-for-landsting"
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
 SEARCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:SearchRequest"
 
@@ -127,12 +134,13 @@ async def organisations(engine: AsyncEngine) -> Organisations:
     made = []
     async with engine.begin() as connection:
         operator = Operator(connection, "tests")
-        for org_number, name, kind in (
-            ("2120000142", "Stockholms stad", "kommun"),
-            ("2120001355", "Göteborgs stad", "kommun"),
-            ("2321000206", "Region Västernorrland", "region"),
+        for org_number, name, kind, services in (
+            ("2120000142", "Stockholms stad", "kommun", [STATLIG, ENSAMKOMMANDE]),
+            ("2120001355", "Göteborgs stad", "kommun", [STATLIG]),
+            ("2321000206", "Region Västernorrland", "region", [LANDSTING]),
         ):
             tenant = await operator.add_tenant(org_number, name, kind)
+            await operator.set_agreements(tenant, services)
             _, token = await operator.issue_token(tenant)
             made.append(Organisation(tenant.id, org_number, name, kind, token))
     return Organisations(*made)
@@ -159,8 +167,21 @@ async def client(
         yield client
 
 
+_HSA_SERIAL = itertools.count(1)
+
+
+def new_hsa_id(org_number: str = "2120000142") -> str:
+    """A fresh HSA-id, unique within the test run."""
+    return f"SE{org_number}-T{next(_HSA_SERIAL):05d}"
+
+
 def user_body(user_name: str, **attributes: Any) -> dict[str, Any]:
-    return {"schemas": [USER_SCHEMA], "userName": user_name, **attributes}
+    """A User with the mandatory e-service extension (a fresh HSA-id) unless one is given."""
+    schemas = list(attributes.pop("schemas", [USER_SCHEMA]))
+    if ESERVICES not in schemas:
+        schemas.append(ESERVICES)
+    extension = attributes.pop(ESERVICES, None) or {"hsaId": new_hsa_id()}
+    return {"schemas": schemas, "userName": user_name, ESERVICES: extension, **attributes}
 
 
 async def create_user(

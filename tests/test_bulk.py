@@ -16,12 +16,13 @@ from scim.app import create_app
 from scim.settings import Settings
 from scim.storage.tables import resources
 from tests.conftest import (
+    ESERVICES,
     GROUP_SCHEMA,
-    USER_SCHEMA,
     Organisations,
     api_client,
     create_user,
     patch_body,
+    user_body,
 )
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
@@ -38,7 +39,7 @@ def post_user(bulk_id: str, user_name: str, **attributes: Any) -> dict[str, Any]
         "method": "POST",
         "path": "/Users",
         "bulkId": bulk_id,
-        "data": {"schemas": [USER_SCHEMA], "userName": user_name, **attributes},
+        "data": user_body(user_name, **attributes),
     }
 
 
@@ -94,7 +95,11 @@ async def test_every_method_reports_its_own_status(client: httpx.AsyncClient) ->
             {
                 "method": "PUT",
                 "path": f"/Users/{existing['id']}",
-                "data": {"schemas": [USER_SCHEMA], "userName": "existing@example.se", "title": "T"},
+                "data": user_body(
+                    "existing@example.se",
+                    title="T",
+                    **{ESERVICES: existing[ESERVICES]},
+                ),
             },
             {
                 "method": "PATCH",

@@ -9,7 +9,16 @@ import httpx
 import pytest
 
 from scim.settings import Settings
-from tests.conftest import ENTERPRISE, GROUP_SCHEMA, SCIM, USER_SCHEMA, create_user, user_body
+from tests.conftest import (
+    ENTERPRISE,
+    ESERVICES,
+    ESERVICES_GROUP,
+    GROUP_SCHEMA,
+    SCIM,
+    USER_SCHEMA,
+    create_user,
+    user_body,
+)
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -105,13 +114,16 @@ async def test_resource_types(client: httpx.AsyncClient) -> None:
     assert user["id"] == "User"
     assert user["endpoint"] == "/Users"
     assert user["schema"] == USER_SCHEMA
-    assert user["schemaExtensions"] == [{"schema": ENTERPRISE, "required": False}]
+    assert user["schemaExtensions"] == [
+        {"schema": ENTERPRISE, "required": False},
+        {"schema": ESERVICES, "required": True},
+    ]
 
     group = by_name["Group"]
     assert group["id"] == "Group"
     assert group["endpoint"] == "/Groups"
     assert group["schema"] == GROUP_SCHEMA
-    assert not group.get("schemaExtensions")
+    assert group["schemaExtensions"] == [{"schema": ESERVICES_GROUP, "required": False}]
 
     for item in listing["Resources"]:
         assert item["meta"]["resourceType"] == "ResourceType"
@@ -143,8 +155,10 @@ async def test_schemas(client: httpx.AsyncClient) -> None:
     listing = await get_json(client, "/Schemas")
     assert listing["schemas"] == [LIST_SCHEMA]
     ids = [item["id"] for item in listing["Resources"]]
-    assert sorted(ids) == sorted([USER_SCHEMA, ENTERPRISE, GROUP_SCHEMA])
-    assert listing["totalResults"] == 3
+    assert sorted(ids) == sorted(
+        [USER_SCHEMA, ENTERPRISE, ESERVICES, GROUP_SCHEMA, ESERVICES_GROUP]
+    )
+    assert listing["totalResults"] == 5
     for item in listing["Resources"]:
         assert item["schemas"] == [SCHEMA_SCHEMA]
         assert item["name"]
@@ -312,7 +326,7 @@ async def test_discovery_ignores_paging_and_sorting(client: httpx.AsyncClient) -
     everything = await get_json(client, "/Schemas")
     paged = await get_json(client, "/Schemas", startIndex=2, count=1, sortBy="name")
     assert paged["Resources"] == everything["Resources"]
-    assert paged["totalResults"] == 3
+    assert paged["totalResults"] == 5
     types = await get_json(client, "/ResourceTypes", count=1)
     assert len(types["Resources"]) == 2
 
@@ -333,7 +347,7 @@ async def test_discovery_resources_carry_meta_and_resolve(client: httpx.AsyncCli
     documents = [await get_json(client, "/ServiceProviderConfig")]
     for path in ("/ResourceTypes", "/Schemas"):
         documents += (await get_json(client, path))["Resources"]
-    assert len(documents) == 6
+    assert len(documents) == 8
     for document in documents:
         meta = document["meta"]
         assert meta["resourceType"] in ("ServiceProviderConfig", "ResourceType", "Schema")

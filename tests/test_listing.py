@@ -18,6 +18,7 @@ from scim.app import create_app
 from scim.settings import Settings
 from tests.conftest import (
     ENTERPRISE,
+    ESERVICES,
     GROUP_SCHEMA,
     SCIM,
     SEARCH_SCHEMA,
@@ -912,13 +913,13 @@ async def test_schemas_lists_only_the_extensions_returned(
     client: httpx.AsyncClient, jensen: dict[str, Any]
 ) -> None:
     # RFC 7643 §3: "schemas" names the schemas of the attributes present.
-    assert jensen["schemas"] == [USER_SCHEMA, ENTERPRISE]
+    assert jensen["schemas"] == [USER_SCHEMA, ENTERPRISE, ESERVICES]
     for user in await projections(client, jensen["id"]):
-        assert user["schemas"] == [USER_SCHEMA, ENTERPRISE]
+        assert user["schemas"] == [USER_SCHEMA, ENTERPRISE, ESERVICES]
     for user in await projections(client, jensen["id"], attributes="userName"):
         assert user["schemas"] == [USER_SCHEMA]
     for user in await projections(client, jensen["id"], excludedAttributes=ENTERPRISE):
-        assert user["schemas"] == [USER_SCHEMA]
+        assert user["schemas"] == [USER_SCHEMA, ESERVICES]
     for user in await projections(client, jensen["id"], attributes=f"{ENTERPRISE}:department"):
         assert user["schemas"] == [USER_SCHEMA, ENTERPRISE]
     # No enterprise attribute left to return.

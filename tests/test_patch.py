@@ -23,6 +23,7 @@ from scim.service import search_keys
 from scim.storage.tables import members, resources, tenants
 from tests.conftest import (
     ENTERPRISE,
+    ESERVICES,
     GROUP_SCHEMA,
     USER_SCHEMA,
     create_group,
@@ -882,7 +883,7 @@ async def test_user_patch_returns_the_resource_and_its_etag(client: httpx.AsyncC
     assert response.headers["content-type"].startswith("application/scim+json")
     body = response.json()
     assert body["id"] == user["id"]
-    assert body["schemas"] == [USER_SCHEMA]
+    assert body["schemas"] == [USER_SCHEMA, ESERVICES]
     assert body["title"] == "Boss"
     assert body["userName"] == "bjensen@example.com"
     assert len(body["emails"]) == 2

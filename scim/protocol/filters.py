@@ -40,6 +40,7 @@ from sqlalchemy import ColumnElement, FromClause, and_, exists, false, literal, 
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.expression import func, not_
 
+from scim.extension import USER_EXTENSION
 from scim.protocol.json_sql import JsonSql
 from scim.registry import ResourceKind
 from scim.storage.tables import members, resources
@@ -58,6 +59,7 @@ COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "meta.created": (resources.c.created, False),
     "meta.lastmodified": (resources.c.last_modified, False),
     "meta.resourcetype": (resources.c.resource_type, False),
+    f"{USER_EXTENSION.lower()}.hsaid": (resources.c.hsa_id_key, True),
 }
 
 _VERSION = re.compile(r'^(?:W/)?"(\d+)"$')

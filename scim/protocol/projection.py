@@ -188,19 +188,20 @@ class Plan:
         if self.requested is not None:
             wanted = self.requested.get(container, {}).get(attr)
             if wanted is None:
-                return _strip_never(info, value)
+                return _strip_unasked(info, value)
             keep = wanted | {k for k, (_, r) in info.subs.items() if r == "always"}
         else:
             dropped = self.dropped.get(container, {}).get(attr)
             if not dropped:
-                return _strip_never(info, value)
+                return _strip_unasked(info, value)
             keep = {k for k, (_, r) in info.subs.items() if k not in dropped or r == "always"}
             keep -= {k for k, (_, r) in info.subs.items() if r in ("never", "request")}
         return _only(value, keep)
 
 
-def _strip_never(info: _Attr, value: Any) -> Any:
-    hidden = {k for k, (_, r) in info.subs.items() if r == "never"}
+def _strip_unasked(info: _Attr, value: Any) -> Any:
+    """Sub-attributes returned ``never``, or only on ``request`` by their own name, go."""
+    hidden = {k for k, (_, r) in info.subs.items() if r in ("never", "request")}
     return _only(value, None, hidden) if hidden else value
 
 

@@ -32,7 +32,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.protocol.json_sql import JsonSql
-from scim.storage.tables import members, resources
+from scim.storage.tables import administrators, agreements, members, resources, tenants
 
 Member = tuple[str, str | None]
 
@@ -107,6 +107,24 @@ class Repository:
             scope.append(where)
         statement = select(func.count()).select_from(resources).where(*scope)
         return int((await self.connection.execute(statement)).scalar_one())
+
+    async def organisation(self) -> tuple[str, frozenset[str]]:
+        """The tenant's kind and the e-services it has agreements for."""
+        kind = (
+            await self.connection.execute(
+                select(tenants.c.kind).where(tenants.c.id == self.tenant_id)
+            )
+        ).scalar_one()
+        services = await self.connection.execute(
+            select(agreements.c.service_id).where(agreements.c.tenant_id == self.tenant_id)
+        )
+        return str(kind), frozenset(services.scalars())
+
+    async def is_administrator(self, hsa_id: str) -> bool:
+        statement = select(administrators.c.id).where(
+            administrators.c.tenant_id == self.tenant_id, administrators.c.hsa_id == hsa_id
+        )
+        return (await self.connection.execute(statement)).first() is not None
 
     async def existing(self, ids: Iterable[str]) -> dict[str, Any]:
         """Which of these ids name a resource of this tenant, with their type and display."""

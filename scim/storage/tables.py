@@ -140,6 +140,7 @@ resources = Table(
     Column("family_name_key", String(255)),
     Column("given_name_key", String(255)),
     Column("active", Boolean),
+    Column("hsa_id_key", String(31)),
     # What a membership shows as ``display``: displayName, else userName.
     Column("display", String(255)),
     Column("data", Document, nullable=False),
@@ -159,6 +160,8 @@ Index(
 )
 Index("ix_resources_given_name", resources.c.tenant_id, resources.c.given_name_key)
 Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
+# HSA-ids are unique within the organisation, like userName.
+Index("uq_resources_hsa_id", resources.c.tenant_id, resources.c.hsa_id_key, unique=True)
 
 members = Table(
     "members",
