@@ -68,7 +68,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     registry = Registry(settings)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
-    service = ResourceService(registry, engine, settings, Rules(catalogue.load()))
+    service = ResourceService(
+        registry, engine, settings, Rules(catalogue.load_configured(settings))
+    )
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:

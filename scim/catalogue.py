@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from scim.organisations import Kind
+from scim.settings import Settings
 
 # Ids are stored: service ids in agreements.service_id, a String(64) column.
 _ID = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
@@ -172,6 +173,11 @@ def load(path: Path | None = None) -> Catalogue:
         return _catalogue(document)
     except CatalogueError as error:
         raise CatalogueError(f"{where}: {error}") from None
+
+
+def load_configured(settings: Settings) -> Catalogue:
+    """The catalogue the server is configured with (``SCIM_CATALOGUE``), else the shipped one."""
+    return load(Path(settings.catalogue) if settings.catalogue else None)
 
 
 def _catalogue(document: dict[str, Any]) -> Catalogue:

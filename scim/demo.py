@@ -89,7 +89,9 @@ async def load(settings: Settings) -> Demo:
                     created.append((tenant, organisation))
             first = await operator.tenant(ORGANISATIONS[0]["org_number"])
             _, token = await operator.issue_token(first, days=1)
-        service = ResourceService(Registry(settings), engine, settings, Rules(catalogue.load()))
+        service = ResourceService(
+            Registry(settings), engine, settings, Rules(catalogue.load_configured(settings))
+        )
         for tenant, organisation in created:
             await _users(service, settings, tenant, organisation)
         return Demo(bool(created), token, first.name)

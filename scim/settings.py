@@ -25,6 +25,8 @@ class Settings:
     # The header such a proxy puts nginx's $ssl_client_escaped_cert in (RFC 9440 Client-Cert
     # is always read from trusted proxies too).
     proxy_cert_header: str = "X-SSL-Client-Cert"
+    # The e-service catalogue (TOML); None: the one shipped in extensions/catalogue.toml.
+    catalogue: str | None = None
     demo: bool = False
 
     @classmethod
@@ -45,6 +47,7 @@ class Settings:
                 if part.strip()
             ),
             proxy_cert_header=env.get("SCIM_PROXY_CERT_HEADER", "X-SSL-Client-Cert"),
+            catalogue=env.get("SCIM_CATALOGUE") or None,
             demo=env.get("SCIM_DEMO", "") == "1",
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]
