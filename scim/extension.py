@@ -64,8 +64,10 @@ class EServiceUser(Extension):
     permissions: list[Permission] | None = None
     """The permissions granted to the user directly."""
 
+    # Returned when asked for (attributes=...:effectivePermissions), so that by default a
+    # client reads back exactly the extension it wrote; entitlements mirror it by default.
     effective_permissions: Annotated[
-        list[EffectivePermission] | None, Mutability.read_only, Returned.default
+        list[EffectivePermission] | None, Mutability.read_only, Returned.request
     ] = None
     """What the user may use now: its own permissions and those of its groups, for
     e-services the organisation has an agreement for."""

@@ -85,6 +85,37 @@ class Rules:
         else:
             extension.pop("permissions")
 
+    def effective(
+        self,
+        own: list[dict[str, Any]],
+        inherited: list[tuple[str, list[dict[str, Any]]]],
+        organisation: Organisation,
+    ) -> list[dict[str, Any]]:
+        """What a user may use now: its own permissions, then its groups' (source: the group
+        id), each once, and only those still grantable in the organisation: a permission
+        kept after its agreement ended or it was retired is held, not effective."""
+        effective: dict[str, dict[str, Any]] = {}
+        sources = [("direct", own), *inherited]
+        for source, items in sources:
+            for item in items:
+                value = item.get("value") if isinstance(item, dict) else None
+                if not isinstance(value, str) or value in effective:
+                    continue
+                service_id, _, permission_id = value.partition(":")
+                if self.catalogue.grantable(
+                    service_id, permission_id, organisation.kind, organisation.agreements
+                ):
+                    continue
+                permission = self.catalogue.permission(service_id, permission_id)
+                effective[value] = {
+                    "value": value,
+                    "service": service_id,
+                    "permission": permission_id,
+                    "display": permission.name if permission else None,
+                    "source": source,
+                }
+        return list(effective.values())
+
     def _complete(self, value: str, held: bool, organisation: Organisation) -> dict[str, Any]:
         service_id, separator, permission_id = value.partition(":")
         if not separator or not service_id or not permission_id:

@@ -35,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim import audit
 from scim.errors import from_validation
+from scim.extension import USER_EXTENSION
 from scim.organisations import Kind
 from scim.permissions import Organisation, Rules, hsa_id_of
 from scim.protocol import filters, paging
@@ -87,6 +88,8 @@ class Caller:
     tenant_id: int
     base_url: str
     actor: str = "system"
+    # Known from authentication; looked up per write when absent (CLI, demo data).
+    organisation: Organisation | None = None
 
 
 @dataclass
@@ -149,13 +152,36 @@ class ResourceService:
         relations = getattr(row, "relations", None)
         if isinstance(relations, str | bytes):
             relations = msgspec.json.decode(relations)
+        if kind.name == "User" and "relations" in row._fields and caller.organisation:
+            self._effective(document, relations or [], caller.organisation)
         if relations:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)
 
+    def _effective(
+        self, document: dict[str, Any], groups: list[dict[str, Any]], organisation: Organisation
+    ) -> None:
+        """A user's effective permissions, and entitlements mirroring them (read-only)."""
+        own = (document.get(USER_EXTENSION) or {}).get("permissions") or []
+        inherited = [(group["value"], group.pop("permissions", None) or []) for group in groups]
+        effective = self.rules.effective(own, inherited, organisation)
+        if effective:
+            document.setdefault(USER_EXTENSION, {})["effectivePermissions"] = effective
+            document["entitlements"] = [
+                {"value": item["value"], "display": item.get("display"), "type": item["service"]}
+                for item in effective
+            ]
+
     def _relations(self, kind: ResourceKind, plan: Plan) -> bool:
-        """Whether members (Group) or groups (User) are to be loaded at all."""
-        return plan.returns("members" if kind.name == "Group" else "groups")
+        """Whether members (Group) or groups (User) are to be loaded at all; a user's groups
+        also give its effective permissions and entitlements."""
+        if kind.name == "Group":
+            return plan.returns("members")
+        return (
+            plan.returns("groups")
+            or plan.returns("entitlements")
+            or plan.returns("effectivePermissions", USER_EXTENSION)
+        )
 
     # -- reads ----------------------------------------------------------------
 
@@ -163,7 +189,7 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
     ) -> tuple[dict[str, Any], int]:
         async with self.read_engine.connect() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             row = await repository.get(
                 kind.name, resource_id, relations=self._relations(kind, plan)
             )
@@ -208,7 +234,7 @@ class ResourceService:
         kind_names = [kind.name for kind in kinds]
         paged_by_cursor = request.cursor is not None
         async with self.read_engine.connect() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             rows, total = await repository.search(
                 kind_names,
                 where,
@@ -274,7 +300,7 @@ class ResourceService:
             binding = Path[kind.model](str(request.sort_by)).resolve()  # type: ignore[name-defined]
             if binding is not None:
                 target = filters.attribute(kind, json, binding)
-                if isinstance(target, filters.Many):
+                if isinstance(target, filters.Many | filters.Either):
                     return target.primary_sort_key(binding)
                 return target.sort_key()
         return None
@@ -338,7 +364,7 @@ class ResourceService:
         now = datetime.now(UTC)
         resource_id = str(uuid.uuid4())
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             await self._check_members(repository, resource_id, new_members)
             await self._prepare(repository, kind, document, None)
             try:
@@ -400,7 +426,7 @@ class ResourceService:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             row = await self._locked(repository, kind, resource_id, if_match)
             original = self._stored_model(kind, row)
             try:
@@ -429,10 +455,7 @@ class ResourceService:
         previous: dict[str, Any] | None,
     ) -> None:
         """The extension's rules, which depend on the organisation (see scim.permissions)."""
-        kind_value, agreements = await repository.organisation()
-        self.rules.prepare(
-            kind.name, document, previous, Organisation(Kind(kind_value), agreements)
-        )
+        self.rules.prepare(kind.name, document, previous, await self._organisation(repository))
         _check_lengths(document)
         hsa_id = hsa_id_of(document)
         if (
@@ -447,6 +470,11 @@ class ResourceService:
                 "administrator cannot also be a user: the operator must first remove the "
                 "administrator role"
             )
+
+    @staticmethod
+    async def _organisation(repository: Repository) -> Organisation:
+        kind_value, agreements = await repository.organisation()
+        return Organisation(Kind(kind_value), agreements)
 
     async def _write(
         self, repository: Repository, kind: ResourceKind, row: Row[Any], document: dict[str, Any]
@@ -486,7 +514,7 @@ class ResourceService:
             _check_patch_schemas(body)
 
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             row = await self._locked(repository, kind, resource_id, if_match)
             changed = False
             if patch is not None:
@@ -576,7 +604,7 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
     ) -> None:
         async with self.engine.begin() as connection:
-            repository = Repository(connection, caller.tenant_id, caller.base_url)
+            repository = _repository(connection, caller)
             await self._locked(repository, kind, resource_id, if_match)
             await repository.delete(kind.name, resource_id)
             await self._audit(connection, caller, kind, "delete", resource_id, None)
@@ -600,6 +628,12 @@ class ResourceService:
             resource_id=resource_id,
             changes=_redacted(body),
         )
+
+
+def _repository(connection: AsyncConnection, caller: Caller) -> Repository:
+    known = caller.organisation
+    organisation = (known.kind.value, known.agreements) if known is not None else None
+    return Repository(connection, caller.tenant_id, caller.base_url, organisation)
 
 
 def _taken(document: dict[str, Any], error: UniquenessConflict) -> UniquenessException:

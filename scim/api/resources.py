@@ -11,6 +11,8 @@ from scim2_models import NotFoundException
 from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal
 from scim.bulk import BulkService
+from scim.organisations import Kind
+from scim.permissions import Organisation
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
@@ -29,7 +31,12 @@ async def authenticate(request: AnyRequest) -> None:
 
 def _caller(request: AnyRequest) -> Caller:
     principal: Principal = request.state.principal
-    return Caller(tenant_id=principal.tenant_id, base_url=base_url(request), actor=principal.actor)
+    return Caller(
+        tenant_id=principal.tenant_id,
+        base_url=base_url(request),
+        actor=principal.actor,
+        organisation=Organisation(Kind(principal.kind), principal.agreements),
+    )
 
 
 def _kind(request: AnyRequest, endpoint: str) -> ResourceKind:

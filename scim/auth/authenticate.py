@@ -12,7 +12,7 @@ from typing import Any
 
 from litestar import Request
 from scim2_models import SCIMException
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.auth import certificates
@@ -20,7 +20,7 @@ from scim.auth.certificates import CertificateError, CertificateIdentity, Certif
 from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
 from scim.settings import Settings
-from scim.storage.tables import administrators, system_clients, tenants, tokens
+from scim.storage.tables import administrators, agreements, system_clients, tenants, tokens
 
 
 class Unauthenticated(SCIMException):
@@ -37,6 +37,7 @@ def _normalise_name(name: str) -> str:
 class Authenticator:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.postgres = engine.dialect.name == "postgresql"
         self.verifier = (
             CertificateVerifier(Path(settings.ca_bundle).read_bytes())
             if settings.ca_bundle
@@ -44,6 +45,23 @@ class Authenticator:
         )
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.proxy_header = settings.proxy_cert_header.lower()
+
+    def _organisation(self, tenant_id: Any) -> tuple[Any, Any]:
+        """The kind and agreements of the caller's organisation, read with the caller itself."""
+        concatenate = func.string_agg if self.postgres else func.group_concat
+        listed = (
+            select(concatenate(agreements.c.service_id, ","))
+            .where(agreements.c.tenant_id == tenant_id)
+            .correlate_except(agreements)
+            .scalar_subquery()
+        )
+        kind = (
+            select(tenants.c.kind)
+            .where(tenants.c.id == tenant_id)
+            .correlate_except(tenants)
+            .scalar_subquery()
+        )
+        return kind.label("org_kind"), listed.label("org_agreements")
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
         authorization = request.headers.get("authorization")
@@ -70,6 +88,7 @@ class Authenticator:
                 system_clients.c.name,
                 tokens.c.expires,
                 tokens.c.revoked,
+                *self._organisation(system_clients.c.tenant_id),
             )
             .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
             .where(tokens.c.token_hash == token_hash(token))
@@ -82,7 +101,9 @@ class Authenticator:
             raise Unauthenticated(detail="The bearer token has been revoked")
         if row.expires is not None and _aware(row.expires) <= now:
             raise Unauthenticated(detail="The bearer token has expired")
-        return Principal(row.tenant_id, Role.system, f"client:{row.id}", row.name)
+        return Principal(
+            row.tenant_id, Role.system, f"client:{row.id}", row.name, *_organisation_of(row)
+        )
 
     # -- certificates -------------------------------------------------------------------
 
@@ -147,21 +168,31 @@ class Authenticator:
             if hsa:
                 admin = (
                     await connection.execute(
-                        select(administrators, tenants.c.name.label("organisation"))
+                        select(
+                            administrators,
+                            tenants.c.name.label("organisation"),
+                            *self._organisation(administrators.c.tenant_id),
+                        )
                         .join(tenants, tenants.c.id == administrators.c.tenant_id)
                         .where(administrators.c.hsa_id == hsa)
                     )
                 ).first()
                 if admin is not None:
                     name = f"{admin.given_name} {admin.family_name}"
-                    principal = Principal(admin.tenant_id, Role.administrator, hsa, name)
+                    principal = Principal(
+                        admin.tenant_id, Role.administrator, hsa, name, *_organisation_of(admin)
+                    )
                     return principal, admin.organisation
             matches = [system_clients.c.fingerprint == identity.fingerprint]
             if hsa:
                 matches.append(system_clients.c.hsa_id == hsa)
             clients = (
                 await connection.execute(
-                    select(system_clients, tenants.c.name.label("organisation"))
+                    select(
+                        system_clients,
+                        tenants.c.name.label("organisation"),
+                        *self._organisation(system_clients.c.tenant_id),
+                    )
                     .join(tenants, tenants.c.id == system_clients.c.tenant_id)
                     .where(and_(or_(*matches)))
                 )
@@ -177,8 +208,19 @@ class Authenticator:
                 detail="The certificate matches more than one registered system client"
             )
         client = clients[0]
-        principal = Principal(client.tenant_id, Role.system, f"client:{client.id}", client.name)
+        principal = Principal(
+            client.tenant_id,
+            Role.system,
+            f"client:{client.id}",
+            client.name,
+            *_organisation_of(client),
+        )
         return principal, client.organisation
+
+
+def _organisation_of(row: Any) -> tuple[str, frozenset[str]]:
+    listed = row.org_agreements or ""
+    return str(row.org_kind), frozenset(service for service in listed.split(",") if service)
 
 
 def _aware(value: datetime) -> datetime:

@@ -17,3 +17,5 @@ class Principal:
     role: Role
     actor: str  # HSA-id of a person, "client:<id>" of a system
     name: str
+    kind: str = ""  # of the organisation: "kommun" or "region"
+    agreements: frozenset[str] = frozenset()  # e-service ids it has agreements for

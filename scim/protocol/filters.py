@@ -36,14 +36,24 @@ from scim2_models.path import (
     ValuePath,
     coerce_value,
 )
-from sqlalchemy import ColumnElement, FromClause, and_, exists, false, literal, or_, select
+from sqlalchemy import (
+    ColumnElement,
+    FromClause,
+    and_,
+    exists,
+    false,
+    literal,
+    or_,
+    select,
+    true,
+)
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.expression import func, not_
 
-from scim.extension import USER_EXTENSION
+from scim.extension import GROUP_EXTENSION, USER_EXTENSION
 from scim.protocol.json_sql import JsonSql
 from scim.registry import ResourceKind
-from scim.storage.tables import members, resources
+from scim.storage.tables import agreements, members, resources
 
 Condition = ColumnElement[bool]
 
@@ -166,13 +176,17 @@ class Scalar:
 class Many:
     """A multi-valued attribute: a set of rows, each compared as a Scalar."""
 
-    rows: FromClause
+    rows: FromClause | tuple[FromClause, ...]
     correlate: Condition
     value: Callable[[str | None, AttributeBinding | None], Scalar]
     item_model: type[BaseModel] | None
 
+    @property
+    def froms(self) -> tuple[FromClause, ...]:
+        return self.rows if isinstance(self.rows, tuple) else (self.rows,)
+
     def _exists(self, condition: Condition) -> Condition:
-        return exists(select(literal(1)).select_from(self.rows).where(self.correlate, condition))
+        return exists(select(literal(1)).select_from(*self.froms).where(self.correlate, condition))
 
     def element(self, binding: AttributeBinding | None) -> Scalar:
         """The sub-attribute a binding names, or ``value`` when it names the attribute itself."""
@@ -208,12 +222,35 @@ class Many:
         ``emails.type`` sorts by the type of that value, ``emails`` by its ``value``.
         """
         statement = (
-            select(self.element(binding).sort_key()).select_from(self.rows).where(self.correlate)
+            select(self.element(binding).sort_key()).select_from(*self.froms).where(self.correlate)
         )
         primary = _bind(self.item_model, "primary")
         if primary is not None:
             statement = statement.order_by(self.value("primary", primary).expr.is_(True).desc())
         return statement.limit(1).scalar_subquery()
+
+
+@dataclass
+class Either:
+    """A multi-valued attribute gathered from several places: a user's effective permissions
+    are its own and those of its groups. A value matches if it matches in any of them."""
+
+    parts: tuple[Many, ...]
+
+    def compare(self, op: CompareOperator, value: Any, binding: AttributeBinding) -> Condition:
+        results = [part.compare(op, value, binding) for part in self.parts]
+        # "ne" and "eq null" hold only where every part holds them.
+        universal = op == CompareOperator.ne or (value is None and op == CompareOperator.eq)
+        return and_(*results) if universal else or_(*results)
+
+    def present(self, binding: AttributeBinding) -> Condition:
+        return or_(*(part.present(binding) for part in self.parts))
+
+    def select(self, compile_inner: Callable[[ElementScope], Condition]) -> Condition:
+        return or_(*(part.select(compile_inner) for part in self.parts))
+
+    def primary_sort_key(self, binding: AttributeBinding | None = None) -> ColumnElement[Any]:
+        return self.parts[0].primary_sort_key(binding)
 
 
 def _bind(model: type[BaseModel] | None, name: str) -> AttributeBinding | None:
@@ -262,7 +299,7 @@ class Compiler(FilterVisitor[Condition]):
         except InvalidFilterException:
             return None
 
-    def attribute(self, binding: AttributeBinding) -> Scalar | Many:
+    def attribute(self, binding: AttributeBinding) -> Scalar | Many | Either:
         assert self.kind is not None
         return attribute(self.kind, self.json, binding)
 
@@ -277,7 +314,7 @@ class Compiler(FilterVisitor[Condition]):
             return false()
         value = coerce_value(binding, node.value, node.op)
         target = self.attribute(binding)
-        if isinstance(target, Many):
+        if isinstance(target, Many | Either):
             return target.compare(node.op, value, binding)
         if binding.urn.lower().endswith(":meta.version"):
             return _compare_version(node.op, value)
@@ -297,7 +334,7 @@ class Compiler(FilterVisitor[Condition]):
         if binding is None:
             return false()
         target = self.attribute(binding)
-        if isinstance(target, Many):
+        if isinstance(target, Many | Either):
             return target.present(binding)
         return target.present()
 
@@ -315,7 +352,7 @@ class Compiler(FilterVisitor[Condition]):
         if binding is None:
             return false()
         target = self.attribute(binding)
-        if not isinstance(target, Many):
+        if not isinstance(target, Many | Either):
             raise InvalidFilterException(
                 detail=f"{node.attr_path!s} is not multi-valued and takes no value filter"
             )
@@ -330,7 +367,9 @@ def _compare_version(op: CompareOperator, value: Any) -> Condition:
     return condition if op == CompareOperator.eq else ~condition
 
 
-def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> Scalar | Many:
+def attribute(
+    kind: ResourceKind, json: JsonSql, binding: AttributeBinding
+) -> Scalar | Many | Either:
     """The SQL that reads the attribute a binding names on a row of ``resources``."""
     path = kind.storage_path(binding.urn)
     dotted = ".".join(path).lower()
@@ -352,27 +391,13 @@ def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> S
         column, folded = COLUMNS[dotted]
         return Scalar(column, value_type, binding.case_exact, folded=folded)
 
+    if kind.name == "User" and path[:2] == (USER_EXTENSION, "effectivePermissions"):
+        return _effective_permissions(json, binding)
+
     if binding.is_multivalued:
-        item_model = binding.field_type if _value_type(binding.field_type) == "complex" else None
-        rows = json.elements(
-            resources.c.data, path[: len(path) - (1 if binding.sub_field_name else 0)]
-        )
-        element = rows.c.value
-
-        def value(key: str | None, item: AttributeBinding | None) -> Scalar:
-            item_type = _value_type(item.target_type) if item is not None else value_type
-            case_exact = item.case_exact if item is not None else binding.case_exact
-            if item_type == "bool" and key is not None:
-                expr: ColumnElement[Any] = json.element_boolean(element, key)
-            elif item_type == "number":
-                expr = json.element_number(element, key)
-            else:
-                expr = json.element_text(element, key)
-            return Scalar(
-                expr, item_type, case_exact, present_expr=json.element_present(element, key)
-            )
-
-        return Many(rows, literal(True), value, item_model)
+        array = path[: len(path) - (1 if binding.sub_field_name else 0)]
+        rows = json.elements(resources.c.data, array)
+        return Many(rows, literal(True), _elements(json, rows, binding), _item_model(binding))
 
     present = json.present(resources.c.data, path)
     if value_type == "bool":
@@ -386,6 +411,72 @@ def attribute(kind: ResourceKind, json: JsonSql, binding: AttributeBinding) -> S
         return Scalar(json.text(resources.c.data, path), "string", True, present_expr=present)
     return Scalar(
         json.text(resources.c.data, path), value_type, binding.case_exact, present_expr=present
+    )
+
+
+def _item_model(binding: AttributeBinding) -> type[BaseModel] | None:
+    complex_items = _value_type(binding.field_type) == "complex"
+    return binding.field_type if complex_items else None
+
+
+def _elements(
+    json: JsonSql, rows: FromClause, binding: AttributeBinding
+) -> Callable[[str | None, AttributeBinding | None], Scalar]:
+    """How one value of a JSON array (a row of ``rows``) compares, by sub-attribute."""
+    element = rows.c.value
+    value_type = _value_type(binding.target_type)
+
+    def value(key: str | None, item: AttributeBinding | None) -> Scalar:
+        item_type = _value_type(item.target_type) if item is not None else value_type
+        case_exact = item.case_exact if item is not None else binding.case_exact
+        if item_type == "bool" and key is not None:
+            expr: ColumnElement[Any] = json.element_boolean(element, key)
+        elif item_type == "number":
+            expr = json.element_number(element, key)
+        else:
+            expr = json.element_text(element, key)
+        return Scalar(expr, item_type, case_exact, present_expr=json.element_present(element, key))
+
+    return value
+
+
+def _effective_permissions(json: JsonSql, binding: AttributeBinding) -> Either:
+    """A user's own permissions and its groups' permissions, for e-services its organisation
+    has an agreement for (see scim.permissions.Rules.effective)."""
+
+    def part(rows: FromClause, correlate: Condition, joined: FromClause | None = None) -> Many:
+        agreed = exists(
+            select(literal(1)).where(
+                agreements.c.tenant_id == resources.c.tenant_id,
+                agreements.c.service_id == json.element_text(rows.c.value, "service"),
+            )
+        )
+        # A group's permissions are read from the group joined before them (an implicit
+        # LATERAL in both databases), hence the join on true.
+        froms = rows if joined is None else joined.join(rows, true())
+        return Many(
+            froms,
+            and_(correlate, agreed),
+            _elements(json, rows, binding),
+            _item_model(binding),
+        )
+
+    own = json.elements(resources.c.data, (USER_EXTENSION, "permissions"))
+    granting = resources.alias("granting")
+    inherited = json.elements(granting.c.data, (GROUP_EXTENSION, "permissions"))
+    membership = members.join(granting, granting.c.id == members.c.group_id)
+    return Either(
+        (
+            part(own, literal(True)),
+            part(
+                inherited,
+                and_(
+                    members.c.member_id == resources.c.id,
+                    members.c.tenant_id == resources.c.tenant_id,
+                ),
+                membership,
+            ),
+        )
     )
 
 
@@ -469,4 +560,4 @@ def parse_filter(kind: ResourceKind, text: str) -> ScimFilter[Any]:
 def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:
     """The membership rows (``members`` joined to the member) a ``members[...]`` filter selects."""
     many = _membership(json, group_side=True)
-    return many.rows, Compiler(None, json, ElementScope(many)).visit(val_filter)
+    return many.froms[0], Compiler(None, json, ElementScope(many)).visit(val_filter)

@@ -111,8 +111,21 @@ class Plan:
     requested: dict[str | None, Selection] | None
     dropped: dict[str | None, Selection]
 
-    def returns(self, attr: str) -> bool:
-        """Whether a core attribute is returned at all, to avoid loading what is not."""
+    def returns(self, attr: str, extension: str | None = None) -> bool:
+        """Whether an attribute (of the core schema, or of ``extension``) is returned at all,
+        to avoid loading what is not."""
+        container = extension.lower() if extension else None
+        if container is not None:
+            if container not in self.projector.extensions:
+                return False
+            tree = self.projector.extensions[container][1]
+            info = tree.get(attr.lower())
+            returned = info.returned if info else "default"
+            if self.requested is not None and "*" in self.requested.get(container, {}):
+                return returned != "never"
+            if self.requested is None and "*" in self.dropped.get(container, {}):
+                return returned == "always"
+            return self._keeps(container, attr.lower(), returned)
         info = self.projector.core.get(attr.lower())
         returned = info.returned if info else _COMMON.get(attr.lower(), "default")
         return self._keeps(None, attr.lower(), returned)

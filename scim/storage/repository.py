@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scim.extension import GROUP_EXTENSION
 from scim.protocol.json_sql import JsonSql
 from scim.storage.tables import administrators, agreements, members, resources, tenants
 
@@ -42,10 +43,17 @@ class UniquenessConflict(Exception):
 
 
 class Repository:
-    def __init__(self, connection: AsyncConnection, tenant_id: int, base_url: str = "") -> None:
+    def __init__(
+        self,
+        connection: AsyncConnection,
+        tenant_id: int,
+        base_url: str = "",
+        organisation: tuple[str, frozenset[str]] | None = None,
+    ) -> None:
         self.connection = connection
         self.tenant_id = tenant_id
         self.base_url = base_url
+        self._organisation = organisation
         self.json = JsonSql(connection.dialect.name)
         self.postgres = self.json.postgres
 
@@ -110,6 +118,8 @@ class Repository:
 
     async def organisation(self) -> tuple[str, frozenset[str]]:
         """The tenant's kind and the e-services it has agreements for."""
+        if self._organisation is not None:
+            return self._organisation
         kind = (
             await self.connection.execute(
                 select(tenants.c.kind).where(tenants.c.id == self.tenant_id)
@@ -273,6 +283,9 @@ def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
             related.c.display,
             "type",
             literal("direct"),
+            # For the member's effective permissions; not part of what User.groups shows.
+            "permissions",
+            related.c.data[(GROUP_EXTENSION, "permissions")],
         )
         join_on, correlate = members.c.group_id, members.c.member_id
     return (
