@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
-from litestar import Litestar, Request, Response, Router, route
+from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
-from scim2_models import NotImplementedException, SCIMException
+from scim2_models import SCIMException
 
 from scim import catalogue
 from scim.api.catalogue import catalogue as catalogue_endpoint
@@ -60,10 +60,6 @@ def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[byt
     return Response(error_body(scim_error), status_code=500, media_type=SCIM_MEDIA_TYPE)
 
 
-async def _not_implemented(request: Request[Any, Any, Any]) -> Response[bytes]:
-    raise NotImplementedException(detail=f"{request.url.path} is not implemented yet")
-
-
 def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     registry = Registry(settings)
@@ -79,15 +75,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         finally:
             await engine.dispose()
 
-    me = route("/Me", http_method=["GET", "PUT", "PATCH", "DELETE", "POST"], name="me")(
-        _not_implemented
-    )
-
     # Discovery describes the service and no organisation's data: it is open to all.
     discovery = Router(path=settings.base_path, route_handlers=[DiscoveryController])
     api = Router(
         path=settings.base_path,
-        route_handlers=[ResourceController, me],
+        route_handlers=[ResourceController],
         before_request=authenticate,
     )
     # Outside the SCIM namespace, for clients that build permission pickers.

@@ -387,8 +387,8 @@ async def test_delete_removes_the_user_and_its_memberships(
         assert (await connection.execute(select(members))).all() == []
 
 
-async def test_not_implemented_endpoints_are_501(client: httpx.AsyncClient) -> None:
-    assert_error(await client.get("/Me"), 501)
+async def test_me_is_404_for_an_identity_system(client: httpx.AsyncClient) -> None:
+    assert_error(await client.get("/Me"), 404)
 
 
 # -- tenant scoping ----------------------------------------------------------------------

@@ -4,19 +4,38 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put
+from litestar import Controller, Request, Response, delete, get, patch, post, put, route
 from litestar.params import FromPath
-from scim2_models import NotFoundException
+from scim2_models import ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, listed, read_json, scim_response
-from scim.auth.principal import Principal
+from scim.auth.principal import Principal, Role
 from scim.bulk import BulkService
+from scim.extension import USER_EXTENSION
 from scim.organisations import Kind
 from scim.permissions import Organisation
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
 AnyRequest = Request[Any, Any, Any]
+
+# What /Me shows by default: who the person is and what they may use now.
+ME_ATTRIBUTES = [
+    "userName",
+    "name",
+    "displayName",
+    "emails",
+    "active",
+    f"{USER_EXTENSION}:hsaId",
+    f"{USER_EXTENSION}:permissions",
+    f"{USER_EXTENSION}:effectivePermissions.value",
+    f"{USER_EXTENSION}:effectivePermissions.display",
+    f"{USER_EXTENSION}:effectivePermissions.service",
+    f"{USER_EXTENSION}:effectivePermissions.source",
+    "entitlements",
+    "groups",
+    "meta",
+]
 
 
 def _service(request: AnyRequest) -> ResourceService:
@@ -25,8 +44,13 @@ def _service(request: AnyRequest) -> ResourceService:
 
 
 async def authenticate(request: AnyRequest) -> None:
-    """Before every resource request: who calls, for which organisation (401 if unknown)."""
-    request.state.principal = await request.app.state.authenticator.authenticate(request)
+    """Before every resource request: who calls, for which organisation (401 if unknown).
+    A person with the user role may only read their own resource at /Me (403 elsewhere)."""
+    principal: Principal = await request.app.state.authenticator.authenticate(request)
+    request.state.principal = principal
+    me = request.app.state.settings.base_path + "/Me"
+    if principal.role == Role.user and request.scope["path"] != me:
+        raise ForbiddenException(detail="A user may only read their own resource, at /Me")
 
 
 def _caller(request: AnyRequest) -> Caller:
@@ -100,6 +124,31 @@ class ResourceController(Controller):
         kinds = list(service.registry.kinds.values())
         search = service.parse_search(kinds, _search_payload(request))
         return scim_response(await service.search(_caller(request), kinds, search))
+
+    @get("/Me", name="me")
+    async def me(self, request: AnyRequest) -> Response[bytes]:
+        """RFC 7644 §3.11: the User resource of the person signed in, with what they may use
+        now (effective permissions), so that an e-service can ask."""
+        principal: Principal = request.state.principal
+        if principal.user_id is None:
+            raise NotFoundException(detail=f"{principal.name} is not a User of the organisation")
+        service = _service(request)
+        kind = service.registry.by_name["User"]
+        params = request.query_params
+        attributes = listed(params.get("attributes"))
+        if attributes is None and "excludedAttributes" not in params:
+            attributes = ME_ATTRIBUTES
+        plan = service.plan(kind, attributes, listed(params.get("excludedAttributes")))
+        document, version = await service.get(_caller(request), kind, principal.user_id, plan)
+        headers = {"ETag": etag(version), "Content-Location": document["meta"]["location"]}
+        return scim_response(document, 200, headers)
+
+    @route("/Me", http_method=["POST", "PUT", "PATCH", "DELETE"], name="me-write")
+    async def me_write(self, request: AnyRequest) -> Response[bytes]:
+        principal: Principal = request.state.principal
+        if principal.role == Role.user:
+            raise ForbiddenException(detail="A user may read their own resource, not change it")
+        raise NotFoundException(detail=f"{principal.name} is not a User of the organisation")
 
     @post("/Bulk", name="bulk", status_code=200)
     async def bulk(self, request: AnyRequest) -> Response[bytes]:

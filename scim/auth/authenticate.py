@@ -20,7 +20,14 @@ from scim.auth.certificates import CertificateError, CertificateIdentity, Certif
 from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
 from scim.settings import Settings
-from scim.storage.tables import administrators, agreements, system_clients, tenants, tokens
+from scim.storage.tables import (
+    administrators,
+    agreements,
+    resources,
+    system_clients,
+    tenants,
+    tokens,
+)
 
 
 class Unauthenticated(SCIMException):
@@ -127,6 +134,43 @@ class Authenticator:
             raise Unauthenticated(detail=str(error)) from error
         return None
 
+    async def _user(self, hsa_id: str, organisation: str | None) -> tuple[Principal, str]:
+        """A person who is a user (by the hsaId of a User resource) of an organisation: they
+        may read their own resource at /Me and nothing else."""
+        statement = (
+            select(
+                resources.c.id,
+                resources.c.tenant_id,
+                resources.c.display,
+                tenants.c.name.label("organisation"),
+                *self._organisation(resources.c.tenant_id),
+            )
+            .join(tenants, tenants.c.id == resources.c.tenant_id)
+            .where(
+                resources.c.resource_type == "User",
+                resources.c.hsa_id_key == hsa_id.lower(),
+            )
+        )
+        async with self.engine.connect() as connection:
+            rows = list((await connection.execute(statement)).all())
+        row = _one_user(rows, organisation)
+        if row is None:
+            raise Unauthenticated(
+                detail=f"The certificate ({hsa_id}) is not registered for any organisation"
+                if not rows
+                else f"{hsa_id} is a user of several organisations; the certificate's does "
+                "not single one out"
+            )
+        principal = Principal(
+            row.tenant_id,
+            Role.user,
+            hsa_id,
+            row.display or hsa_id,
+            *_organisation_of(row),
+            user_id=row.id,
+        )
+        return principal, row.organisation
+
     def forwarded_scheme(self, request: Request[Any, Any, Any]) -> str | None:
         """The scheme a trusted TLS-terminating proxy says the client used, if it says one."""
         scheme = request.headers.get("x-forwarded-proto", "").strip().lower()
@@ -197,6 +241,8 @@ class Authenticator:
                     .where(and_(or_(*matches)))
                 )
             ).all()
+        if not clients and hsa:
+            return await self._user(hsa, identity.organisation)
         if not clients:
             raise Unauthenticated(
                 detail=f"The certificate ({identity.hsa_id or identity.common_name}) is not "
@@ -216,6 +262,14 @@ class Authenticator:
             *_organisation_of(client),
         )
         return principal, client.organisation
+
+
+def _one_user(rows: list[Any], organisation: str | None) -> Any:
+    """The one row, or among several the one of the certificate's organisation."""
+    if len(rows) > 1 and organisation is not None:
+        wanted = _normalise_name(organisation)
+        rows = [row for row in rows if _normalise_name(row.organisation) == wanted]
+    return rows[0] if len(rows) == 1 else None
 
 
 def _organisation_of(row: Any) -> tuple[str, frozenset[str]]:

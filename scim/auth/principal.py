@@ -9,6 +9,7 @@ from enum import StrEnum
 class Role(StrEnum):
     administrator = "administrator"  # a person managing the organisation's users
     system = "system"  # an identity system provisioning over SCIM
+    user = "user"  # a person with e-service permissions: may read only their own /Me
 
 
 @dataclass(frozen=True, slots=True)
@@ -19,3 +20,4 @@ class Principal:
     name: str
     kind: str = ""  # of the organisation: "kommun" or "region"
     agreements: frozenset[str] = frozenset()  # e-service ids it has agreements for
+    user_id: str | None = None  # the User resource of a person with the user role
