@@ -254,6 +254,12 @@ async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _catalogue_holders(operator: Any, args: argparse.Namespace) -> int:
+    for holder in await operator.holders(args.permission):
+        print(f"{holder['org_number']}  {holder['type']:<5}  {holder['id']}  {holder['display']}")
+    return 0
+
+
 def _demo_load(args: argparse.Namespace) -> int:
     from scim import demo
 
@@ -354,6 +360,14 @@ def _parser() -> argparse.ArgumentParser:
     )
     export = command(audit, "export", _audit_export, "export as JSON lines", tenant=False)
     export.add_argument("--tenant", metavar="ORG_NUMBER")
+
+    catalogue = commands.add_parser("catalogue", help="the e-service catalogue").add_subparsers(
+        dest="catalogue_command", required=True
+    )
+    holders = command(
+        catalogue, "holders", _catalogue_holders, "who holds a permission", tenant=False
+    )
+    holders.add_argument("permission", metavar="SERVICE:PERMISSION")
 
     demo = commands.add_parser("demo", help="demo data").add_subparsers(
         dest="demo_command", required=True

@@ -8,16 +8,19 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
+from sqlalchemy import delete, exists, func, insert, literal, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim import audit
 from scim.auth.tokens import new_token, token_hash
+from scim.extension import GROUP_EXTENSION, USER_EXTENSION
 from scim.organisations import Kind, normalise_hsa_id, normalise_org_number
+from scim.protocol.json_sql import JsonSql
 from scim.storage.tables import (
     administrators,
     agreements,
+    resources,
     system_clients,
     tenants,
     tokens,
@@ -157,6 +160,21 @@ class Operator:
                 raise OperatorError(f"{label} must not be empty")
         if "@" not in email:
             raise OperatorError(f"{email!r} is not an e-mail address")
+        user = (
+            await self.connection.execute(
+                select(resources.c.id).where(
+                    resources.c.tenant_id == tenant.id,
+                    resources.c.resource_type == "User",
+                    resources.c.hsa_id_key == hsa.lower(),
+                )
+            )
+        ).first()
+        if user is not None:
+            # Administrator and user are exclusive roles within an organisation.
+            raise OperatorError(
+                f"{hsa} is a user of {tenant.name} (User {user.id}); an administrator cannot "
+                "also be a user: delete the user first"
+            )
         administrator_id = str(uuid.uuid4())
         try:
             await self.connection.execute(
@@ -336,6 +354,34 @@ class Operator:
         if not result.rowcount:
             raise OperatorError(f"no active token {token_id} in {tenant.name}")
         await self._audit(tenant.id, "token.revoke", resource_type="Token", resource_id=token_id)
+
+    async def holders(self, value: str) -> list[dict[str, Any]]:
+        """Who holds a permission (``<e-service>:<permission>``) directly, users and groups, in
+        every organisation: what the operator checks before and after retiring one."""
+        held = []
+        for kind, urn in (("User", USER_EXTENSION), ("Group", GROUP_EXTENSION)):
+            elements = JsonSql(self.connection.dialect.name).elements(
+                resources.c.data, (urn, "permissions")
+            )
+            holds = exists(
+                select(literal(1))
+                .select_from(elements)
+                .where(
+                    JsonSql(self.connection.dialect.name).element_text(elements.c.value, "value")
+                    == value
+                )
+            )
+            rows = await self.connection.execute(
+                select(resources.c.id, resources.c.display, tenants.c.org_number)
+                .join(tenants, tenants.c.id == resources.c.tenant_id)
+                .where(resources.c.resource_type == kind, holds)
+                .order_by(tenants.c.org_number, resources.c.display)
+            )
+            held += [
+                {"org_number": r.org_number, "type": kind, "id": r.id, "display": r.display}
+                for r in rows
+            ]
+        return held
 
     async def tokens(self, tenant: Tenant) -> list[dict[str, Any]]:
         rows = (

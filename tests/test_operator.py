@@ -17,7 +17,7 @@ import pytest
 from scim.app import create_app
 from scim.cli import main
 from scim.settings import Settings
-from tests.conftest import api_client, fresh_database, user_body
+from tests.conftest import ESERVICES, api_client, fresh_database, user_body
 
 
 @pytest.fixture
@@ -271,3 +271,96 @@ def test_http_is_refused_without_credentials(database: str) -> None:
     assert response.status_code == 401
     assert response.headers["www-authenticate"].startswith("Bearer")
     assert response.json()["status"] == "401"
+
+
+def test_a_user_cannot_be_made_an_administrator_and_holders_are_listed(
+    database: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert (
+        main(
+            [
+                "tenant",
+                "add",
+                "--org-number",
+                "2120000142",
+                "--name",
+                "Sthlm",
+                "--kind",
+                "kommun",
+                "--database",
+                database,
+            ]
+        )
+        == 0
+    )
+    assert (
+        main(
+            [
+                "tenant",
+                "agreements",
+                "--tenant",
+                "2120000142",
+                "ansok-om-statlig-ersattning",
+                "--database",
+                database,
+            ]
+        )
+        == 0
+    )
+    assert main(["token", "issue", "--tenant", "2120000142", "--database", database]) == 0
+    token = capsys.readouterr().out.strip().splitlines()[-1]
+    value = "ansok-om-statlig-ersattning:grundersattning"
+
+    async def enrol() -> str:
+        app = create_app(Settings(database_url=database))
+        try:
+            async with api_client(app, token) as client:
+                body = user_body(
+                    "maja@example.se",
+                    **{ESERVICES: {"hsaId": "SE2120000142-OP1", "permissions": [{"value": value}]}},
+                )
+                response = await client.post("/Users", json=body)
+                assert response.status_code == 201, response.text
+                user_id: str = response.json()["id"]
+                return user_id
+        finally:
+            await app.state.engine.dispose()
+
+    user_id = asyncio.run(enrol())
+    assert (
+        main(
+            [
+                "admin",
+                "add",
+                "--tenant",
+                "2120000142",
+                "--hsa-id",
+                "se2120000142-op1",
+                "--given-name",
+                "Maja",
+                "--family-name",
+                "Ek",
+                "--email",
+                "m@e.se",
+                "--database",
+                database,
+            ]
+        )
+        == 2
+    )
+    assert "is a user of Sthlm" in capsys.readouterr().err
+    assert main(["catalogue", "holders", value, "--database", database]) == 0
+    assert capsys.readouterr().out.split() == ["2120000142", "User", user_id, "maja@example.se"]
+    assert (
+        main(
+            [
+                "catalogue",
+                "holders",
+                "ansok-om-statlig-ersattning:grundersattningX",
+                "--database",
+                database,
+            ]
+        )
+        == 0
+    )
+    assert capsys.readouterr().out == ""

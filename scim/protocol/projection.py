@@ -175,11 +175,13 @@ class Plan:
     def _container(self, urn: str, value: dict[str, Any]) -> dict[str, Any]:
         _, tree = self.projector.extensions[urn]
         if self.requested is not None and "*" in self.requested.get(urn, {}):
-            return {
-                k: v
-                for k, v in value.items()
-                if tree.get(k.lower(), _Attr(k, "default")).returned != "never"
-            }
+            # The extension by name: what it returns by default, as without "attributes".
+            whole = {}
+            for key, item in value.items():
+                named = tree.get(key.lower(), _Attr(key, "default"))
+                if named.returned not in ("never", "request"):
+                    whole[key] = _strip_unasked(named, item)
+            return whole
         if self.requested is None and "*" in self.dropped.get(urn, {}):
             return {
                 k: v
