@@ -372,3 +372,15 @@ async def test_responses_are_application_scim_json(client: httpx.AsyncClient) ->
     ]
     for response in responses:
         assert response.headers["content-type"].split(";")[0].strip() == SCIM, response.url
+
+
+async def test_the_extension_schema_lists_the_catalogue_permissions(
+    client: httpx.AsyncClient,
+) -> None:
+    for urn in (ESERVICES, ESERVICES_GROUP):
+        schema = await get_json(client, f"/Schemas/{urn}")
+        permissions = next(a for a in schema["attributes"] if a["name"] == "permissions")
+        value = next(s for s in permissions["subAttributes"] if s["name"] == "value")
+        assert "ansok-om-statlig-ersattning:grundersattning" in value["canonicalValues"]
+        assert "e-tjanst-for-landsting:se-asylsokande" in value["canonicalValues"]
+        assert len(value["canonicalValues"]) == 21
