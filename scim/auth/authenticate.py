@@ -1,5 +1,6 @@
-"""From a request to a Principal: bearer token, or a client certificate presented directly
-over TLS or forwarded by a trusted proxy. The organisation always comes from what the
+"""From a request to a Principal: bearer token, a client certificate presented directly
+over TLS or forwarded by a trusted proxy, or an administrator's browser session cookie (whose
+changes need the session's CSRF token). The organisation always comes from what the
 operator registered, never from the request body.
 """
 
@@ -11,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 from litestar import Request
-from scim2_models import SCIMException
-from sqlalchemy import and_, func, or_, select
+from scim2_models import ForbiddenException, SCIMException
+from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.auth import certificates
+from scim.auth import certificates, sessions
 from scim.auth.certificates import CertificateError, CertificateIdentity, CertificateVerifier
 from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
@@ -37,6 +38,10 @@ class Unauthenticated(SCIMException):
     _default_detail = "Authentication required: a client certificate or a bearer token"
 
 
+class Unregistered(Unauthenticated):
+    """401: a valid certificate of no one this server knows (in that organisation)."""
+
+
 def _normalise_name(name: str) -> str:
     return " ".join(name.split()).casefold()
 
@@ -45,6 +50,19 @@ class Authenticator:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.postgres = engine.dialect.name == "postgresql"
+        # Built once: on every request, building it would cost more than running it.
+        self._token_statement = (
+            select(
+                system_clients.c.id,
+                system_clients.c.tenant_id,
+                system_clients.c.name,
+                tokens.c.expires,
+                tokens.c.revoked,
+                *self._organisation(system_clients.c.tenant_id),
+            )
+            .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
+            .where(tokens.c.token_hash == bindparam("hash"))
+        )
         self.verifier = (
             CertificateVerifier(Path(settings.ca_bundle).read_bytes())
             if settings.ca_bundle
@@ -80,7 +98,37 @@ class Authenticator:
         presented = self._presented_certificate(request)
         if presented is not None:
             return await self._by_certificate(*presented)
+        if session_id := request.cookies.get(sessions.COOKIE):
+            return await self._by_session(request, session_id)
         raise Unauthenticated()
+
+    async def by_certificate(self, request: Request[Any, Any, Any]) -> Principal:
+        """Who the request's client certificate names, whatever else it carries."""
+        presented = self._presented_certificate(request)
+        if presented is None:
+            raise Unauthenticated(detail="No client certificate was presented")
+        return await self._by_certificate(*presented)
+
+    # -- browser sessions ---------------------------------------------------------------
+
+    async def _by_session(self, request: Request[Any, Any, Any], session_id: str) -> Principal:
+        async with self.engine.connect() as connection:
+            row = await sessions.lookup(
+                connection, session_id, *self._organisation(administrators.c.tenant_id)
+            )
+            await connection.commit()  # the idle deadline, if it moved
+        if row is None:
+            raise Unauthenticated(detail="The session has ended; log in again")
+        if not sessions.csrf_ok(
+            request.method, request.headers.get(sessions.CSRF_HEADER), row.csrf_token
+        ):
+            raise ForbiddenException(
+                detail=f"A change by session cookie needs the session's {sessions.CSRF_HEADER}"
+            )
+        name = f"{row.given_name} {row.family_name}"
+        return Principal(
+            row.tenant_id, Role.administrator, row.hsa_id, name, *_organisation_of(row)
+        )
 
     # -- tokens ---------------------------------------------------------------------
 
@@ -88,20 +136,9 @@ class Authenticator:
         if not token.startswith(PREFIX):
             raise Unauthenticated(detail="The bearer token is not one this server issued")
         now = datetime.now(UTC)
-        statement = (
-            select(
-                system_clients.c.id,
-                system_clients.c.tenant_id,
-                system_clients.c.name,
-                tokens.c.expires,
-                tokens.c.revoked,
-                *self._organisation(system_clients.c.tenant_id),
-            )
-            .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
-            .where(tokens.c.token_hash == token_hash(token))
-        )
         async with self.engine.connect() as connection:
-            row = (await connection.execute(statement)).first()
+            result = await connection.execute(self._token_statement, {"hash": token_hash(token)})
+            row = result.first()
         if row is None:
             raise Unauthenticated(detail="The bearer token is not valid")
         if row.revoked is not None:
@@ -155,7 +192,7 @@ class Authenticator:
             rows = list((await connection.execute(statement)).all())
         row = _one_user(rows, organisation)
         if row is None:
-            raise Unauthenticated(
+            raise Unregistered(
                 detail=f"The certificate ({hsa_id}) is not registered for any organisation"
                 if not rows
                 else f"{hsa_id} is a user of several organisations; the certificate's does "
@@ -199,7 +236,7 @@ class Authenticator:
         if identity.organisation and _normalise_name(identity.organisation) != _normalise_name(
             organisation
         ):
-            raise Unauthenticated(
+            raise Unregistered(
                 detail=f"The certificate's organisation {identity.organisation!r} is not the "
                 f"registered organisation {organisation!r}"
             )
@@ -244,7 +281,7 @@ class Authenticator:
         if not clients and hsa:
             return await self._user(hsa, identity.organisation)
         if not clients:
-            raise Unauthenticated(
+            raise Unregistered(
                 detail=f"The certificate ({identity.hsa_id or identity.common_name}) is not "
                 "registered for any organisation"
             )
