@@ -16,6 +16,7 @@ from scim import catalogue
 from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
 from scim.api.resources import ResourceController, authenticate
+from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
@@ -84,8 +85,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outside the SCIM namespace, for clients that build permission pickers.
     extras = Router(path="/", route_handlers=[catalogue_endpoint], before_request=authenticate)
+    # The browser client's login and logout; each handler checks its own credentials.
     return Litestar(
-        route_handlers=[discovery, api, extras],
+        route_handlers=[discovery, api, extras, SessionController],
         state=State(
             {
                 "settings": settings,

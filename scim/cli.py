@@ -80,8 +80,11 @@ def _tls_options(args: argparse.Namespace) -> dict[str, Any] | str:
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
+    if args.demo:
+        # Read by create_app, also in worker processes: the demo login (/session/demo).
+        os.environ["SCIM_DEMO"] = "1"
     settings = _settings(args)
-    if args.demo and not ipaddress.ip_address(_resolve(args.host)).is_loopback:
+    if settings.demo and not ipaddress.ip_address(_resolve(args.host)).is_loopback:
         print("--demo is refused unless the server listens on loopback", file=sys.stderr)
         return 2
     tls = _tls_options(args)
@@ -100,7 +103,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"SCIM API: {base}/Users")
         print(f"Bearer token for the demo identity system of {loaded.organisation} (1 day):")
         print(f"  {loaded.token}")
-        print(f"Try: curl -H 'Authorization: Bearer {loaded.token}' {base}/Users", flush=True)
+        print(f"Try: curl -H 'Authorization: Bearer {loaded.token}' {base}/Users")
+        root = f"{scheme}://{args.host}:{args.port}"
+        print(f"Browser client: log in as a demo administrator at {root}/session/demo", flush=True)
     else:
         print(f"SCIM API: {base}/Users", flush=True)
     options: dict[str, Any] = {"http": "httptools", **tls}
