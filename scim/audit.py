@@ -12,6 +12,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.storage.tables import audit_log, tenants
 
+_INSERT = insert(audit_log)
+
 
 async def record(
     connection: AsyncConnection,
@@ -24,15 +26,16 @@ async def record(
     changes: Any = None,
 ) -> None:
     await connection.execute(
-        insert(audit_log).values(
-            at=datetime.now(UTC),
-            tenant_id=tenant_id,
-            actor=actor,
-            action=action,
-            resource_type=resource_type,
-            resource_id=resource_id,
-            changes=changes,
-        )
+        _INSERT,
+        {
+            "at": datetime.now(UTC),
+            "tenant_id": tenant_id,
+            "actor": actor,
+            "action": action,
+            "resource_type": resource_type,
+            "resource_id": resource_id,
+            "changes": changes,
+        },
     )
 
 

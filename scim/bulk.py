@@ -22,7 +22,6 @@ from scim2_models import (
 )
 
 from scim.errors import ERROR_SCHEMA
-from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written
 
 logger = logging.getLogger("scim.bulk")
@@ -271,7 +270,7 @@ class BulkService:
         if operation.method == "POST":
             if len(segments) != 1:
                 raise InvalidValueException(detail="POST takes the path of a resource type")
-            written = await self.service.create(caller, kind, data, self._minimal(kind))
+            written = await self.service.create(caller, kind, data, None)
             return Outcome(operation, 201, written)
         if len(segments) != 2:
             raise InvalidValueException(
@@ -280,19 +279,15 @@ class BulkService:
         resource_id = segments[1]
         if operation.method == "PUT":
             written = await self.service.replace(
-                caller, kind, resource_id, data, operation.version, self._minimal(kind)
+                caller, kind, resource_id, data, operation.version, None
             )
             return Outcome(operation, 200, written)
         if operation.method == "PATCH":
-            plan = None if kind.name == "Group" else self._minimal(kind)
             written = await self.service.patch(
-                caller, kind, resource_id, data, operation.version, plan
+                caller, kind, resource_id, data, operation.version, None
             )
-            return Outcome(operation, 204 if plan is None else 200, written)
+            # RFC 7644 §3.5.2: 200 with the resource or 204 without; Bulk returns no bodies.
+            return Outcome(operation, 204 if kind.name == "Group" else 200, written)
         await self.service.delete(caller, kind, resource_id, operation.version)
         location = self.service.location(caller, kind, resource_id)
         return Outcome(operation, 204, Written(None, 0, location))
-
-    def _minimal(self, kind: ResourceKind) -> Any:
-        # Bulk responses carry no resource bodies, so nothing beyond the id is rendered.
-        return self.service.plan(kind, ["id"], None)

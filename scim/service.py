@@ -356,8 +356,9 @@ class ResourceService:
             raise InvalidValueException(detail="members: a group cannot be a member of itself")
 
     async def create(
-        self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan
+        self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan | None
     ) -> Written:
+        """Create a resource; with no ``plan`` no representation is read back (Bulk)."""
         model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         document = self._storable(kind, model)
@@ -383,6 +384,8 @@ class ResourceService:
                 raise _taken(document, error) from error
             await repository.add_members(resource_id, new_members)
             await self._audit(connection, caller, kind, "create", resource_id, body)
+            if plan is None:
+                return Written(None, 1, self.location(caller, kind, resource_id))
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
@@ -421,7 +424,7 @@ class ResourceService:
         resource_id: str,
         body: dict[str, Any],
         if_match: str | None,
-        plan: Plan,
+        plan: Plan | None,
     ) -> Written:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
@@ -440,6 +443,8 @@ class ResourceService:
                 await repository.add_members(resource_id, new_members)
             await self._write(repository, kind, row, document)
             await self._audit(connection, caller, kind, "replace", resource_id, body)
+            if plan is None:
+                return Written(None, row.version + 1, self.location(caller, kind, resource_id))
             row = await self._reload(repository, caller, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),

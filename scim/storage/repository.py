@@ -131,10 +131,8 @@ class Repository:
         return str(kind), frozenset(services.scalars())
 
     async def is_administrator(self, hsa_id: str) -> bool:
-        statement = select(administrators.c.id).where(
-            administrators.c.tenant_id == self.tenant_id, administrators.c.hsa_id == hsa_id
-        )
-        return (await self.connection.execute(statement)).first() is not None
+        parameters = {"tenant_id": self.tenant_id, "hsa_id": hsa_id}
+        return (await self.connection.execute(_IS_ADMINISTRATOR, parameters)).first() is not None
 
     async def existing(self, ids: Iterable[str]) -> dict[str, Any]:
         """Which of these ids name a resource of this tenant, with their type and display."""
@@ -161,9 +159,7 @@ class Repository:
 
     async def insert(self, values: dict[str, Any]) -> None:
         try:
-            await self.connection.execute(
-                insert(resources).values(tenant_id=self.tenant_id, **values)
-            )
+            await self.connection.execute(_INSERT, {"tenant_id": self.tenant_id, **values})
         except IntegrityError as error:
             raise UniquenessConflict(str(error.orig)) from error
 
@@ -247,6 +243,12 @@ def _per_kind(kind_names: Sequence[str], postgres: bool) -> ColumnElement[Any]:
 
 
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
+
+_INSERT = insert(resources)
+_IS_ADMINISTRATOR = select(administrators.c.id).where(
+    administrators.c.tenant_id == bindparam("tenant_id"),
+    administrators.c.hsa_id == bindparam("hsa_id"),
+)
 
 
 @cache
