@@ -107,4 +107,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         request_max_body_size=settings.max_payload_size,
         openapi_config=None,
         debug=False,
+        # Errors are logged through the "scim" logger, configured by uvicorn or the host;
+        # Litestar's own queue-backed logging would add a thread that outlives test captures.
+        logging_config=None,
     )
