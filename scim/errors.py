@@ -25,14 +25,6 @@ class UnsupportedMediaType(SCIMException):
     _default_detail = "The request body must be application/scim+json or application/json"
 
 
-class NotAcceptable(SCIMException):
-    status = 406
-
-
-class MethodNotAllowed(SCIMException):
-    status = 405
-
-
 def from_validation(error: ValidationError) -> SCIMException:
     """The SCIM error a pydantic validation failure stands for."""
     first: Any = error.errors()[0]

@@ -11,7 +11,6 @@ from functools import cached_property
 from typing import Annotated, Any
 
 from scim2_models import (
-    URN,
     AuthenticationScheme,
     Bulk,
     ChangePassword,
@@ -104,10 +103,6 @@ class Registry:
     def kind_for_endpoint(self, endpoint: str) -> ResourceKind | None:
         return self.kinds.get(endpoint.lower())
 
-    @cached_property
-    def all_models(self) -> tuple[type[Resource[Any]], ...]:
-        return tuple(kind.model for kind in self.kinds.values())
-
     @staticmethod
     def _config(settings: Settings) -> ServiceProviderConfig:
         return ServiceProviderConfig(
@@ -167,8 +162,3 @@ def _authentication_schemes(settings: Settings) -> list[AuthenticationScheme]:
             ),
         )
     return schemes
-
-
-def schema_urn(model: type[Any]) -> str:
-    urn: URN = model.__schema__
-    return str(urn)

@@ -278,7 +278,7 @@ class ResourceService:
         if request.filter is None:
             return None
         if len(kinds) == 1:
-            filters.parse_filter(kinds[0], str(request.filter))
+            # SearchRequest[model] has parsed it and resolved every attribute (400 otherwise).
             return filters.compile_filter(kinds[0], json, request.filter)
         # RFC 7644 §3.4.2.1: at the root, an attribute a type lacks is false for it.
         return or_(
@@ -367,7 +367,7 @@ class ResourceService:
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
             await self._check_members(repository, resource_id, new_members)
-            await self._prepare(repository, kind, document, None)
+            keys = await self._prepare(repository, kind, document, None)
             try:
                 await repository.insert(
                     {
@@ -377,7 +377,7 @@ class ResourceService:
                         "last_modified": now,
                         "version": 1,
                         "data": document,
-                        **search_keys(document),
+                        **keys,
                     }
                 )
             except UniquenessConflict as error:
@@ -458,10 +458,12 @@ class ResourceService:
         kind: ResourceKind,
         document: dict[str, Any],
         previous: dict[str, Any] | None,
-    ) -> None:
-        """The extension's rules, which depend on the organisation (see scim.permissions)."""
+    ) -> dict[str, Any]:
+        """Apply the extension's rules, which depend on the organisation (see
+        scim.permissions); the search keys of the document as it will be stored."""
         self.rules.prepare(kind.name, document, previous, await self._organisation(repository))
-        _check_lengths(document)
+        keys = search_keys(document)
+        _check_lengths(keys)
         hsa_id = hsa_id_of(document)
         if (
             kind.name == "User"
@@ -475,6 +477,7 @@ class ResourceService:
                 "administrator cannot also be a user: the operator must first remove the "
                 "administrator role"
             )
+        return keys
 
     @staticmethod
     async def _organisation(repository: Repository) -> Organisation:
@@ -484,12 +487,12 @@ class ResourceService:
     async def _write(
         self, repository: Repository, kind: ResourceKind, row: Row[Any], document: dict[str, Any]
     ) -> None:
-        await self._prepare(repository, kind, document, row.data)
+        keys = await self._prepare(repository, kind, document, row.data)
         values = {
             "data": document,
             "version": row.version + 1,
             "last_modified": datetime.now(UTC),
-            **search_keys(document),
+            **keys,
         }
         try:
             written = await repository.update(row.id, row.version, values)
@@ -690,9 +693,9 @@ _KEY_ATTRIBUTES = {
 }
 
 
-def _check_lengths(document: dict[str, Any]) -> None:
+def _check_lengths(keys: dict[str, Any]) -> None:
     """The search keys are bounded columns; a longer value is invalidValue, not a 500."""
-    for column, value in search_keys(document).items():
+    for column, value in keys.items():
         limit = getattr(resources.c[column].type, "length", None)
         if isinstance(value, str) and limit is not None and len(value) > limit:
             raise InvalidValueException(
@@ -777,6 +780,3 @@ def _member_filter(selector: str) -> Any:
         raise
     except ValueError as error:
         raise InvalidPathException(detail=str(error)) from error
-
-
-__all__ = ["AsyncConnection", "Caller", "ResourceService", "Written", "etag"]

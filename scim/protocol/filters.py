@@ -545,18 +545,6 @@ def compile_filter(kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any]) 
     return Compiler(kind, json).visit(filter_.ast)
 
 
-def parse_filter(kind: ResourceKind, text: str) -> ScimFilter[Any]:
-    """Parse and check a filter for a resource type; 400 ``invalidFilter`` if it cannot apply."""
-    try:
-        filter_: ScimFilter[Any] = ScimFilter[kind.model](text)  # type: ignore[name-defined]
-        filter_._validate_semantics(strict=True)
-    except InvalidFilterException:
-        raise
-    except (ValueError, TypeError) as error:
-        raise InvalidFilterException(detail=str(error)) from error
-    return filter_
-
-
 def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:
     """The membership rows (``members`` joined to the member) a ``members[...]`` filter selects."""
     many = _membership(json, group_side=True)
