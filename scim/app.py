@@ -13,6 +13,7 @@ from litestar.exceptions import HTTPException
 from scim2_models import SCIMException
 
 from scim import catalogue
+from scim.api.browser import client_files, root, security_headers
 from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
 from scim.api.resources import ResourceController, authenticate
@@ -85,9 +86,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
     # Outside the SCIM namespace, for clients that build permission pickers.
     extras = Router(path="/", route_handlers=[catalogue_endpoint], before_request=authenticate)
-    # The browser client's login and logout; each handler checks its own credentials.
+    # The browser client (static files, public) and its login and logout, where each handler
+    # checks its own credentials.
     return Litestar(
-        route_handlers=[discovery, api, extras, SessionController],
+        route_handlers=[discovery, api, extras, SessionController, client_files(), root],
+        middleware=[security_headers],
         state=State(
             {
                 "settings": settings,

@@ -104,10 +104,13 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Bearer token for the demo identity system of {loaded.organisation} (1 day):")
         print(f"  {loaded.token}")
         print(f"Try: curl -H 'Authorization: Bearer {loaded.token}' {base}/Users")
-        root = f"{scheme}://{args.host}:{args.port}"
-        print(f"Browser client: log in as a demo administrator at {root}/session/demo", flush=True)
     else:
-        print(f"SCIM API: {base}/Users", flush=True)
+        print(f"SCIM API: {base}/Users")
+    client = f"{scheme}://{args.host}:{args.port}/admin/"
+    if args.demo:
+        print(f"Browser client (pick a demo administrator): {client}", flush=True)
+    else:
+        print(f"Browser client: {client}", flush=True)
     options: dict[str, Any] = {"http": "httptools", **tls}
     uvicorn.run(
         "scim.app:create_app",

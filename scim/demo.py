@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 
 from scim import catalogue
-from scim.extension import USER_EXTENSION
+from scim.extension import GROUP_EXTENSION, USER_EXTENSION
 from scim.operator import Operator, Tenant
 from scim.permissions import Rules
 from scim.registry import Registry
@@ -34,6 +34,17 @@ ORGANISATIONS: list[dict[str, Any]] = [
             ("Mohammed", "Ali", "SE2120000142-1004"),
             ("Sofia", "Nilsson", "SE2120000142-1005"),
         ],
+        "permissions": {
+            "SE2120000142-1001": [
+                "ansok-om-statlig-ersattning:asylsokande-i-forskola",
+                "ansok-om-statlig-ersattning:grundersattning",
+            ],
+            "SE2120000142-1004": [
+                "se-och-andra-ansvar-for-ensamkommande:administrera-barn-utan-vardnadshavare"
+            ],
+        },
+        # The first three users are members of "Handläggare".
+        "group_permissions": ["ansok-om-statlig-ersattning:hemtjanst-for-nyanlanda"],
         "domain": "stockholm.se",
     },
     {
@@ -43,6 +54,10 @@ ORGANISATIONS: list[dict[str, Any]] = [
         "services": ["ansok-om-statlig-ersattning"],
         "admin": ("SE2120001355-ADM1", "Admininra", "Göteborg", "admin@goteborg.se"),
         "users": [("Karin", "Berg", "SE2120001355-2001"), ("Jonas", "Ek", "SE2120001355-2002")],
+        "permissions": {
+            "SE2120001355-2001": ["ansok-om-statlig-ersattning:arlig-ersattning-fast"],
+        },
+        "group_permissions": [],
         "domain": "goteborg.se",
     },
     {
@@ -52,6 +67,13 @@ ORGANISATIONS: list[dict[str, Any]] = [
         "services": ["e-tjanst-for-landsting"],
         "admin": ("SE2321000206-ADM1", "Admininra", "Västernorrland", "admin@rvn.se"),
         "users": [("Josef", "Svensson", "SE2321000206-3001")],
+        "permissions": {
+            "SE2321000206-3001": [
+                "e-tjanst-for-landsting:se-asylsokande",
+                "e-tjanst-for-landsting:skicka-in-ansokan-om-ersattning",
+            ],
+        },
+        "group_permissions": [],
         "domain": "rvn.se",
     },
 ]
@@ -115,7 +137,12 @@ async def _users(
             {
                 "schemas": [users.schema, USER_EXTENSION],
                 "userName": email,
-                USER_EXTENSION: {"hsaId": hsa_id},
+                USER_EXTENSION: {
+                    "hsaId": hsa_id,
+                    "permissions": [
+                        {"value": value} for value in organisation["permissions"].get(hsa_id, [])
+                    ],
+                },
                 "name": {"givenName": given, "familyName": family},
                 "displayName": f"{given} {family}",
                 "emails": [{"value": email, "type": "work", "primary": True}],
@@ -129,8 +156,11 @@ async def _users(
         caller,
         groups,
         {
-            "schemas": [groups.schema],
+            "schemas": [groups.schema, GROUP_EXTENSION],
             "displayName": "Handläggare",
+            GROUP_EXTENSION: {
+                "permissions": [{"value": value} for value in organisation["group_permissions"]]
+            },
             "members": [{"value": member_id} for member_id in ids[:3]],
         },
         service.plan(groups, None, None),

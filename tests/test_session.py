@@ -4,6 +4,7 @@ mode lets a newcomer pick a demo administrator, only from this machine."""
 
 from __future__ import annotations
 
+import re
 import subprocess
 import sys
 from collections.abc import AsyncIterator
@@ -396,7 +397,9 @@ async def test_demo_mode_answers_only_on_loopback(demo_app: Litestar, administra
         assert (await local.get("/session/demo")).status_code == 200
 
 
-def test_serve_demo_turns_demo_mode_on(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_serve_demo_turns_demo_mode_on(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     import uvicorn
 
     seen: dict[str, Any] = {}
@@ -414,6 +417,11 @@ def test_serve_demo_turns_demo_mode_on(monkeypatch: pytest.MonkeyPatch) -> None:
         assert seen == {"demo": False, "factory": True}
         assert cli.main(["serve", "--database", url, "--demo"]) == 0
         assert seen == {"demo": True, "factory": True}
+    # A newcomer can try the client and the API at once.
+    printed = capsys.readouterr().out
+    assert "Browser client (pick a demo administrator): http://127.0.0.1:8000/admin/" in printed
+    token = re.search(r"Bearer (scim_\S+)", printed)
+    assert token is not None and "Bearer token for the demo identity system" in printed
 
 
 def test_demo_mode_from_the_environment_is_refused_off_loopback() -> None:

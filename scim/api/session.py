@@ -62,13 +62,15 @@ def _engine(request: AnyRequest) -> AsyncEngine:
     return engine
 
 
-def _logged_in(row: Any, csrf_token: str) -> dict[str, Any]:
-    """Who is logged in, and the token the browser client sends back with every change."""
+def _logged_in(request: AnyRequest, row: Any, csrf_token: str) -> dict[str, Any]:
+    """Who is logged in, the token the browser client sends back with every change, and
+    where the SCIM API it talks to is mounted."""
     return {
         "name": f"{row.given_name} {row.family_name}",
         "hsaId": row.hsa_id,
         "organisation": {"name": row.organisation, "kind": row.kind},
         "csrfToken": csrf_token,
+        "scimBasePath": request.app.state.settings.base_path,
     }
 
 
@@ -88,7 +90,7 @@ async def _log_in(request: AnyRequest, administrator: Any, method: str) -> Respo
             resource_id=administrator.hsa_id,
             changes={"method": method},
         )
-    body = _logged_in(administrator, session.csrf_token)
+    body = _logged_in(request, administrator, session.csrf_token)
     response = Response(msgspec.json.encode(body), status_code=200, media_type="application/json")
     response.set_cookie(
         sessions.COOKIE, session.id, path="/", secure=True, httponly=True, samesite="strict"
@@ -167,7 +169,7 @@ class SessionController(Controller):
             row = await sessions.lookup(connection, session_id) if session_id else None
         if row is None:
             return _no_session()
-        body = _logged_in(row, row.csrf_token)
+        body = _logged_in(request, row, row.csrf_token)
         return Response(msgspec.json.encode(body), media_type="application/json")
 
     @delete("/", name="session-logout", status_code=200)

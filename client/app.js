@@ -1,0 +1,950 @@
+// The administrators' client: the views of the administrators' manual (sections 3–4), each a
+// hash route, all data from the SCIM API. Filtering, searching, sorting and paging are SCIM
+// query parameters, so the server does them in SQL whatever the size of the organisation.
+
+import * as api from "./api.js";
+import { debounce, fill, h, openDialog } from "./dom.js";
+import T from "./texts/sv.js";
+
+const E = api.ESERVICES;
+const PAGE_SIZE = 25;
+const SEARCH_PAUSE_MS = 350;
+const HSA_ID = /^SE\d{10}-[A-Z0-9]+$/i;
+const EMAIL = /^[^\s@]+@[^\s@.]+(\.[^\s@.]+)+$/;
+// The list's columns and the SCIM attribute each sorts by (RFC 7644 §3.4.2.3).
+const COLUMNS = [
+  ["givenName", "name.givenName"],
+  ["familyName", "name.familyName"],
+  ["hsaId", `${E}:hsaId`],
+  ["email", "emails.value"],
+];
+
+const app = document.getElementById("app");
+const main = h("main", { id: "main", tabindex: "-1" });
+const status = h("div", { id: "status", role: "status", "aria-live": "polite" });
+
+let session = null;
+let flash = ""; // a message for the next view, e.g. "saved" after leaving a dialog
+let offering = null; // what the organisation may grant: see loadOffering()
+const list = {
+  term: "",
+  services: new Set(),
+  permissions: new Set(),
+  sortBy: "givenName",
+  sortOrder: "ascending",
+  startIndex: 1,
+};
+
+// --- shell ----------------------------------------------------------------------------
+
+function say(message, { alert = false } = {}) {
+  fill(status, message ? h("p", { className: alert ? "notice error" : "notice" }, message) : null);
+  status.setAttribute("role", alert ? "alert" : "status");
+}
+
+/** Go to a view, showing ``message`` there once it is drawn. */
+function navigate(hash, message = "") {
+  flash = message;
+  const here = location.hash || "#/";
+  if (here === hash) route();
+  else location.hash = hash;
+}
+
+function header() {
+  const organisation = session.organisation.name;
+  return h(
+    "header",
+    { className: "top" },
+    h("p", { className: "app-title" }, T.appTitle),
+    h(
+      "div",
+      { className: "who" },
+      h("span", { className: "organisation" }, organisation),
+      h("span", { className: "logged-in" }, `${T.loggedInAs} ${session.name}`),
+      h("button", { type: "button", className: "secondary", onclick: logOut }, T.logout),
+    ),
+  );
+}
+
+function show(...children) {
+  fill(app, session ? header() : null, status, fill(main, ...children));
+  say(flash);
+  flash = "";
+  const heading = main.querySelector("h1, h2");
+  if (heading) {
+    heading.setAttribute("tabindex", "-1");
+    heading.focus();
+  }
+}
+
+function failed(error) {
+  if (error.name === "AbortError") return;
+  if (error instanceof api.ApiError && error.status === 401) return; // whenLoggedOut shows login
+  let message = T.serverError;
+  if (error instanceof api.NetworkError) message = T.networkError;
+  else if (error instanceof api.ApiError && error.status === 403) message = T.forbidden;
+  else if (error instanceof api.ApiError && error.status < 500 && error.detail) message = error.detail;
+  say(message, { alert: true });
+}
+
+async function logOut() {
+  try {
+    await api.logOut();
+  } catch (error) {
+    // The session is gone either way; what matters is that the server forgot it.
+    if (!(error instanceof api.ApiError)) return failed(error);
+  }
+  session = null;
+  offering = null;
+  history.replaceState(null, "", location.pathname);
+  await showLogin(T.loggedOut);
+}
+
+// --- 3.1 Logga in -----------------------------------------------------------------------
+
+async function showLogin(message = "", { alert = false } = {}) {
+  session = null;
+  const problem = h("div", { id: "login-problem" });
+  const card = h(
+    "section",
+    { className: "card" },
+    h("h1", {}, T.appTitle),
+    h("h2", {}, T.loginHeading),
+    h("p", {}, T.loginIntro),
+    h("button", { type: "button", onclick: () => logIn(api.logInWithCertificate, problem) }, T.loginButton),
+    problem,
+  );
+  show(card);
+  say(message, { alert });
+  const administrators = await api.demoAdministrators().catch(() => null);
+  if (administrators && administrators.length) {
+    card.appendChild(
+      h(
+        "section",
+        { className: "demo", "aria-labelledby": "demo-heading" },
+        h("h2", { id: "demo-heading" }, T.demoHeading),
+        h("p", {}, T.demoIntro),
+        h(
+          "ul",
+          { className: "plain" },
+          administrators.map((administrator) =>
+            h(
+              "li",
+              {},
+              h(
+                "button",
+                {
+                  type: "button",
+                  className: "secondary",
+                  onclick: () => logIn(() => api.logInAsDemo(administrator.hsaId), problem),
+                },
+                T.demoLoginAs(
+                  administrator.name,
+                  `${administrator.organisation.name} (${T.kinds[administrator.organisation.kind]})`,
+                ),
+              ),
+            ),
+          ),
+        ),
+      ),
+    );
+  }
+}
+
+async function logIn(how, problem) {
+  try {
+    session = await how();
+  } catch (error) {
+    if (!(error instanceof api.ApiError)) return failed(error);
+    // 3.1.1: what the person can check themselves.
+    fill(
+      problem,
+      h("p", { className: "notice error", role: "alert" }, error.userMessage || T.serverError),
+      h("h3", {}, T.loginProblemHeading),
+      h("ul", {}, T.loginProblemAdvice.map((advice) => h("li", {}, advice))),
+    );
+    return;
+  }
+  await route();
+}
+
+// --- what the organisation may grant --------------------------------------------------
+
+/** The organisation's e-services (those with an agreement), their permission groups, and an
+ * index from "service:permission" to where it sits in the catalogue. */
+async function loadOffering() {
+  if (offering) return offering;
+  const known = await api.catalogue();
+  const agreed = new Set(known.organisation.agreements);
+  const services = known.services.filter(
+    (service) => service.offeredTo === known.organisation.kind && agreed.has(service.id),
+  );
+  const index = new Map();
+  for (const service of known.services) {
+    for (const group of service.groups) {
+      for (const permission of group.permissions) {
+        index.set(`${service.id}:${permission.id}`, { service, group, permission });
+      }
+    }
+  }
+  offering = { services, index, grantable: new Set(known.grantable) };
+  return offering;
+}
+
+// --- 4 Användarlistan -------------------------------------------------------------------
+
+function listFilter() {
+  const clauses = [];
+  // 4.2: every word must occur in some column.
+  for (const word of list.term.trim().split(/\s+/).filter(Boolean)) {
+    const value = api.filterString(word);
+    clauses.push(
+      `(name.givenName co ${value} or name.familyName co ${value} or ${E}:hsaId co ${value} or emails.value co ${value})`,
+    );
+  }
+  // 4.1: users who may use a chosen permission, or else any permission of a chosen e-service.
+  const either = (attribute, values) =>
+    [...values].map((value) => `${attribute} eq ${api.filterString(value)}`).join(" or ");
+  if (list.permissions.size) {
+    clauses.push(`${E}:effectivePermissions[${either("value", list.permissions)}]`);
+  } else if (list.services.size) {
+    clauses.push(`${E}:effectivePermissions[${either("service", list.services)}]`);
+  }
+  return clauses.join(" and ");
+}
+
+async function showUsers() {
+  const { services, index } = await loadOffering();
+  const results = h("div", { id: "results", "aria-busy": "true" });
+  let pending = null;
+
+  const refresh = async () => {
+    pending?.abort();
+    pending = new AbortController();
+    results.setAttribute("aria-busy", "true");
+    const sortAttribute = COLUMNS.find(([key]) => key === list.sortBy)[1];
+    try {
+      const page = await api.listUsers(
+        {
+          filter: listFilter(),
+          sortBy: sortAttribute,
+          sortOrder: list.sortOrder,
+          startIndex: list.startIndex,
+          count: PAGE_SIZE,
+          attributes: ["name.givenName", "name.familyName", "emails", `${E}:hsaId`],
+        },
+        pending.signal,
+      );
+      fill(results, usersTable(page, refresh));
+      results.setAttribute("aria-busy", "false");
+    } catch (error) {
+      failed(error);
+    }
+  };
+  const search = debounce(() => {
+    list.startIndex = 1;
+    refresh();
+  }, SEARCH_PAUSE_MS);
+
+  const permissionChoices = h("div", { className: "choices" });
+  const drawPermissionChoices = () => {
+    const chosen = services.filter((service) => list.services.has(service.id));
+    if (!chosen.length) {
+      fill(permissionChoices, h("p", { className: "hint" }, T.filterPermissionsEmpty));
+      return;
+    }
+    fill(
+      permissionChoices,
+      chosen.map((service) =>
+        h(
+          "fieldset",
+          {},
+          h("legend", {}, service.name),
+          service.groups.flatMap((group) =>
+            group.permissions.map((permission) => {
+              const value = `${service.id}:${permission.id}`;
+              return checkbox(`filter-${value}`, permission.name, list.permissions.has(value), (on) => {
+                toggle(list.permissions, value, on);
+                search.now();
+              });
+            }),
+          ),
+        ),
+      ),
+    );
+  };
+  drawPermissionChoices();
+
+  const serviceChoices = h(
+    "div",
+    { className: "choices" },
+    services.map((service) =>
+      checkbox(`filter-${service.id}`, service.name, list.services.has(service.id), (on) => {
+        toggle(list.services, service.id, on);
+        if (!on) {
+          for (const value of [...list.permissions]) {
+            if (index.get(value)?.service.id === service.id) list.permissions.delete(value);
+          }
+        }
+        drawPermissionChoices();
+        search.now();
+      }),
+    ),
+  );
+
+  const searchBox = h("input", {
+    id: "search",
+    type: "search",
+    value: list.term,
+    autocomplete: "off",
+    "aria-describedby": "search-hint",
+    oninput: (event) => {
+      list.term = event.target.value;
+      search();
+    },
+  });
+
+  show(
+    h("h2", {}, T.usersHeading),
+    h(
+      "div",
+      { className: "toolbar" },
+      h("button", { type: "button", onclick: () => userDialog(null) }, T.addUser),
+      h(
+        "details",
+        { className: "filter" },
+        h("summary", {}, T.filterServices),
+        h("fieldset", {}, h("legend", { className: "visually-hidden" }, T.filterServices), serviceChoices),
+      ),
+      h("details", { className: "filter" }, h("summary", {}, T.filterPermissions), permissionChoices),
+      h(
+        "button",
+        {
+          type: "button",
+          className: "link",
+          onclick: () => {
+            list.services.clear();
+            list.permissions.clear();
+            list.term = "";
+            list.startIndex = 1;
+            showUsers().catch(failed);
+          },
+        },
+        T.clearFilters,
+      ),
+      h(
+        "form",
+        {
+          role: "search",
+          className: "search",
+          onsubmit: (event) => {
+            event.preventDefault();
+            search.now();
+          },
+        },
+        h("label", { for: "search" }, T.search),
+        searchBox,
+        h("p", { id: "search-hint", className: "hint" }, T.searchHint),
+      ),
+    ),
+    results,
+  );
+  await refresh();
+}
+
+function toggle(set, value, on) {
+  if (on) set.add(value);
+  else set.delete(value);
+}
+
+function checkbox(id, label, checked, onchange, { disabled = false, note = null } = {}) {
+  const noteId = note ? `${id}-note` : null;
+  return h(
+    "div",
+    { className: "check" },
+    h("input", {
+      type: "checkbox",
+      id,
+      checked,
+      disabled,
+      "aria-describedby": noteId,
+      onchange: (event) => onchange(event.target.checked),
+    }),
+    h("label", { for: id }, label),
+    note ? h("span", { id: noteId, className: "hint" }, ` (${note})`) : null,
+  );
+}
+
+function usersTable(page, refresh) {
+  const users = page.Resources || [];
+  const total = page.totalResults;
+  const first = total === 0 ? 0 : page.startIndex;
+  const last = first + users.length - 1;
+  const sortButton = (key, order, arrow, label) =>
+    h(
+      "button",
+      {
+        type: "button",
+        className: "sort",
+        "aria-label": label,
+        "aria-pressed": String(list.sortBy === key && list.sortOrder === order),
+        onclick: () => {
+          list.sortBy = key;
+          list.sortOrder = order;
+          list.startIndex = 1;
+          refresh();
+        },
+      },
+      arrow,
+    );
+  const head = COLUMNS.map(([key]) => {
+    const title = T.columns[key];
+    const sorted = list.sortBy === key ? list.sortOrder : "none";
+    return h(
+      "th",
+      { scope: "col", "aria-sort": sorted },
+      h("span", {}, title),
+      h(
+        "span",
+        { className: "arrows" },
+        sortButton(key, "ascending", "▲", T.sortAscending(title)),
+        sortButton(key, "descending", "▼", T.sortDescending(title)),
+      ),
+    );
+  });
+  const rows = users.map((user) => {
+    const cells = userColumns(user);
+    return h(
+      "tr",
+      {},
+      h(
+        "td",
+        { dataset: { label: T.columns.givenName } },
+        h("a", { href: `#/anvandare/${encodeURIComponent(user.id)}` }, cells.givenName || "–"),
+      ),
+      h("td", { dataset: { label: T.columns.familyName } }, cells.familyName),
+      h("td", { dataset: { label: T.columns.hsaId } }, cells.hsaId),
+      h("td", { dataset: { label: T.columns.email } }, cells.email),
+    );
+  });
+  const filtered = list.term.trim() || list.services.size || list.permissions.size;
+  return [
+    h(
+      "table",
+      { className: "users" },
+      h("caption", { className: "visually-hidden" }, T.listCaption),
+      h("thead", {}, h("tr", {}, head)),
+      h("tbody", {}, rows),
+    ),
+    users.length ? null : h("p", { className: "empty" }, filtered ? T.noUsers : T.noUsersAtAll),
+    h(
+      "nav",
+      { className: "pager", "aria-label": T.listCaption },
+      h("p", { id: "showing" }, T.showing(first, last, total)),
+      h(
+        "button",
+        {
+          type: "button",
+          className: "secondary",
+          disabled: first <= 1,
+          onclick: () => {
+            list.startIndex = Math.max(1, list.startIndex - PAGE_SIZE);
+            refresh();
+          },
+        },
+        T.previous,
+      ),
+      h(
+        "button",
+        {
+          type: "button",
+          className: "secondary",
+          disabled: last >= total,
+          onclick: () => {
+            list.startIndex += PAGE_SIZE;
+            refresh();
+          },
+        },
+        T.next,
+      ),
+    ),
+  ];
+}
+
+function primaryEmail(user) {
+  const emails = user.emails || [];
+  return (emails.find((email) => email.primary) || emails[0] || {}).value || "";
+}
+
+function userColumns(user) {
+  return {
+    givenName: user.name?.givenName || "",
+    familyName: user.name?.familyName || "",
+    hsaId: user[E]?.hsaId || "",
+    email: primaryEmail(user),
+  };
+}
+
+function fullName(user) {
+  const { givenName, familyName } = userColumns(user);
+  return `${givenName} ${familyName}`.trim() || user.userName;
+}
+
+// --- 4.4, 4.6 Lägg till och ändra användare --------------------------------------------
+
+function field(key, value) {
+  const id = `field-${key}`;
+  return h(
+    "div",
+    { className: "field" },
+    h("label", { for: id }, T.fields[key], " ", h("span", { className: "hint" }, T.required)),
+    h("input", {
+      id,
+      name: key,
+      value,
+      required: true,
+      maxlength: key === "hsaId" ? 31 : 256,
+      type: key === "email" ? "email" : "text",
+      autocomplete: "off",
+      spellcheck: "false",
+      "aria-describedby": `${id}-error`,
+    }),
+    h("p", { id: `${id}-error`, className: "field-error" }),
+  );
+}
+
+function checkFields(values) {
+  const errors = {};
+  for (const key of ["givenName", "familyName", "hsaId", "email"]) {
+    if (!values[key]) errors[key] = T.missing[key];
+  }
+  if (values.hsaId && (!HSA_ID.test(values.hsaId) || values.hsaId.length > 31)) {
+    errors.hsaId = T.invalidHsaId;
+  }
+  if (values.email && !EMAIL.test(values.email)) errors.email = T.invalidEmail;
+  return errors;
+}
+
+/** Which field a refused write was about, from the SCIM error (RFC 7644 §3.12). */
+function fieldErrorsOf(error) {
+  if (!(error instanceof api.ApiError)) return null;
+  if (error.status === 409 && error.scimType === "uniqueness") return { hsaId: T.takenHsaId };
+  if (error.status === 400) {
+    if (/hsaId|userName/.test(error.detail)) return { hsaId: T.invalidHsaId };
+    if (/email/i.test(error.detail)) return { email: T.invalidEmail };
+    if (/givenName/.test(error.detail)) return { givenName: T.tooLong };
+    if (/familyName/.test(error.detail)) return { familyName: T.tooLong };
+  }
+  return null;
+}
+
+function showFieldErrors(form, errors) {
+  let first = null;
+  for (const input of form.querySelectorAll("input")) {
+    const message = errors[input.name] || "";
+    input.setAttribute("aria-invalid", String(Boolean(message)));
+    fill(form.querySelector(`#${input.id}-error`), message);
+    if (message && !first) first = input;
+  }
+  if (first) first.focus();
+  return first !== null;
+}
+
+/** "Lägg till användare" (user null) or "Ändra användare" for a loaded user and its ETag. */
+function userDialog(loaded) {
+  const current = loaded ? userColumns(loaded.user) : {};
+  const headingId = "user-dialog-heading";
+  const problem = h("div", { className: "dialog-problem" });
+  const form = h(
+    "form",
+    { novalidate: true },
+    h("h2", { id: headingId }, loaded ? T.editUserHeading : T.newUserHeading),
+    ["givenName", "familyName", "hsaId", "email"].map((key) => field(key, current[key] || "")),
+    problem,
+    h(
+      "div",
+      { className: "actions" },
+      h("button", { type: "submit" }, T.save),
+      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
+    ),
+  );
+  const dialog = openDialog(headingId, form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    fill(problem);
+    const values = Object.fromEntries(
+      ["givenName", "familyName", "hsaId", "email"].map((key) => [key, form.elements[key].value.trim()]),
+    );
+    values.hsaId = values.hsaId.toUpperCase();
+    if (showFieldErrors(form, checkFields(values))) return;
+    const button = form.querySelector("button[type=submit]");
+    button.disabled = true;
+    try {
+      if (loaded) {
+        await api.patchUser(loaded.user.id, editOperations(loaded.user, values), loaded.etag);
+        dialog.close();
+        navigate(`#/anvandare/${encodeURIComponent(loaded.user.id)}`, T.userSaved);
+      } else {
+        const created = await api.createUser(newUser(values));
+        dialog.close();
+        navigate(`#/anvandare/${encodeURIComponent(created.id)}`, T.userCreated(fullName(created)));
+      }
+    } catch (error) {
+      button.disabled = false;
+      const errors = fieldErrorsOf(error);
+      if (errors) return showFieldErrors(form, errors);
+      if (error instanceof api.ApiError && error.status === 412) {
+        return fill(problem, staleNotice(() => dialog.close()));
+      }
+      if (error instanceof api.ApiError && error.status === 404) {
+        dialog.close();
+        return route();
+      }
+      dialog.close();
+      failed(error);
+    }
+  });
+}
+
+function newUser(values) {
+  return {
+    schemas: [api.USER_SCHEMA, E],
+    // The HSA-id is the person's identity in the organisation, so it is the userName too.
+    userName: values.hsaId,
+    name: { givenName: values.givenName, familyName: values.familyName },
+    displayName: `${values.givenName} ${values.familyName}`,
+    emails: [{ value: values.email, type: "work", primary: true }],
+    active: true,
+    [E]: { hsaId: values.hsaId },
+  };
+}
+
+/** One PATCH for the four fields; other e-mail addresses an identity system set stay. */
+function editOperations(user, values) {
+  const emails = (user.emails || []).map((email) => ({ ...email }));
+  const primary = emails.find((email) => email.primary) || emails[0];
+  if (primary) primary.value = values.email;
+  else emails.push({ value: values.email, type: "work", primary: true });
+  const operations = [
+    { op: "replace", path: "name.givenName", value: values.givenName },
+    { op: "replace", path: "name.familyName", value: values.familyName },
+    { op: "replace", path: "displayName", value: `${values.givenName} ${values.familyName}` },
+    { op: "replace", path: "emails", value: emails },
+    { op: "replace", path: `${E}:hsaId`, value: values.hsaId },
+  ];
+  // A user made here has its HSA-id as userName: keep the two together.
+  const oldHsaId = user[E]?.hsaId || "";
+  if (user.userName && user.userName.toUpperCase() === oldHsaId.toUpperCase()) {
+    operations.push({ op: "replace", path: "userName", value: values.hsaId });
+  }
+  return operations;
+}
+
+function staleNotice(beforeReload) {
+  return h(
+    "div",
+    { className: "notice error", role: "alert" },
+    h("p", {}, T.staleEdit),
+    h(
+      "button",
+      {
+        type: "button",
+        onclick: () => {
+          beforeReload?.();
+          route();
+        },
+      },
+      T.reload,
+    ),
+  );
+}
+
+// --- 4.5 Användarvyn --------------------------------------------------------------------
+
+/** A loaded user, or null after showing that it is gone (deleted, or never ours). */
+async function loadUser(id) {
+  try {
+    return await api.getUser(id);
+  } catch (error) {
+    if (error instanceof api.ApiError && error.status === 404) {
+      show(backToUsers(), h("h2", {}, T.userNotFound));
+      return null;
+    }
+    throw error;
+  }
+}
+
+function backToUsers() {
+  return h("a", { className: "back", href: "#/" }, `← ${T.backToUsers}`);
+}
+
+async function showUser(id) {
+  const [{ index }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
+  if (!loaded) return;
+  const { user } = loaded;
+  const columns = userColumns(user);
+  show(
+    backToUsers(),
+    h("h2", {}, fullName(user)),
+    h(
+      "section",
+      { "aria-labelledby": "details-heading", className: "details" },
+      h("h3", { id: "details-heading" }, T.userDetails),
+      h(
+        "dl",
+        {},
+        h("dt", {}, T.detailColumns.name),
+        h("dd", {}, `${columns.givenName} ${columns.familyName}`),
+        h("dt", {}, T.detailColumns.hsaId),
+        h("dd", {}, columns.hsaId),
+        h("dt", {}, T.detailColumns.email),
+        h("dd", {}, columns.email),
+      ),
+      h("button", { type: "button", className: "secondary", onclick: () => userDialog(loaded) }, T.editUser),
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "permissions-heading" },
+      h("h3", { id: "permissions-heading" }, T.currentPermissions),
+      currentPermissions(user, index),
+    ),
+    h(
+      "div",
+      { className: "actions" },
+      h("a", { className: "button", href: `#/anvandare/${encodeURIComponent(user.id)}/behorigheter` }, T.editPermissions),
+      h("button", { type: "button", className: "danger", onclick: () => deleteDialog(loaded) }, T.deleteUser),
+    ),
+  );
+}
+
+/** Where each effective permission comes from: "direct" and the names of groups. */
+function sources(user) {
+  const groupNames = new Map((user.groups || []).map((group) => [group.value, group.display || group.value]));
+  const found = new Map();
+  for (const effective of user[E]?.effectivePermissions || []) {
+    const from = found.get(effective.value) || new Set();
+    from.add(effective.source === "direct" ? "direct" : groupNames.get(effective.source) || effective.source);
+    found.set(effective.value, from);
+  }
+  return found;
+}
+
+function currentPermissions(user, index) {
+  const effective = sources(user);
+  if (!effective.size) return h("p", {}, T.noPermissions);
+  // Grouped by e-service and permission group, in the catalogue's order (as in the manual).
+  const byService = new Map();
+  for (const [value, entry] of index) {
+    if (!effective.has(value)) continue;
+    const groups = byService.get(entry.service) || new Map();
+    const items = groups.get(entry.group) || [];
+    items.push([entry.permission, effective.get(value)]);
+    groups.set(entry.group, items);
+    byService.set(entry.service, groups);
+  }
+  return [...byService].map(([service, groups]) =>
+    h(
+      "div",
+      { className: "service" },
+      h("h4", {}, service.name),
+      [...groups].map(([group, items]) => [
+        h("h5", {}, group.name),
+        h(
+          "ul",
+          {},
+          items.map(([permission, from]) => {
+            const notes = [...from].filter((source) => source !== "direct").map(T.viaGroup);
+            if (permission.retired) notes.push(T.retired);
+            return h("li", {}, permission.name, notes.length ? h("span", { className: "hint" }, ` (${notes.join(", ")})`) : null);
+          }),
+        ),
+      ]),
+    ),
+  );
+}
+
+// --- 4.5 Ändra och lägg till behörigheter -----------------------------------------------
+
+async function showServices(id) {
+  const [{ services }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
+  if (!loaded) return;
+  const base = `#/anvandare/${encodeURIComponent(id)}`;
+  show(
+    h("a", { className: "back", href: base }, `← ${T.backToUserDetails}`),
+    h("h2", {}, T.editPermissions),
+    h("p", { className: "subject" }, fullName(loaded.user)),
+    h("h3", {}, T.chooseService),
+    services.length
+      ? h(
+          "ul",
+          { className: "plain services" },
+          services.map((service) =>
+            h(
+              "li",
+              { className: "card" },
+              h("h4", {}, service.name),
+              h("p", {}, service.description),
+              h("a", { className: "button", href: `${base}/behorigheter/${encodeURIComponent(service.id)}` }, service.name),
+            ),
+          ),
+        )
+      : h("p", {}, T.noAgreements),
+  );
+}
+
+async function showServicePermissions(id, serviceId) {
+  const [{ services, grantable }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
+  if (!loaded) return;
+  const base = `#/anvandare/${encodeURIComponent(id)}`;
+  const service = services.find((offered) => offered.id === serviceId);
+  if (!service) {
+    // Never offer an e-service without an agreement, whatever the address says.
+    location.hash = `${base}/behorigheter`;
+    return;
+  }
+  const { user, etag } = loaded;
+  const own = new Set((user[E]?.permissions || []).map((permission) => permission.value));
+  const effective = sources(user);
+  const ticked = new Set([...own].filter((value) => value.startsWith(`${service.id}:`)));
+  const problem = h("div");
+
+  const groups = service.groups
+    .map((group) => {
+      const boxes = group.permissions.flatMap((permission) => {
+        const value = `${service.id}:${permission.id}`;
+        const viaGroups = [...(effective.get(value) || [])].filter((source) => source !== "direct");
+        const held = own.has(value);
+        if (!held && !viaGroups.length && !grantable.has(value)) return []; // retired, never held
+        const fromGroupOnly = viaGroups.length > 0 && !held;
+        const notes = viaGroups.map(T.viaGroup);
+        if (permission.retired) notes.push(T.retired);
+        return [
+          checkbox(
+            `permission-${permission.id}`,
+            permission.name,
+            held || fromGroupOnly,
+            (on) => toggle(ticked, value, on),
+            {
+              disabled: fromGroupOnly,
+              note: fromGroupOnly ? T.fromGroupCannotUntick(viaGroups.join(", ")) : notes.join(", ") || null,
+            },
+          ),
+        ];
+      });
+      return boxes.length ? h("fieldset", {}, h("legend", {}, group.name), boxes) : null;
+    })
+    .filter(Boolean);
+
+  const done = async () => {
+    const others = [...own].filter((value) => !value.startsWith(`${service.id}:`));
+    const wanted = [...others, ...ticked].sort();
+    const unchanged = wanted.length === own.size && wanted.every((value) => own.has(value));
+    try {
+      if (!unchanged) {
+        const value = wanted.map((permission) => ({ value: permission }));
+        await api.patchUser(user.id, [{ op: "replace", path: `${E}:permissions`, value }], etag);
+      }
+    } catch (error) {
+      if (error instanceof api.ApiError && error.status === 412) return fill(problem, staleNotice());
+      if (error instanceof api.ApiError && error.status === 400) {
+        return fill(problem, h("p", { className: "notice error", role: "alert" }, T.notGrantable, " ", error.detail));
+      }
+      return failed(error);
+    }
+    navigate(base, unchanged ? "" : T.permissionsSaved);
+  };
+
+  show(
+    h("a", { className: "back", href: `${base}/behorigheter` }, `← ${T.backToServices}`),
+    h("h2", {}, T.changePermissionsHeading),
+    h("p", { className: "subject" }, fullName(user)),
+    h("h3", {}, `${T.choosePermissions}: ${service.name}`),
+    h("form", { className: "permissions", onsubmit: (event) => { event.preventDefault(); done(); } },
+      groups,
+      problem,
+      h("div", { className: "actions" }, h("button", { type: "submit" }, T.done)),
+    ),
+  );
+}
+
+// --- 4.7 Ta bort användare --------------------------------------------------------------
+
+function deleteDialog(loaded) {
+  const headingId = "delete-heading";
+  const name = fullName(loaded.user);
+  const problem = h("div");
+  const dialog = openDialog(
+    headingId,
+    h("h2", { id: headingId }, T.deleteHeading),
+    h("p", {}, T.deleteQuestion(name, userColumns(loaded.user).hsaId)),
+    problem,
+    h(
+      "div",
+      { className: "actions" },
+      h(
+        "button",
+        {
+          type: "button",
+          className: "danger",
+          onclick: async () => {
+            try {
+              await api.deleteUser(loaded.user.id, loaded.etag);
+            } catch (error) {
+              if (error instanceof api.ApiError && error.status === 412) {
+                return fill(problem, staleNotice(() => dialog.close()));
+              }
+              if (!(error instanceof api.ApiError && error.status === 404)) {
+                dialog.close();
+                return failed(error);
+              }
+            }
+            dialog.close();
+            navigate("#/", T.userDeleted(name));
+          },
+        },
+        T.ok,
+      ),
+      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
+    ),
+  );
+  // Cancelling is the safe default: focus starts on "Avbryt".
+  dialog.querySelector("button.secondary").focus();
+}
+
+// --- routing ----------------------------------------------------------------------------
+
+async function route() {
+  if (!session) return;
+  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  try {
+    if (parts[0] === "anvandare" && parts[1]) {
+      if (parts[2] === "behorigheter" && parts[3]) await showServicePermissions(parts[1], parts[3]);
+      else if (parts[2] === "behorigheter") await showServices(parts[1]);
+      else await showUser(parts[1]);
+    } else {
+      await showUsers();
+    }
+  } catch (error) {
+    failed(error);
+  }
+}
+
+async function start() {
+  document.documentElement.lang = T.lang;
+  document.title = T.appTitle;
+  api.whenLoggedOut(() => {
+    offering = null;
+    showLogin(T.sessionExpired, { alert: true });
+  });
+  window.addEventListener("hashchange", () => route());
+  try {
+    session = await api.currentSession();
+  } catch (error) {
+    show(h("h1", {}, T.appTitle));
+    return failed(error);
+  }
+  if (session) await route();
+  else await showLogin();
+}
+
+start();

@@ -1,0 +1,115 @@
+// Every text the client shows, in Swedish as in the administrators' manual. Another language
+// is a copy of this file with the same keys, imported instead of this one at the top of app.js.
+export default {
+  lang: "sv",
+  appTitle: "Administrera behörigheter för e-tjänster",
+  loading: "Hämtar …",
+
+  // 3.1 Logga in
+  loginHeading: "Logga in",
+  loginIntro:
+    "Sätt i ditt SITHS-kort och logga in. Du loggar in med din e-tjänstelegitimation och administrerar behörigheter för din egen organisation.",
+  loginButton: "Logga in med SITHS-kort",
+  loginProblemHeading: "Vid problem att logga in",
+  loginProblemAdvice: [
+    "Försök några gånger med ett par minuters mellanrum.",
+    "Kontrollera giltighetsdatum på kortet.",
+    "Kontrollera att tjänstelegitimationen är ren och att den sitter korrekt i läsaren. Om det är en extern kortläsare, kontrollera även att läsaren är ansluten till datorn.",
+    "Starta om webbläsaren (stäng samtliga flikar) och försök igen.",
+    "Läs in tjänstelegitimationen på nytt: högerklicka på ikonen för Net iD i aktivitetsfältet och välj ”Läs in kortet på nytt”.",
+    "Om felet kvarstår, mejla Migrationsverkets kontaktcenter.",
+  ],
+  demoHeading: "Demoläge: välj en demoadministratör",
+  demoIntro:
+    "Servern körs i demoläge på den här datorn. Logga in som en av demoorganisationernas administratörer utan SITHS-kort.",
+  demoLoginAs: (name, organisation) => `Logga in som ${name}, ${organisation}`,
+  kinds: { kommun: "kommun", region: "region" },
+  loggedOut: "Du är utloggad.",
+  sessionExpired: "Du är inte inloggad, eller så har sessionen gått ut. Logga in igen.",
+
+  // 4, 4.8 Sidhuvud
+  loggedInAs: "Inloggad som:",
+  logout: "Logga ut",
+
+  // 4 Användarlistan
+  usersHeading: "Användare",
+  addUser: "Lägg till användare",
+  filterServices: "Filtrera e-tjänster",
+  filterPermissions: "Filtrera behörigheter",
+  filterPermissionsEmpty: "Välj först en eller flera e-tjänster under ”Filtrera e-tjänster”.",
+  clearFilters: "Rensa filter",
+  search: "Sök",
+  searchHint: "Sök på valfritt tecken eller ord i förnamn, efternamn, HSA-id eller e-post.",
+  columns: { givenName: "Förnamn", familyName: "Efternamn", hsaId: "HSA-id", email: "E-post" },
+  sortAscending: (column) => `Sortera på ${column}, stigande`,
+  sortDescending: (column) => `Sortera på ${column}, fallande`,
+  noUsers: "Inga användare matchar.",
+  noUsersAtAll: "Organisationen har inga användare ännu.",
+  showing: (first, last, total) =>
+    total === 0 ? "Inga användare" : `Visar ${first}–${last} av ${total} användare`,
+  previous: "Föregående",
+  next: "Nästa",
+  listCaption: "Användare i organisationen",
+
+  // 4.4, 4.6 Dialogerna
+  newUserHeading: "Lägg till användare",
+  editUserHeading: "Ändra användare",
+  fields: { givenName: "Förnamn", familyName: "Efternamn", hsaId: "HSA-id", email: "E-post" },
+  required: "(obligatoriskt)",
+  save: "Spara",
+  cancel: "Avbryt",
+  missing: {
+    givenName: "Fyll i förnamn.",
+    familyName: "Fyll i efternamn.",
+    hsaId: "Fyll i HSA-id.",
+    email: "Fyll i e-post.",
+  },
+  invalidHsaId:
+    "HSA-id ska vara SE, tio siffror, ett bindestreck och sedan bokstäver eller siffror, till exempel SE2120000142-1234 (högst 31 tecken).",
+  invalidEmail: "Ange en giltig e-postadress, till exempel fornamn.efternamn@kommun.se.",
+  takenHsaId: "HSA-id:t används redan av en annan användare i organisationen.",
+  tooLong: "Texten är för lång.",
+  formHasErrors: "Rätta de markerade fälten.",
+  userCreated: (name) => `${name} är sparad. Lägg nu till behörigheter för användaren.`,
+  userSaved: "Användaruppgifterna är sparade.",
+
+  // 4.5 Användarvyn
+  backToUsers: "Tillbaka till användare",
+  userDetails: "Användaruppgifter",
+  detailColumns: { name: "Namn", hsaId: "HSA-id", email: "E-post" },
+  editUser: "Ändra användaruppgifter",
+  currentPermissions: "Aktuella behörigheter",
+  noPermissions: "Användaren har inga behörigheter ännu.",
+  viaGroup: (group) => `via gruppen ${group}`,
+  retired: "utgången",
+  editPermissions: "Ändra och lägg till behörigheter",
+  deleteUser: "Ta bort användare",
+  userNotFound: "Användaren finns inte. Den kan ha tagits bort.",
+
+  // 4.5 Ändra och lägg till behörigheter
+  backToUserDetails: "Tillbaka till användaruppgifter",
+  backToServices: "Tillbaka till behörigheter",
+  chooseService: "Välj tjänst hos Migrationsverket",
+  noAgreements: "Organisationen har inget avtal för någon e-tjänst.",
+  changePermissionsHeading: "Ändra eller lägg till behörigheter",
+  choosePermissions: "Välj behörighet för användaren",
+  fromGroupCannotUntick: (group) =>
+    `via gruppen ${group}; tas bort i gruppen, inte här`,
+  done: "Klar",
+  permissionsSaved: "Behörigheterna är sparade.",
+
+  // 4.7 Ta bort
+  deleteHeading: "Ta bort användare",
+  deleteQuestion: (name, hsaId) => `Vill du ta bort ${name} (${hsaId})? Det går inte att ångra.`,
+  ok: "OK",
+  userDeleted: (name) => `${name} är borttagen.`,
+
+  // Fel
+  staleEdit:
+    "Användaren har ändrats av någon annan sedan du öppnade den. Dina ändringar är inte sparade. Ladda om för att se de senaste uppgifterna och gör ändringen igen.",
+  reload: "Ladda om",
+  forbidden: "Du har inte behörighet att göra det här.",
+  notGrantable: "En eller flera behörigheter kan inte ges av din organisation.",
+  serverError: "Något gick fel. Försök igen om en stund.",
+  networkError: "Servern svarar inte. Kontrollera anslutningen och försök igen.",
+};

@@ -1,0 +1,77 @@
+"""The administrators' browser client at ``/admin/``, and the headers that make every response
+safe to open in a browser."""
+
+from __future__ import annotations
+
+from litestar import Router, get
+from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
+from litestar.enums import ScopeType
+from litestar.response import Redirect
+from litestar.static_files import create_static_files_router
+from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+import client
+
+PATH = "/admin"
+
+# The client's own files and nothing else: no inline scripts or styles, no framing, no plugins;
+# data goes only back to this server.
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "img-src 'self' data:",
+        "connect-src 'self'",
+        "object-src 'none'",
+        "base-uri 'none'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+
+_HEADERS = [
+    ("content-security-policy", CONTENT_SECURITY_POLICY),
+    ("x-content-type-options", "nosniff"),
+    ("x-frame-options", "DENY"),
+    ("referrer-policy", "no-referrer"),
+]
+_HSTS = ("strict-transport-security", "max-age=31536000")
+
+
+def security_headers(app: ASGIApp) -> ASGIApp:
+    """Middleware: the headers above on every response (static files included), and HSTS
+    when the connection is TLS."""
+
+    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await app(scope, receive, send)
+            return
+        extra = [*_HEADERS, _HSTS] if scope.get("scheme") == "https" else _HEADERS
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                headers = MutableScopeHeaders.from_message(message)
+                for name, value in extra:
+                    headers[name] = value
+            await send(message)
+
+        await app(scope, receive, send_with_headers)
+
+    return middleware
+
+
+def client_files() -> Router:
+    # Revalidated on every load, so an upgrade of the server never meets a stale client.
+    return create_static_files_router(
+        path=PATH,
+        directories=[client.DIRECTORY],
+        html_mode=True,
+        name="client",
+        cache_control=CacheControlHeader(no_cache=True),
+    )
+
+
+@get("/", name="root", include_in_schema=False)
+async def root() -> Redirect:
+    return Redirect(f"{PATH}/")

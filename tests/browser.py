@@ -1,0 +1,49 @@
+"""A real server on loopback and Debian's Chromium driven by Playwright, for the browser
+client's end-to-end tests. No browser is ever downloaded: Playwright only drives
+``/usr/bin/chromium``, which ``.ci/run`` installs with apt-get."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import uvicorn
+
+from scim.app import create_app
+from scim.settings import Settings
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
+SCREENSHOTS = Path(__file__).resolve().parent.parent / "client" / "screenshots"
+
+
+@contextmanager
+def live_server(settings: Settings) -> Iterator[str]:
+    """The app served by uvicorn on a free loopback port in a thread of its own (with its own
+    event loop, where its database connections live); yields the server's root URL."""
+    config = uvicorn.Config(
+        create_app(settings),
+        host="127.0.0.1",
+        port=0,
+        log_config=None,
+        log_level="warning",
+        lifespan="on",
+    )
+    server = uvicorn.Server(config)
+    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
+    thread.start()
+    for _ in range(200):
+        if server.started:
+            break
+        if not thread.is_alive():
+            raise RuntimeError("the test server did not start")
+        threading.Event().wait(0.05)
+    port = server.servers[0].sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
