@@ -10,17 +10,22 @@ from typing import Any
 from litestar import Litestar, Request, Response, Router
 from litestar.datastructures import State
 from litestar.exceptions import HTTPException
+from litestar.plugins.prometheus import PrometheusController
 from scim2_models import SCIMException
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from scim import catalogue
 from scim.api.browser import client_files, root, security_headers
 from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
+from scim.api.health import healthz, readyz
 from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
+from scim.observability import prometheus_config, request_ids, watch_pool
 from scim.permissions import Rules
 from scim.registry import Registry
 from scim.service import ResourceService
@@ -55,7 +60,38 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     )
 
 
+# PostgreSQL's SQLSTATEs for "not now": connection exceptions (class 08), shutting down or
+# starting up (57P01–57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def _database_unavailable(error: BaseException) -> bool:
+    """Whether an error means "the database cannot be reached now" (down, restarting, pool
+    exhausted) rather than a fault in this request."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
+            return True
+        driver_error = error.orig
+        state = getattr(driver_error, "sqlstate", None) or getattr(
+            getattr(driver_error, "__cause__", None), "sqlstate", None
+        )
+        return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
+    return isinstance(error, SQLAlchemyTimeoutError | OSError | TimeoutError)
+
+
 def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
+    if _database_unavailable(error):
+        # RFC 7231 §6.6.4: temporary; the client may retry shortly. No stack trace: it is
+        # the database's state, logged once per request at warning level.
+        logger.warning("database unavailable", extra={"error": type(error).__name__})
+        unavailable = SCIMException(detail="The database is unavailable; try again shortly")
+        unavailable.status = 503
+        return Response(
+            error_body(unavailable),
+            status_code=503,
+            media_type=SCIM_MEDIA_TYPE,
+            headers={"Retry-After": "1"},
+        )
     logger.exception("unhandled error", exc_info=error)
     scim_error = SCIMException(detail="Internal server error")
     scim_error.status = 500
@@ -66,6 +102,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     registry = Registry(settings)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    watch_pool(engine)
     service = ResourceService(
         registry, engine, settings, Rules(catalogue.load_configured(settings))
     )
@@ -89,8 +126,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
     # The browser client (static files, public) and its login and logout, where each handler
     # checks its own credentials.
     return Litestar(
-        route_handlers=[discovery, api, extras, SessionController, client_files(), root],
-        middleware=[security_headers],
+        route_handlers=[
+            discovery,
+            api,
+            extras,
+            SessionController,
+            client_files(),
+            root,
+            healthz,
+            readyz,
+            PrometheusController,  # at METRICS_PATH
+        ],
+        middleware=[request_ids, security_headers, prometheus_config().middleware],
         state=State(
             {
                 "settings": settings,

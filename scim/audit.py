@@ -7,7 +7,7 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.storage.tables import audit_log, tenants
@@ -37,6 +37,14 @@ async def record(
             "changes": changes,
         },
     )
+
+
+async def count(connection: AsyncConnection, tenant_id: int | None = None) -> int:
+    """How many records ``export`` will yield."""
+    statement = select(func.count()).select_from(audit_log)
+    if tenant_id is not None:
+        statement = statement.where(audit_log.c.tenant_id == tenant_id)
+    return int((await connection.execute(statement)).scalar_one())
 
 
 async def export(

@@ -14,9 +14,11 @@ import json
 import os
 import ssl
 import sys
+import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+from scim import observability
 from scim.settings import Settings
 from scim.storage import database
 
@@ -98,7 +100,7 @@ def _serve(args: argparse.Namespace) -> int:
     if args.demo:
         from scim import demo
 
-        loaded = asyncio.run(demo.load(settings))
+        loaded = asyncio.run(demo.load(settings, _progress))
         print("Demo data loaded" if loaded.created else "Demo data already present")
         print(f"SCIM API: {base}/Users")
         print(f"Bearer token for the demo identity system of {loaded.organisation} (1 day):")
@@ -111,6 +113,9 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Browser client (pick a demo administrator): {client}", flush=True)
     else:
         print(f"Browser client: {client}", flush=True)
+    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        # Each worker writes its metrics there and /metrics, in any worker, sums them all.
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-metrics-")
     options: dict[str, Any] = {"http": "httptools", **tls}
     uvicorn.run(
         "scim.app:create_app",
@@ -120,7 +125,10 @@ def _serve(args: argparse.Namespace) -> int:
         workers=args.workers,
         loop="uvloop",
         log_level=args.log_level,
-        access_log=args.access_log,
+        log_config=observability.log_config(args.log_level, access_log=args.access_log),
+        # uvicorn's own access log would print query strings (names, e-mail addresses);
+        # "scim.access" logs each request without them.
+        access_log=False,
         # The TCP peer must stay what it is: trusted proxies are recognised by it.
         proxy_headers=False,
         **options,
@@ -253,12 +261,23 @@ async def _token_list(operator: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+def _progress(message: str) -> None:
+    """Progress of a long command, on stderr: stdout stays the command's output."""
+    print(message, file=sys.stderr, flush=True)
+
+
 async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
     from scim import audit
 
     tenant_id = (await operator.tenant(args.tenant)).id if args.tenant else None
+    total = await audit.count(operator.connection, tenant_id)
+    step = max(1, total // 10)
+    exported = 0
     async for entry in audit.export(operator.connection, tenant_id):
         print(json.dumps(entry, ensure_ascii=False, default=str))
+        exported += 1
+        if exported % step == 0 or exported == total:
+            _progress(f"exported {exported}/{total} audit records")
     return 0
 
 
@@ -271,7 +290,7 @@ async def _catalogue_holders(operator: Any, args: argparse.Namespace) -> int:
 def _demo_load(args: argparse.Namespace) -> int:
     from scim import demo
 
-    loaded = asyncio.run(demo.load(_settings(args)))
+    loaded = asyncio.run(demo.load(_settings(args), _progress))
     print("Demo data loaded" if loaded.created else "Demo data already present")
     print(loaded.token)
     return 0
@@ -290,7 +309,12 @@ def _parser() -> argparse.ArgumentParser:
         "--demo", action="store_true", help="migrate and load demo data (loopback only)"
     )
     serve.add_argument("--log-level", default="info")
-    serve.add_argument("--access-log", action=argparse.BooleanOptionalAction, default=False)
+    serve.add_argument(
+        "--access-log",
+        action=argparse.BooleanOptionalAction,
+        default=False,
+        help="log every request as a JSON line (no query strings)",
+    )
     serve.add_argument("--tls-cert", metavar="FILE", help="serve TLS with this PEM certificate")
     serve.add_argument("--tls-key", metavar="FILE", help="its private key (PEM)")
     serve.add_argument(

@@ -3,6 +3,7 @@ system client whose token ``scim serve --demo`` prints."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -86,8 +87,9 @@ class Demo:
     organisation: str
 
 
-async def load(settings: Settings) -> Demo:
-    """Create the demo organisations unless present; always issue a fresh one-day token."""
+async def load(settings: Settings, report: Callable[[str], None] = lambda _: None) -> Demo:
+    """Create the demo organisations unless present; always issue a fresh one-day token.
+    ``report`` hears of each step (the CLI shows them as progress)."""
     engine = create_engine(settings.database_url)
     try:
         async with engine.begin() as connection:
@@ -114,7 +116,11 @@ async def load(settings: Settings) -> Demo:
         service = ResourceService(
             Registry(settings), engine, settings, Rules(catalogue.load_configured(settings))
         )
-        for tenant, organisation in created:
+        for number, (tenant, organisation) in enumerate(created, 1):
+            report(
+                f"[{number}/{len(created)}] {organisation['name']}: "
+                f"{len(organisation['users'])} users and a group"
+            )
             await _users(service, settings, tenant, organisation)
         return Demo(bool(created), token, first.name)
     finally:

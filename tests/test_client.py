@@ -19,7 +19,7 @@ from scim import demo
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
-from tests.browser import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, live_server
+from tests.live import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, live_server
 from tests.conftest import ESERVICES, PATCH_SCHEMA, fresh_database, user_body
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")

@@ -26,6 +26,7 @@ from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
 from scim2_models import InvalidFilterException, ScimFilter
 
+from scim.protocol.filters import MAX_FILTER_LENGTH
 from tests.conftest import (
     ENTERPRISE,
     PATCH_SCHEMA,
@@ -799,6 +800,16 @@ async def test_too_many_comparisons_is_400(client: httpx.AsyncClient) -> None:
     assert_invalid_filter(
         await client.post("/.search", json={"schemas": [SEARCH], "filter": too_many})
     )
+
+
+async def test_an_overlong_filter_is_400_before_it_is_parsed(client: httpx.AsyncClient) -> None:
+    overlong = f'userName eq "{"x" * MAX_FILTER_LENGTH}"'
+    for response in (
+        await client.post("/Users/.search", json={"schemas": [SEARCH], "filter": overlong}),
+        await client.post("/.search", json={"schemas": [SEARCH], "filter": overlong}),
+    ):
+        assert_invalid_filter(response)
+        assert f"longer than {MAX_FILTER_LENGTH} characters" in response.json()["detail"]
 
 
 # -- property: the SQL result is the oracle's -------------------------------------------------

@@ -232,13 +232,19 @@ def test_operator_workflow(database: str, capsys: pytest.CaptureFixture[str]) ->
     assert created["changes"]["userName"] == "probe@example.se"
     assert all(record["organisation"] == "2321000016" for record in records)
     assert run("audit", "export", "--tenant", "2321000016").count("\n") == len(records)
+    # Progress goes to stderr, so that stdout stays JSON lines.
+    assert main(["audit", "export", "--database", database]) == 0
+    assert f"exported {len(records)}/{len(records)} audit records" in capsys.readouterr().err
 
 
 def test_demo_load_makes_three_organisations_and_a_working_token(
     database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
     assert main(["demo", "load", "--database", database]) == 0
-    token = capsys.readouterr().out.strip().splitlines()[-1]
+    printed = capsys.readouterr()
+    token = printed.out.strip().splitlines()[-1]
+    assert "[1/3] Stockholms stad: 5 users and a group" in printed.err
+    assert "[3/3] Region Västernorrland" in printed.err
     assert main(["tenant", "list", "--database", database]) == 0
     listed = capsys.readouterr().out
     assert "Stockholms stad" in listed and "Göteborgs stad" in listed and "region" in listed

@@ -14,6 +14,7 @@ import sys
 import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -28,7 +29,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
-from tests.conftest import SCIM, Organisations, user_body
+from tests.conftest import (
+    ESERVICES,
+    GROUP_SCHEMA,
+    PATCH_SCHEMA,
+    SCIM,
+    Organisations,
+    user_body,
+)
 from tests.pki import Authority, Issued
 
 NGINX = Path("/usr/sbin/nginx")
@@ -196,6 +204,9 @@ def proxied(
                 database_url,
                 "--log-level",
                 "warning",
+                # As deployed: several workers share nothing but the database.
+                "--workers",
+                "2",
             ],
             env=environment,
             stdout=output,
@@ -318,6 +329,87 @@ def test_function_certificate_registered_by_hsa_id(proxied: str, pki: Pki, clean
         response = client.get("/Users", params={"filter": 'userName eq "from.idm@stockholm.se"'})
     assert response.status_code == 200, response.text
     assert response.json()["totalResults"] == 1
+
+
+def test_two_clients_racing_through_two_workers_lose_nothing_and_duplicate_nothing(
+    proxied: str, pki: Pki, clean: None
+) -> None:
+    """Two identity systems' requests, interleaved by nginx over both workers: each unique
+    key is taken once, a stale If-Match loses instead of overwriting, and concurrent member
+    additions all land."""
+
+    def both(calls: list[Any]) -> list[httpx.Response]:
+        with (
+            tls_client(pki, pki.function, proxied) as first,
+            tls_client(pki, pki.function, proxied) as second,
+            ThreadPoolExecutor(max_workers=2) as pool,
+        ):
+            clients = (first, second)
+            futures = [pool.submit(call, clients[number % 2]) for number, call in enumerate(calls)]
+            return [future.result() for future in futures]
+
+    def valid(response: httpx.Response) -> Any:
+        assert response.status_code < 500, response.text
+        if response.status_code != 204:
+            assert response.headers["content-type"].startswith(SCIM)
+            return response.json()
+        return None
+
+    # The same userName (and, in other pairs, the same HSA-id) created by both at once.
+    hsa_ids = [f"SE2120000142-RACE{number}" for number in range(12)]
+    calls = []
+    for number, hsa_id in enumerate(hsa_ids):
+        for side in ("a", "b"):
+            body = user_body(f"race{number}{side if number % 2 else ''}@stockholm.se")
+            body[ESERVICES] = {"hsaId": hsa_id}
+            calls.append(lambda client, body=body: client.post("/Users", json=body))
+    created = both(calls)
+    for response in created:
+        valid(response)
+    statuses = sorted(response.status_code for response in created)
+    assert statuses == [201] * len(hsa_ids) + [409] * len(hsa_ids)
+    with tls_client(pki, pki.function, proxied) as client:
+        listed = client.get("/Users", params={"filter": 'userName sw "race"', "count": 100})
+        users = valid(listed)["Resources"]
+        assert sorted(user[ESERVICES]["hsaId"] for user in users) == sorted(hsa_ids)
+
+        # Both change the same user from the same version: one wins, one is told it is stale.
+        target = users[0]
+        version = client.get(f"/Users/{target['id']}").headers["etag"]
+        group = valid(
+            client.post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "Race"})
+        )
+
+    def patch(value: str) -> Any:
+        body = {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "replace", "path": "displayName", "value": value}],
+        }
+        return lambda client: client.patch(
+            f"/Users/{target['id']}", json=body, headers={"If-Match": version}
+        )
+
+    outcomes = both([patch("Winner A"), patch("Winner B")])
+    for response in outcomes:
+        valid(response)
+    assert sorted(response.status_code for response in outcomes) == [200, 412]
+    (winner,) = [response.json()["displayName"] for response in outcomes if response.is_success]
+
+    # Every user added to the same group at once, one member per request.
+    def add(member: str) -> Any:
+        body = {
+            "schemas": [PATCH_SCHEMA],
+            "Operations": [{"op": "add", "path": "members", "value": [{"value": member}]}],
+        }
+        return lambda client: client.patch(f"/Groups/{group['id']}", json=body)
+
+    for response in both([add(user["id"]) for user in users]):
+        valid(response)
+        assert response.status_code in (200, 204)
+    with tls_client(pki, pki.function, proxied) as client:
+        assert valid(client.get(f"/Users/{target['id']}"))["displayName"] == winner
+        members = valid(client.get(f"/Groups/{group['id']}"))["members"]
+    assert sorted(member["value"] for member in members) == sorted(user["id"] for user in users)
 
 
 @pytest.mark.parametrize(

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put, route
 from litestar.params import FromPath
-from scim2_models import ForbiddenException, NotFoundException
+from scim2_models import ForbiddenException, InvalidFilterException, NotFoundException
 
 from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal, Role
@@ -14,6 +14,7 @@ from scim.bulk import BulkService
 from scim.extension import USER_EXTENSION
 from scim.organisations import Kind
 from scim.permissions import Organisation
+from scim.protocol import filters
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
@@ -97,6 +98,17 @@ def _search_payload(request: AnyRequest) -> dict[str, Any]:
     for name in ("attributes", "excludedAttributes"):
         if (values := listed(params.get(name))) is not None:
             payload[name] = values
+    return _within_limits(payload)
+
+
+def _within_limits(payload: dict[str, Any]) -> dict[str, Any]:
+    """Refuse an overlong filter before parsing it (its depth and number of comparisons are
+    limited where it is parsed and compiled)."""
+    filter_ = payload.get("filter")
+    if isinstance(filter_, str) and len(filter_) > filters.MAX_FILTER_LENGTH:
+        raise InvalidFilterException(
+            detail=f"The filter is longer than {filters.MAX_FILTER_LENGTH} characters"
+        )
     return payload
 
 
@@ -235,7 +247,7 @@ async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[by
     service = _service(request)
     body = await read_json(request, request.app.state.settings.max_payload_size)
     body.pop("schemas", None)
-    search = service.parse_search(kinds, body)
+    search = service.parse_search(kinds, _within_limits(body))
     return scim_response(await service.search(_caller(request), kinds, search))
 
 

@@ -77,6 +77,9 @@ _VERSION = re.compile(r'^(?:W/)?"(\d+)"$')
 # Comparisons and presence tests a filter may hold, so that its SQL stays within the
 # bind parameters a statement takes (32766 in SQLite, 32767 in asyncpg).
 MAX_FILTER_TERMS = 1000
+# Room for MAX_FILTER_TERMS comparisons, and a bound on the work of parsing a filter before
+# its comparisons are counted (scim2-models also refuses nesting deeper than 32).
+MAX_FILTER_LENGTH = 32768
 
 
 def _escape_like(value: str) -> str:

@@ -1,4 +1,4 @@
-"""A real server on loopback and Debian's Chromium driven by Playwright, for the browser
+"""A real server on loopback, and Debian's Chromium driven by Playwright for the browser
 client's end-to-end tests. No browser is ever downloaded: Playwright only drives
 ``/usr/bin/chromium``, which ``.ci/run`` installs with apt-get."""
 
