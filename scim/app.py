@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import asynccontextmanager, suppress
 from typing import Any
 
 from litestar import Litestar, Request, Response, Router
@@ -20,6 +21,7 @@ from scim.api.browser import client_files, root, security_headers
 from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
 from scim.api.health import healthz, readyz
+from scim.api.openapi import openapi
 from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
@@ -27,6 +29,7 @@ from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
 from scim.observability import prometheus_config, request_ids, watch_pool
 from scim.permissions import Rules
+from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
@@ -36,8 +39,12 @@ logger = logging.getLogger("scim")
 
 
 def _scim_error(_: Request[Any, Any, Any], error: SCIMException) -> Response[bytes]:
-    # RFC 6750 §3 / RFC 7235 §3.1: a 401 names the scheme to authenticate with.
-    headers = {"WWW-Authenticate": 'Bearer realm="scim"'} if error.status == 401 else None
+    headers = None
+    if error.status == 401:
+        # RFC 6750 §3 / RFC 7235 §3.1: a 401 names the scheme to authenticate with.
+        headers = {"WWW-Authenticate": 'Bearer realm="scim"'}
+    elif isinstance(error, RateLimited):
+        headers = {"Retry-After": str(error.retry_after)}
     return Response(
         error_body(error), status_code=error.status, media_type=SCIM_MEDIA_TYPE, headers=headers
     )
@@ -107,11 +114,18 @@ def create_app(settings: Settings | None = None) -> Litestar:
         registry, engine, settings, Rules(catalogue.load_configured(settings))
     )
 
+    rate_limiter = RateLimiter(engine, settings.rate_limit_client, settings.rate_limit_tenant)
+
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
         try:
             yield
         finally:
+            if syncing is not None:
+                syncing.cancel()
+                with suppress(asyncio.CancelledError):
+                    await syncing
             await engine.dispose()
 
     # Discovery describes the service and no organisation's data: it is open to all.
@@ -135,6 +149,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             root,
             healthz,
             readyz,
+            openapi,
             PrometheusController,  # at METRICS_PATH
         ],
         middleware=[request_ids, security_headers, prometheus_config().middleware],
@@ -146,6 +161,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 "bulk": BulkService(service),
                 "engine": engine,
                 "authenticator": Authenticator(engine, settings),
+                "rate_limiter": rate_limiter,
             }
         ),
         exception_handlers={

@@ -28,6 +28,9 @@ class Settings:
     # The e-service catalogue (TOML); None: the one shipped in extensions/catalogue.toml.
     catalogue: str | None = None
     demo: bool = False
+    # Requests per second per credential and per organisation, over all workers; 0: no limit.
+    rate_limit_client: int = 2000
+    rate_limit_tenant: int = 5000
 
     @classmethod
     def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
@@ -49,5 +52,7 @@ class Settings:
             proxy_cert_header=env.get("SCIM_PROXY_CERT_HEADER", "X-SSL-Client-Cert"),
             catalogue=env.get("SCIM_CATALOGUE") or None,
             demo=env.get("SCIM_DEMO", "") == "1",
+            rate_limit_client=int(env.get("SCIM_RATE_LIMIT_CLIENT", 2000)),
+            rate_limit_tenant=int(env.get("SCIM_RATE_LIMIT_TENANT", 5000)),
         )
         return replace(settings, **overrides)  # type: ignore[arg-type]

@@ -310,6 +310,8 @@ def test_administrator_certificate_lists_its_organisations_users(
         with tls_client(pki, None, proxied, **auth) as client:
             created = client.post("/Users", json=user_body(user_name))
             assert created.status_code == 201, created.text
+    assert created.headers["strict-transport-security"] == "max-age=31536000"
+    assert "frame-ancestors 'none'" in created.headers["content-security-policy"]
     # Locations name what the client used: https, nginx's host and port.
     assert created.headers["location"].startswith(f"{proxied}/Users/")
     assert created.json()["meta"]["location"] == created.headers["location"]

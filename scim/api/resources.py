@@ -49,6 +49,7 @@ async def authenticate(request: AnyRequest) -> None:
     A person with the user role may only read their own resource at /Me (403 elsewhere)."""
     principal: Principal = await request.app.state.authenticator.authenticate(request)
     request.state.principal = principal
+    request.app.state.rate_limiter.admit(principal)
     me = request.app.state.settings.base_path + "/Me"
     if principal.role == Role.user and request.scope["path"] != me:
         raise ForbiddenException(detail="A user may only read their own resource, at /Me")

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from sqlalchemy import (
     JSON,
+    BigInteger,
     Boolean,
     Column,
     DateTime,
@@ -107,6 +108,16 @@ sessions = Table(
     Column("csrf_token", String(64), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
     Column("expires", DateTime(timezone=True), nullable=False),
+)
+
+# Requests per rate-limit key ("client:…", "tenant:…") and window, summed over every worker
+# (scim/ratelimit.py); windows older than a minute are deleted.
+rate_counts = Table(
+    "rate_counts",
+    metadata,
+    Column("key", String(220), primary_key=True),
+    Column("window", BigInteger, primary_key=True),
+    Column("count", Integer, nullable=False),
 )
 
 # Who changed what, when, in which organisation.

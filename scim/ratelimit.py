@@ -1,0 +1,115 @@
+"""Per-client and per-organisation rate limits, shared by every worker through the database.
+
+Each worker counts requests per key and window (one second by default) in memory and decides
+at once: over the limit when what all workers had counted at the last synchronisation, plus
+what this worker counted since, reaches it. A background task adds this worker's counts to
+``rate_counts`` and reads the sums back a few times a second, so the request path never waits
+for the database and every worker sees the others' traffic within one synchronisation.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+
+from scim2_models import SCIMException
+from sqlalchemy import delete
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.auth.principal import Principal
+from scim.storage.tables import rate_counts
+
+logger = logging.getLogger("scim.ratelimit")
+
+KEEP_WINDOWS_FOR = 60  # seconds
+
+
+class RateLimited(SCIMException):
+    """RFC 6585 §4: too many requests; ``Retry-After`` says when to come back."""
+
+    status = 429
+    _default_detail = "Too many requests"
+
+    def __init__(self, detail: str, retry_after: int) -> None:
+        super().__init__(detail=detail)
+        self.retry_after = retry_after
+
+
+@dataclass
+class RateLimiter:
+    engine: AsyncEngine
+    per_client: int  # requests per window per credential (token, certificate, session); 0: none
+    per_tenant: int  # requests per window per organisation, all its callers together; 0: none
+    window: float = 1.0
+    sync_every: float = 0.2
+    _local: Counter[tuple[str, int]] = field(default_factory=Counter)
+    _shared: dict[tuple[str, int], int] = field(default_factory=dict)
+
+    @property
+    def enabled(self) -> bool:
+        return self.per_client > 0 or self.per_tenant > 0
+
+    def admit(self, principal: Principal) -> None:
+        """Count the request, or refuse it with 429 if its client or tenant is over the limit."""
+        now = time.time()
+        window = int(now // self.window)
+        counting: list[tuple[str, int]] = []
+        for key, limit, whose in (
+            (f"client:{principal.tenant_id}:{principal.actor}", self.per_client, "this client"),
+            (f"tenant:{principal.tenant_id}", self.per_tenant, "this organisation"),
+        ):
+            if limit <= 0:
+                continue
+            counted = self._shared.get((key, window), 0) + self._local[(key, window)]
+            if counted >= limit:
+                retry_after = max(1, math.ceil((window + 1) * self.window - now))
+                raise RateLimited(
+                    f"More than {limit} requests per {self.window:g} s for {whose}; "
+                    f"retry after {retry_after} s",
+                    retry_after,
+                )
+            counting.append((key, window))
+        for counted_key in counting:
+            self._local[counted_key] += 1
+
+    async def sync(self) -> None:
+        """Add what this worker counted to the shared counts, and read the sums back."""
+        counted, self._local = self._local, Counter()
+        if not counted:
+            return
+        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
+        oldest = int((time.time() - KEEP_WINDOWS_FOR) // self.window)
+        try:
+            async with self.engine.begin() as connection:
+                for (key, window), count in sorted(counted.items()):
+                    adding = insert(rate_counts).values(key=key, window=window, count=count)
+                    summed = adding.on_conflict_do_update(
+                        index_elements=[rate_counts.c.key, rate_counts.c.window],
+                        set_={"count": rate_counts.c.count + adding.excluded.count},
+                    ).returning(rate_counts.c.count)
+                    self._shared[(key, window)] = (await connection.execute(summed)).scalar_one()
+                await connection.execute(delete(rate_counts).where(rate_counts.c.window < oldest))
+        except Exception:
+            # The database is away: keep the counts for the next round; requests go on being
+            # decided on what is known.
+            self._local.update(counted)
+            raise
+        current = int(time.time() // self.window)
+        self._shared = {key: value for key, value in self._shared.items() if key[1] >= current - 1}
+
+    async def run(self) -> None:
+        """Synchronise until cancelled (the app's lifespan)."""
+        while True:
+            await asyncio.sleep(self.sync_every)
+            try:
+                await self.sync()
+            except Exception as error:
+                logger.warning(
+                    "rate counts not synchronised", extra={"error": type(error).__name__}
+                )
