@@ -25,6 +25,9 @@ const status = h("div", { id: "status", role: "status", "aria-live": "polite" })
 
 let session = null;
 let flash = ""; // a message for the next view, e.g. "saved" after leaving a dialog
+// Bumped by every route(): a view whose data arrives after a newer view was asked for is
+// not drawn, so quick navigation never ends on the older view.
+let navigation = 0;
 let offering = null; // what the organisation may grant: see loadOffering()
 const list = {
   term: "",
@@ -214,7 +217,9 @@ function listFilter() {
 }
 
 async function showUsers() {
+  const ticket = navigation;
   const { services, index } = await loadOffering();
+  if (ticket !== navigation) return;
   const results = h("div", { id: "results", "aria-busy": "true" });
   let pending = null;
 
@@ -662,12 +667,12 @@ function staleNotice(beforeReload) {
 // --- 4.5 Användarvyn --------------------------------------------------------------------
 
 /** A loaded user, or null after showing that it is gone (deleted, or never ours). */
-async function loadUser(id) {
+async function loadUser(id, ticket) {
   try {
     return await api.getUser(id);
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 404) {
-      show(backToUsers(), h("h2", {}, T.userNotFound));
+      if (ticket === navigation) show(backToUsers(), h("h2", {}, T.userNotFound));
       return null;
     }
     throw error;
@@ -679,8 +684,9 @@ function backToUsers() {
 }
 
 async function showUser(id) {
-  const [{ index }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
-  if (!loaded) return;
+  const ticket = navigation;
+  const [{ index }, loaded] = await Promise.all([loadOffering(), loadUser(id, ticket)]);
+  if (!loaded || ticket !== navigation) return;
   const { user } = loaded;
   const columns = userColumns(user);
   show(
@@ -766,8 +772,9 @@ function currentPermissions(user, index) {
 // --- 4.5 Ändra och lägg till behörigheter -----------------------------------------------
 
 async function showServices(id) {
-  const [{ services }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
-  if (!loaded) return;
+  const ticket = navigation;
+  const [{ services }, loaded] = await Promise.all([loadOffering(), loadUser(id, ticket)]);
+  if (!loaded || ticket !== navigation) return;
   const base = `#/anvandare/${encodeURIComponent(id)}`;
   show(
     h("a", { className: "back", href: base }, `← ${T.backToUserDetails}`),
@@ -793,8 +800,12 @@ async function showServices(id) {
 }
 
 async function showServicePermissions(id, serviceId) {
-  const [{ services, grantable }, loaded] = await Promise.all([loadOffering(), loadUser(id)]);
-  if (!loaded) return;
+  const ticket = navigation;
+  const [{ services, grantable }, loaded] = await Promise.all([
+    loadOffering(),
+    loadUser(id, ticket),
+  ]);
+  if (!loaded || ticket !== navigation) return;
   const base = `#/anvandare/${encodeURIComponent(id)}`;
   const service = services.find((offered) => offered.id === serviceId);
   if (!service) {
@@ -915,6 +926,7 @@ function deleteDialog(loaded) {
 
 async function route() {
   if (!session) return;
+  navigation += 1;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   try {
     if (parts[0] === "anvandare" && parts[1]) {

@@ -21,7 +21,6 @@ import uuid
 from contextvars import ContextVar
 from typing import Any
 
-from litestar.datastructures import MutableScopeHeaders
 from litestar.enums import ScopeType
 from litestar.plugins.prometheus import PrometheusConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
@@ -29,7 +28,7 @@ from prometheus_client import Counter, Gauge
 from sqlalchemy import event
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-REQUEST_ID_HEADER = "x-request-id"
+REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
 request_id: ContextVar[str | None] = ContextVar("request_id", default=None)
@@ -67,7 +66,7 @@ def watch_pool(engine: AsyncEngine) -> None:
 
 def _incoming_id(scope: Scope) -> str:
     for name, value in scope.get("headers", ()):
-        if name == b"x-request-id":
+        if name == REQUEST_ID_HEADER:
             candidate = value.decode("latin-1")
             if _SANE_ID.fullmatch(candidate):
                 return candidate
@@ -82,6 +81,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
             await app(scope, receive, send)
             return
         identifier = _incoming_id(scope)
+        encoded = identifier.encode()
         token = request_id.set(identifier)
         started = time.perf_counter()
         status = 500
@@ -90,7 +90,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
             nonlocal status
             if message["type"] == "http.response.start":
                 status = message["status"]
-                MutableScopeHeaders.from_message(message)[REQUEST_ID_HEADER] = identifier
+                message["headers"] = [*message.get("headers", ()), (REQUEST_ID_HEADER, encoded)]
             await send(message)
 
         try:

@@ -19,8 +19,8 @@ from scim import demo
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
-from tests.live import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, live_server
 from tests.conftest import ESERVICES, PATCH_SCHEMA, fresh_database, user_body
+from tests.live import CHROMIUM, CHROMIUM_FLAGS, SCREENSHOTS, live_server
 
 pytestmark = pytest.mark.skipif(not Path(CHROMIUM).exists(), reason="needs Debian's chromium")
 
@@ -441,6 +441,7 @@ async def test_the_region_grants_from_its_own_e_service_only(page: Page, live: L
     user_url = page.url.removesuffix("/behorigheter")
     # A municipal e-service is never offered, whatever the address asks for.
     await page.goto(f"{user_url}/behorigheter/ansok-om-statlig-ersattning")
+    await expect(page).to_have_url(re.compile("/behorigheter$"))  # sent back to the choice
     await expect(page.get_by_role("heading", name=CHOOSE_SERVICE)).to_be_visible()
     await page.get_by_role("link", name=LANDSTING).click()
     await expect(page.get_by_role("checkbox")).to_have_count(4)

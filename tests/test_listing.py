@@ -486,6 +486,31 @@ async def test_start_index_beyond_the_end(client: httpx.AsyncClient) -> None:
     assert body.get("Resources", []) == []
 
 
+async def test_a_start_index_past_what_json_holds_exactly_is_400(
+    client: httpx.AsyncClient,
+) -> None:
+    """Up to 2^53 (RFC 8259 §6) a page past the end is empty; beyond, the databases' 64-bit
+    OFFSET would overflow (it was a 500), so it is refused (found by tests/test_fuzz.py)."""
+    await create_users(client, 2)
+    body = await listing(client, startIndex=2**53)
+    assert body["startIndex"] == 2**53
+    assert body.get("Resources", []) == []
+    for path, start in (("/Users", "99999999999999999999"), ("/", str(2**63))):
+        response = await client.get(path, params={"startIndex": start})
+        assert response.status_code == 400, response.text
+        assert response.json()["scimType"] == "invalidValue"
+    for path in ("/Users/.search", "/.search"):
+        response = await client.post(
+            path, json={"schemas": [SEARCH_SCHEMA], "startIndex": 2**53 + 1}
+        )
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith(SCIM)
+        error = response.json()
+        assert error["schemas"] == [ERROR_SCHEMA]
+        assert (error["status"], error["scimType"]) == ("400", "invalidValue")
+        assert "startIndex" in error["detail"]
+
+
 async def test_last_partial_page(client: httpx.AsyncClient) -> None:
     created = await create_users(client, 25)
     body = await listing(client, startIndex=25, count=10)

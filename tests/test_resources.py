@@ -167,6 +167,39 @@ async def test_oversized_body_is_413_with_the_limit(
     assert await count_resources(engine) == 0
 
 
+async def test_text_holding_u0000_is_400_and_nothing_is_stored(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """PostgreSQL's text and jsonb cannot hold U+0000: such a write was a 500 there (found by
+    tests/test_fuzz.py). Every write body is checked, on both databases alike."""
+    user = await create_user(client, "nul@example.se")
+    location = f"/Users/{user['id']}"
+    bulk = {
+        "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+        "Operations": [
+            {"method": "POST", "path": "/Users", "bulkId": "a", "data": user_body("a\x00b")}
+        ],
+    }
+    for method, path, body in (
+        ("POST", "/Users", user_body("a\x00b@example.se")),
+        ("POST", "/Groups", {"schemas": [GROUP_SCHEMA], "displayName": "G", "x\x00": 1}),
+        ("PUT", location, user_body("nul@example.se", displayName="\x00")),
+        ("PATCH", location, patch_body({"op": "add", "path": "title", "value": ["a\x00"]})),
+        ("POST", "/Bulk", bulk),
+    ):
+        response = await client.request(method, path, json=body)
+        assert_error(response, 400, "invalidValue")
+        assert "U+0000" in response.json()["detail"]
+    assert await count_resources(engine) == 1
+    assert (await client.get(location)).json()["meta"]["version"] == user["meta"]["version"]
+    # An escaped backslash before "u0000" is text like any other.
+    patched = await client.patch(
+        location, json=patch_body({"op": "add", "path": "title", "value": "\\u0000"})
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["title"] == "\\u0000"
+
+
 async def test_group_with_unknown_member_is_refused_whole(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:

@@ -4,7 +4,7 @@ safe to open in a browser."""
 from __future__ import annotations
 
 from litestar import Router, get
-from litestar.datastructures import CacheControlHeader, MutableScopeHeaders
+from litestar.datastructures import CacheControlHeader
 from litestar.enums import ScopeType
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
@@ -30,13 +30,14 @@ CONTENT_SECURITY_POLICY = "; ".join(
     ]
 )
 
+# Encoded once: added to every response start as they are.
 _HEADERS = [
-    ("content-security-policy", CONTENT_SECURITY_POLICY),
-    ("x-content-type-options", "nosniff"),
-    ("x-frame-options", "DENY"),
-    ("referrer-policy", "no-referrer"),
+    (b"content-security-policy", CONTENT_SECURITY_POLICY.encode()),
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"no-referrer"),
 ]
-_HSTS = ("strict-transport-security", "max-age=31536000")
+_WITH_HSTS = [*_HEADERS, (b"strict-transport-security", b"max-age=31536000")]
 
 
 def security_headers(app: ASGIApp) -> ASGIApp:
@@ -47,13 +48,11 @@ def security_headers(app: ASGIApp) -> ASGIApp:
         if scope["type"] != ScopeType.HTTP:
             await app(scope, receive, send)
             return
-        extra = [*_HEADERS, _HSTS] if scope.get("scheme") == "https" else _HEADERS
+        extra = _WITH_HSTS if scope.get("scheme") == "https" else _HEADERS
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableScopeHeaders.from_message(message)
-                for name, value in extra:
-                    headers[name] = value
+                message["headers"] = [*message.get("headers", ()), *extra]
             await send(message)
 
         await app(scope, receive, send_with_headers)

@@ -6,7 +6,13 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put, route
 from litestar.params import FromPath
-from scim2_models import ForbiddenException, InvalidFilterException, NotFoundException
+from scim2_models import (
+    ForbiddenException,
+    InvalidFilterException,
+    InvalidValueException,
+    NotFoundException,
+    SearchRequest,
+)
 
 from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal, Role
@@ -102,6 +108,20 @@ def _search_payload(request: AnyRequest) -> dict[str, Any]:
     return _within_limits(payload)
 
 
+# RFC 8259 §6: the largest integer every JSON implementation holds exactly. A startIndex
+# beyond it names no page, and would overflow the databases' 64-bit OFFSET (a 500).
+MAX_START_INDEX = 2**53
+
+
+def _parse_search(
+    service: ResourceService, kinds: list[ResourceKind], payload: dict[str, Any]
+) -> SearchRequest[Any]:
+    search = service.parse_search(kinds, payload)
+    if search.start_index is not None and search.start_index > MAX_START_INDEX:
+        raise InvalidValueException(detail=f"startIndex must be at most {MAX_START_INDEX}")
+    return search
+
+
 def _within_limits(payload: dict[str, Any]) -> dict[str, Any]:
     """Refuse an overlong filter before parsing it (its depth and number of comparisons are
     limited where it is parsed and compiled)."""
@@ -122,7 +142,7 @@ class ResourceController(Controller):
     async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
         kind = _kind(request, endpoint)
         service = _service(request)
-        search = service.parse_search([kind], _search_payload(request))
+        search = _parse_search(service, [kind], _search_payload(request))
         return scim_response(await service.search(_caller(request), [kind], search))
 
     @post("/{endpoint:str}/.search", name="search", status_code=200)
@@ -135,7 +155,7 @@ class ResourceController(Controller):
         """RFC 7644 §3.4.2.1: a query at the root spans every resource type."""
         service = _service(request)
         kinds = list(service.registry.kinds.values())
-        search = service.parse_search(kinds, _search_payload(request))
+        search = _parse_search(service, kinds, _search_payload(request))
         return scim_response(await service.search(_caller(request), kinds, search))
 
     @get("/Me", name="me")
@@ -246,9 +266,10 @@ class ResourceController(Controller):
 
 async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[bytes]:
     service = _service(request)
-    body = await read_json(request, request.app.state.settings.max_payload_size)
+    # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.protocol.filters).
+    body = await read_json(request, request.app.state.settings.max_payload_size, stored=False)
     body.pop("schemas", None)
-    search = service.parse_search(kinds, _within_limits(body))
+    search = _parse_search(service, kinds, _within_limits(body))
     return scim_response(await service.search(_caller(request), kinds, search))
 
 

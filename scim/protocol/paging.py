@@ -75,7 +75,12 @@ def _bound(key: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
 
 
 def order(key: ColumnElement[Any] | None, descending: bool) -> list[ColumnElement[Any]]:
-    """Missing values last in either direction, ties broken by id so pages are stable."""
+    """Missing values last in either direction, ties broken by id so pages are stable.
+
+    Ascending, this is the order of the ``(tenant_id, key, id)`` indexes (PostgreSQL keeps
+    NULLs last in them), so a sorted page is read from the index instead of sorting the
+    whole organisation.
+    """
     if key is None:
         return [resources.c.id]
-    return [key.is_(None), key.desc() if descending else key.asc(), resources.c.id]
+    return [(key.desc() if descending else key.asc()).nulls_last(), resources.c.id]
