@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
@@ -119,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
+        # What is loaded by now lives as long as the process: keep it out of every garbage
+        # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
+        gc.freeze()
         try:
             yield
         finally:

@@ -7,8 +7,9 @@ projected as dicts, never round-tripped through pydantic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Container, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -30,7 +31,7 @@ from scim2_models import (
     UniquenessException,
 )
 from scim2_models.path import Path
-from sqlalchemy import ColumnElement, Row, and_, or_
+from sqlalchemy import ColumnElement, Row, and_, insert, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim import audit
@@ -44,8 +45,8 @@ from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
 from scim.storage.repository import Member, Repository, UniquenessConflict
+from scim.storage.tables import audit_log, resources
 from scim.storage.tables import members as member_table
-from scim.storage.tables import resources
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
@@ -90,6 +91,25 @@ class Caller:
     actor: str = "system"
     # Known from authentication; looked up per write when absent (CLI, demo data).
     organisation: Organisation | None = None
+
+
+@dataclass
+class Draft:
+    """A resource to create, validated and prepared in Python before any database work, so
+    that many can be checked and written in one transaction (Bulk, see ``CreateBatch``).
+
+    Errors are kept, not raised, for where ``create`` would meet them: ``invalid`` before
+    the members are looked up, ``refused`` after.
+    """
+
+    kind: ResourceKind
+    resource_id: str
+    body: dict[str, Any]
+    document: dict[str, Any] = field(default_factory=dict)
+    members: list[Member] = field(default_factory=list)
+    keys: dict[str, Any] = field(default_factory=dict)
+    invalid: SCIMException | None = None
+    refused: SCIMException | None = None
 
 
 @dataclass
@@ -244,8 +264,9 @@ class ResourceService:
                 limit=count + 1 if paged_by_cursor and count else count,
                 relations=relations,
                 sort_key=key,
+                count_total=not paged_by_cursor,
             )
-            if total is None or cursor is not None:
+            if total is None:
                 # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
                 total = await repository.count(kind_names, self._where(kinds, json, request))
         next_cursor = None
@@ -340,34 +361,27 @@ class ResourceService:
     async def _check_members(
         self, repository: Repository, group_id: str, new_members: list[Member]
     ) -> None:
-        limit: int = getattr(member_table.c.display.type, "length", None) or 255
-        if any(display is not None and len(display) > limit for _, display in new_members):
-            raise InvalidValueException(
-                detail=f"members: a display is longer than {limit} characters"
-            )
-        ids = [member_id for member_id, _ in new_members]
-        found = await repository.existing(ids)
-        missing = [member_id for member_id in ids if member_id not in found]
-        if missing:
-            raise InvalidValueException(
-                detail=f"members: no User or Group with id {missing[0]!r} in this organisation"
-            )
-        if group_id in found:
-            raise InvalidValueException(detail="members: a group cannot be a member of itself")
+        _check_member_displays(new_members)
+        found = await repository.existing(member_id for member_id, _ in new_members)
+        _check_member_ids(group_id, new_members, found)
 
     async def create(
         self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan | None
     ) -> Written:
         """Create a resource; with no ``plan`` no representation is read back (Bulk)."""
-        model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
-        new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
-        document = self._storable(kind, model)
+        draft = self.draft(kind, body, await self.organisation(caller))
+        if draft.invalid is not None:
+            raise draft.invalid
+        document, resource_id = draft.document, draft.resource_id
         now = datetime.now(UTC)
-        resource_id = str(uuid.uuid4())
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
-            await self._check_members(repository, resource_id, new_members)
-            keys = await self._prepare(repository, kind, document, None)
+            await self._check_members(repository, resource_id, draft.members)
+            if draft.refused is not None:
+                raise draft.refused
+            hsa_id = hsa_id_of(document)
+            if kind.name == "User" and hsa_id and await repository.is_administrator(hsa_id):
+                raise _administrator(hsa_id)
             try:
                 await repository.insert(
                     {
@@ -377,12 +391,12 @@ class ResourceService:
                         "last_modified": now,
                         "version": 1,
                         "data": document,
-                        **keys,
+                        **draft.keys,
                     }
                 )
             except UniquenessConflict as error:
                 raise _taken(document, error) from error
-            await repository.add_members(resource_id, new_members)
+            await repository.add_members(resource_id, draft.members)
             await self._audit(connection, caller, kind, "create", resource_id, body)
             if plan is None:
                 return Written(None, 1, self.location(caller, kind, resource_id))
@@ -392,6 +406,50 @@ class ResourceService:
             row.version,
             self.location(caller, kind, resource_id),
         )
+
+    def draft(
+        self,
+        kind: ResourceKind,
+        body: dict[str, Any],
+        organisation: Organisation,
+        resource_id: str | None = None,
+    ) -> Draft:
+        """What ``create`` does before its transaction: validation, the extension's rules and
+        the search keys, in Python only. Bulk drafts many, then checks and writes them
+        together (``CreateBatch``)."""
+        draft = Draft(kind, resource_id or str(uuid.uuid4()), body)
+        try:
+            model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
+            if kind.name == "Group":
+                draft.members = _members(getattr(model, "members", None))
+            draft.document = self._storable(kind, model)
+        except SCIMException as error:
+            draft.invalid = error
+            return draft
+        try:
+            draft.keys = self._keys(kind, draft.document, None, organisation)
+        except SCIMException as error:
+            draft.refused = error
+        return draft
+
+    async def organisation(self, caller: Caller) -> Organisation:
+        """The caller's organisation: known from authentication, else read (CLI, demo)."""
+        if caller.organisation is not None:
+            return caller.organisation
+        async with self.read_engine.connect() as connection:
+            return await self._organisation(_repository(connection, caller))
+
+    @asynccontextmanager
+    async def create_batch(self, caller: Caller) -> AsyncIterator[CreateBatch]:
+        """One transaction for many creates (see ``CreateBatch``), committed on leaving.
+
+        An exception rolls back all of them. IntegrityError means that a concurrent request
+        took a unique key, or removed a member, between a lookup and the writes.
+        """
+        async with self.engine.begin() as connection:
+            repository = _repository(connection, caller)
+            await repository.plan_for_parameters()
+            yield CreateBatch(repository, caller)
 
     async def _reload(
         self,
@@ -461,9 +519,8 @@ class ResourceService:
     ) -> dict[str, Any]:
         """Apply the extension's rules, which depend on the organisation (see
         scim.permissions); the search keys of the document as it will be stored."""
-        self.rules.prepare(kind.name, document, previous, await self._organisation(repository))
-        keys = search_keys(document)
-        _check_lengths(keys)
+        organisation = await self._organisation(repository)
+        keys = self._keys(kind, document, previous, organisation)
         hsa_id = hsa_id_of(document)
         if (
             kind.name == "User"
@@ -471,12 +528,20 @@ class ResourceService:
             and hsa_id != hsa_id_of(previous or {})
             and await repository.is_administrator(hsa_id)
         ):
-            # Administrator and user are exclusive roles within an organisation.
-            raise ConflictException(
-                detail=f"{hsa_id} is an administrator of this organisation, and an "
-                "administrator cannot also be a user: the operator must first remove the "
-                "administrator role"
-            )
+            raise _administrator(hsa_id)
+        return keys
+
+    def _keys(
+        self,
+        kind: ResourceKind,
+        document: dict[str, Any],
+        previous: dict[str, Any] | None,
+        organisation: Organisation,
+    ) -> dict[str, Any]:
+        """What ``_prepare`` does without the database: the rules, then the search keys."""
+        self.rules.prepare(kind.name, document, previous, organisation)
+        keys = search_keys(document)
+        _check_lengths(keys)
         return keys
 
     @staticmethod
@@ -638,6 +703,132 @@ class ResourceService:
         )
 
 
+class CreateBatch:
+    """Creates checked together and written together, in one transaction.
+
+    ``admit`` makes, in the same order, every check ``create`` makes in its own
+    transaction, from what ``look_up`` found for many drafts at once and from the drafts
+    admitted before: each draft is admitted or refused as if it had been created alone,
+    after those. ``write`` writes what was admitted since it last ran. Any number of
+    rounds of the three may follow each other within the transaction.
+    """
+
+    def __init__(self, repository: Repository, caller: Caller) -> None:
+        self.repository = repository
+        self.caller = caller
+        # Ids of this organisation's resources, as far as members need them.
+        self.existing: set[str] = set()
+        # Unique keys taken, by stored resources or admitted drafts.
+        self.user_names: set[str] = set()
+        self.hsa_ids: set[str] = set()
+        self.administrators: set[str] = set()
+        self.admitted: list[Draft] = []
+
+    async def look_up(self, drafts: Sequence[Draft]) -> None:
+        """What ``admit`` needs to know of the stored resources for these drafts: at most
+        three statements, whatever their number."""
+        valid = [draft for draft in drafts if draft.invalid is None]
+        prepared = [draft for draft in valid if draft.refused is None]
+        own = {draft.resource_id for draft in drafts}
+        member_ids = {
+            member_id
+            for draft in valid
+            for member_id, _ in draft.members
+            if member_id not in own and member_id not in self.existing
+        }
+        user_names = {key for d in prepared if (key := d.keys["user_name_key"]) is not None}
+        hsa_keys = {key for d in prepared if (key := d.keys["hsa_id_key"]) is not None}
+        hsa_ids = {
+            hsa_id
+            for draft in prepared
+            if draft.kind.name == "User" and (hsa_id := hsa_id_of(draft.document))
+        }
+        self.existing.update(await self.repository.existing(member_ids))
+        taken_user_names, taken_hsa_ids = await self.repository.taken(
+            user_names - self.user_names, hsa_keys - self.hsa_ids
+        )
+        self.user_names |= taken_user_names
+        self.hsa_ids |= taken_hsa_ids
+        self.administrators |= await self.repository.administrators(hsa_ids)
+
+    def admit(self, draft: Draft) -> SCIMException | None:
+        """None when ``draft`` is to be written, else the error ``create`` would raise."""
+        if draft.invalid is not None:
+            return draft.invalid
+        try:
+            _check_member_displays(draft.members)
+            _check_member_ids(draft.resource_id, draft.members, self.existing)
+        except SCIMException as error:
+            return error
+        if draft.refused is not None:
+            return draft.refused
+        hsa_id = hsa_id_of(draft.document)
+        if draft.kind.name == "User" and hsa_id and hsa_id in self.administrators:
+            return _administrator(hsa_id)
+        # RFC 7643 §4.1: userName (and here the HSA-id) is unique within the organisation,
+        # against what is stored and what this batch has admitted before.
+        user_name = draft.keys["user_name_key"]
+        if user_name is not None and user_name in self.user_names:
+            return _taken_key(draft.document, hsa_id=False)
+        hsa_key = draft.keys["hsa_id_key"]
+        if hsa_key is not None and hsa_key in self.hsa_ids:
+            return _taken_key(draft.document, hsa_id=True)
+        if user_name is not None:
+            self.user_names.add(user_name)
+        if hsa_key is not None:
+            self.hsa_ids.add(hsa_key)
+        self.existing.add(draft.resource_id)
+        self.admitted.append(draft)
+        return None
+
+    async def write(self) -> None:
+        """The drafts admitted since the last write, as ``create`` writes each: resource,
+        members, audit record; one statement (executemany) for each of the three."""
+        admitted, self.admitted = self.admitted, []
+        if not admitted:
+            return
+        now = datetime.now(UTC)
+        caller = self.caller
+        await self.repository.insert_many(
+            [
+                {
+                    "id": draft.resource_id,
+                    "resource_type": draft.kind.name,
+                    "created": now,
+                    "last_modified": now,
+                    "version": 1,
+                    "data": draft.document,
+                    **draft.keys,
+                }
+                for draft in admitted
+            ]
+        )
+        await self.repository.insert_memberships(
+            (draft.resource_id, member_id, display)
+            for draft in admitted
+            for member_id, display in dict(draft.members).items()
+        )
+        # The records ``_audit`` writes (scim.audit.record), all at once.
+        await self.repository.connection.execute(
+            _AUDIT_INSERT,
+            [
+                {
+                    "at": now,
+                    "tenant_id": caller.tenant_id,
+                    "actor": caller.actor,
+                    "action": f"{draft.kind.name}.create",
+                    "resource_type": draft.kind.name,
+                    "resource_id": draft.resource_id,
+                    "changes": _redacted(draft.body),
+                }
+                for draft in admitted
+            ],
+        )
+
+
+_AUDIT_INSERT = insert(audit_log)
+
+
 def _repository(connection: AsyncConnection, caller: Caller) -> Repository:
     known = caller.organisation
     organisation = (known.kind.value, known.agreements) if known is not None else None
@@ -646,21 +837,64 @@ def _repository(connection: AsyncConnection, caller: Caller) -> Repository:
 
 def _taken(document: dict[str, Any], error: UniquenessConflict) -> UniquenessException:
     """Which unique key a write hit, from the database's own message."""
-    if "hsa_id" in str(error):
-        hsa_id = hsa_id_of(document)
-        return UniquenessException(detail=f"hsaId {hsa_id!r} is already used in this organisation")
+    return _taken_key(document, hsa_id="hsa_id" in str(error))
+
+
+def _taken_key(document: dict[str, Any], *, hsa_id: bool) -> UniquenessException:
+    if hsa_id:
+        value = hsa_id_of(document)
+        return UniquenessException(detail=f"hsaId {value!r} is already used in this organisation")
     return UniquenessException(detail=f"userName {document.get('userName')!r} is already taken")
+
+
+def _administrator(hsa_id: str) -> ConflictException:
+    # Administrator and user are exclusive roles within an organisation.
+    return ConflictException(
+        detail=f"{hsa_id} is an administrator of this organisation, and an "
+        "administrator cannot also be a user: the operator must first remove the "
+        "administrator role"
+    )
+
+
+_MEMBER_DISPLAY_LIMIT: int = getattr(member_table.c.display.type, "length", None) or 255
+
+
+def _check_member_displays(new_members: list[Member]) -> None:
+    limit = _MEMBER_DISPLAY_LIMIT
+    if any(display is not None and len(display) > limit for _, display in new_members):
+        raise InvalidValueException(detail=f"members: a display is longer than {limit} characters")
+
+
+def _check_member_ids(group_id: str, new_members: list[Member], found: Container[str]) -> None:
+    """Every member is a resource of the organisation (``found``), and not the group itself."""
+    for member_id, _ in new_members:
+        if member_id not in found:
+            raise InvalidValueException(
+                detail=f"members: no User or Group with id {member_id!r} in this organisation"
+            )
+    if any(member_id == group_id for member_id, _ in new_members):
+        raise InvalidValueException(detail="members: a group cannot be a member of itself")
 
 
 def _redacted(value: Any) -> Any:
     """A request body for the audit log, without the passwords it may carry."""
+    # Most bodies name no password anywhere: one encode and search (in C) tells, and such
+    # a body is logged as it is, without walking it.
+    try:
+        text = msgspec.json.encode(value).decode()
+    except TypeError:  # not JSON (a caller in Python): walk it
+        return _redact(value)
+    return _redact(value) if "password" in text.lower() else value
+
+
+def _redact(value: Any) -> Any:
     if isinstance(value, list):
-        return [_redacted(item) for item in value]
+        return [_redact(item) for item in value]
     if not isinstance(value, dict):
         return value
     hidden = _names_password(value.get("path", ""))
     return {
-        key: "(hidden)" if _names_password(key) or (hidden and key == "value") else _redacted(item)
+        key: "(hidden)" if _names_password(key) or (hidden and key == "value") else _redact(item)
         for key, item in value.items()
     }
 
@@ -693,10 +927,18 @@ _KEY_ATTRIBUTES = {
 }
 
 
+# The length of each bounded search key column, looked up once: this runs for every write.
+_KEY_LIMITS: dict[str, int] = {
+    column.name: length
+    for column in resources.c
+    if isinstance(length := getattr(column.type, "length", None), int)
+}
+
+
 def _check_lengths(keys: dict[str, Any]) -> None:
     """The search keys are bounded columns; a longer value is invalidValue, not a 500."""
     for column, value in keys.items():
-        limit = getattr(resources.c[column].type, "length", None)
+        limit = _KEY_LIMITS.get(column)
         if isinstance(value, str) and limit is not None and len(value) > limit:
             raise InvalidValueException(
                 detail=f"{_KEY_ATTRIBUTES.get(column, column)} is longer than {limit} characters"

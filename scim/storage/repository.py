@@ -6,14 +6,17 @@ tenant cannot name another tenant's rows.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     ColumnElement,
+    CompoundSelect,
     FromClause,
+    Integer,
     Row,
     Select,
     String,
@@ -24,6 +27,8 @@ from sqlalchemy import (
     insert,
     literal,
     select,
+    true,
+    union_all,
     update,
 )
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -83,8 +88,15 @@ class Repository:
         limit: int,
         relations: Sequence[str] = (),
         sort_key: ColumnElement[Any] | None = None,
+        count_total: bool = True,
     ) -> tuple[list[Row[Any]], int | None]:
-        """One page of rows and, when the page is not empty, the total count (one round trip)."""
+        """One page of rows and the number of all matches: None without ``count_total``, or
+        for a page past the end.
+
+        The count is a query of its own, and only when the page does not tell it: counting in
+        the page's query (``count(*) OVER ()``) would make the database find and sort every
+        match before it could return the first ones.
+        """
         scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
         if where is not None:
             scope.append(where)
@@ -95,7 +107,7 @@ class Repository:
                 )
             ).scalar_one()
             return [], int(total)
-        columns: list[Any] = [resources, func.count().over().label("total")]
+        columns: list[Any] = [resources]
         if relations:
             columns.append(_per_kind(relations, self.postgres).label("relations"))
         if sort_key is not None:
@@ -103,11 +115,14 @@ class Repository:
         statement = select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
         parameters = {"base_url": self.base_url}
         rows = list((await self.connection.execute(statement, parameters)).all())
-        if rows:
-            return rows, int(rows[0].total)
-        if offset == 0:
-            return [], 0
-        return [], None
+        if not count_total:
+            return rows, None
+        if not rows:
+            return [], 0 if offset == 0 else None
+        if offset == 0 and len(rows) < limit:
+            return rows, len(rows)  # the whole result is on this page
+        counted = select(func.count()).select_from(resources).where(*scope)
+        return rows, int((await self.connection.execute(counted)).scalar_one())
 
     async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
         scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
@@ -144,6 +159,37 @@ class Repository:
         )
         return {row.id: row for row in (await self.connection.execute(statement)).all()}
 
+    async def taken(
+        self, user_name_keys: Collection[str], hsa_id_keys: Collection[str]
+    ) -> tuple[set[str], set[str]]:
+        """Which of these userName and HSA-id keys resources of this tenant already hold
+        (the unique keys of ``tables.resources``), for many writes in one round trip."""
+        if not user_name_keys and not hsa_id_keys:
+            return set(), set()
+        parameters: dict[str, Any] = {
+            "tenant_id": self.tenant_id,
+            "user_names": list(user_name_keys),
+            "hsa_ids": list(hsa_id_keys),
+        }
+        if self.postgres:
+            parameters["user_names_tenants"] = [self.tenant_id] * len(user_name_keys)
+            parameters["hsa_ids_tenants"] = [self.tenant_id] * len(hsa_id_keys)
+        found: dict[str, set[str]] = {"user_name_key": set(), "hsa_id_key": set()}
+        for row in await self.connection.execute(_taken_statement(self.postgres), parameters):
+            found[row.column].add(row.key)
+        return found["user_name_key"], found["hsa_id_key"]
+
+    async def administrators(self, hsa_ids: Collection[str]) -> set[str]:
+        """Which of these HSA-ids are administrators of this tenant (``is_administrator`` for
+        many in one round trip)."""
+        if not hsa_ids:
+            return set()
+        statement = select(administrators.c.hsa_id).where(
+            administrators.c.tenant_id == self.tenant_id,
+            administrators.c.hsa_id.in_(list(hsa_ids)),
+        )
+        return set((await self.connection.execute(statement)).scalars())
+
     async def member_ids(
         self, group_id: str, rows: FromClause, where: ColumnElement[bool]
     ) -> list[str]:
@@ -155,6 +201,18 @@ class Repository:
         )
         return list((await self.connection.execute(statement)).scalars())
 
+    async def plan_for_parameters(self) -> None:
+        """PostgreSQL: plan each statement of this transaction for its own parameters and
+        the table as it is, not once for all (a prepared statement's generic plan).
+
+        A generic plan is kept while the table grows. Made while a first sync has written
+        little, it reads the tenant's every row through any index that starts with
+        ``tenant_id`` (all looked equally good then) instead of probing the unique index:
+        the lookups of ``taken`` grew slower with every request of the sync.
+        """
+        if self.postgres:
+            await self.connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
+
     # -- writes ---------------------------------------------------------------
 
     async def insert(self, values: dict[str, Any]) -> None:
@@ -162,6 +220,24 @@ class Repository:
             await self.connection.execute(_INSERT, {"tenant_id": self.tenant_id, **values})
         except IntegrityError as error:
             raise UniquenessConflict(str(error.orig)) from error
+
+    async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
+        """Insert new resources, one statement run for all (executemany). A unique key hit
+        is IntegrityError, as it comes: which row hit it is not known (see scim.bulk)."""
+        if rows:
+            tenant = {"tenant_id": self.tenant_id}
+            await self.connection.execute(_INSERT, [{**tenant, **row} for row in rows])
+
+    async def insert_memberships(self, rows: Iterable[tuple[str, str, str | None]]) -> None:
+        """Members of groups that are new in this transaction, so none can be there yet
+        (unlike ``add_members``); nothing when empty."""
+        tenant = self.tenant_id
+        parameters = [
+            {"tenant_id": tenant, "group_id": group, "member_id": member, "display": display}
+            for group, member, display in rows
+        ]
+        if parameters:
+            await self.connection.execute(_INSERT_MEMBER, parameters)
 
     async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
         """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
@@ -245,6 +321,7 @@ def _per_kind(kind_names: Sequence[str], postgres: bool) -> ColumnElement[Any]:
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
 
 _INSERT = insert(resources)
+_INSERT_MEMBER = insert(members)
 _IS_ADMINISTRATOR = select(administrators.c.id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id == bindparam("hsa_id"),
@@ -296,6 +373,50 @@ def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
         .where(correlate == resources.c.id, members.c.tenant_id == resources.c.tenant_id)
         .scalar_subquery()
     )
+
+
+@cache
+def _taken_statement(postgres: bool) -> CompoundSelect[Any]:
+    """The keys among ``:user_names`` and ``:hsa_ids`` that resources of ``:tenant_id`` hold,
+    each looked up in its unique index.
+
+    Planners are kept from the other plan they like, reading every row of the tenant
+    through an index that starts with ``tenant_id``. PostgreSQL picks that plan when its
+    statistics say the tenant has (almost) no rows, which is so during a first sync: of
+    a new organisation, or into a new database. On PostgreSQL each key is therefore
+    probed by itself, LIMIT keeping the probe from being made a join, and the tenant
+    comes with each key as a column (``:tenants``), so that the estimate is that of any
+    tenant, not the statistics of this one. SQLite uses the index for a plain IN on one
+    column, not for an OR of two.
+    """
+    branches = []
+    for column, parameter in (("user_name_key", "user_names"), ("hsa_id_key", "hsa_ids")):
+        held = resources.c[column]
+        if postgres:
+            wanted = (
+                func.unnest(
+                    bindparam(parameter, type_=ARRAY(String)),
+                    bindparam(f"{parameter}_tenants", type_=ARRAY(Integer)),
+                )
+                .table_valued("key", "tenant_id")
+                .render_derived(f"wanted_{parameter}")
+            )
+            probe = (
+                select(held)
+                .where(resources.c.tenant_id == wanted.c.tenant_id, held == wanted.c.key)
+                .limit(1)
+                .lateral()
+            )
+            branch = select(probe.c[column]).select_from(wanted.join(probe, true()))
+        else:
+            tenant = resources.c.tenant_id == bindparam("tenant_id")
+            branch = select(held).where(tenant, held.in_(bindparam(parameter, expanding=True)))
+        branches.append(
+            branch.with_only_columns(
+                literal(column).label("column"), branch.selected_columns[0].label("key")
+            )
+        )
+    return union_all(*branches)
 
 
 @cache
