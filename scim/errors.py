@@ -29,7 +29,7 @@ def from_validation(error: ValidationError) -> SCIMException:
     """The SCIM error a pydantic validation failure stands for."""
     first: Any = error.errors()[0]
     context = first.get("ctx") or {}
-    location = ".".join(str(part) for part in first.get("loc", ()))
+    location = ".".join(_attribute_name(part) for part in first.get("loc", ()))
     message = str(first.get("msg", "invalid value"))
     if context.get("scim_type"):
         exception = SCIMException(detail=message)
@@ -41,6 +41,12 @@ def from_validation(error: ValidationError) -> SCIMException:
     if location:
         message = f"{location}: {message}"
     return InvalidValueException(detail=message)
+
+
+def _attribute_name(part: Any) -> str:
+    """A pydantic location part as SCIM names the attribute: nick_name -> nickName."""
+    head, *rest = str(part).split("_")
+    return head + "".join(word[:1].upper() + word[1:] for word in rest)
 
 
 def error_body(error: SCIMException) -> bytes:

@@ -597,6 +597,17 @@ class ResourceService:
                         changed = patch.patch(model)
                 except ValidationError as error:
                     raise from_validation(error) from error
+                except InvalidValueException as error:
+                    # scim2-models words a value of the wrong type as pydantic's whole report
+                    # (Python field names, a URL): say it as for any other write.
+                    cause = error.__cause__
+                    if not isinstance(cause, ValidationError):
+                        raise
+                    refused = from_validation(cause)
+                    if "[" not in cause.title and isinstance(refused, InvalidValueException):
+                        # A sub-attribute's type (Email, Permission): say which.
+                        refused = InvalidValueException(detail=f"{cause.title} {refused.detail}")
+                    raise refused from error
                 if changed:
                     _require_text(kind, model)
                     await self._write(repository, kind, row, self._storable(kind, model))

@@ -1549,3 +1549,23 @@ async def test_large_group_member_changes_touch_one_row(
     assert response.status_code == 200, response.text
     assert len(response.json()["members"]) == LARGE - 1
     assert _aggregates(statements)
+
+
+async def test_a_value_of_the_wrong_type_is_named_as_scim_names_it(
+    client: httpx.AsyncClient,
+) -> None:
+    user = await create_user(client, "typed@example.se")
+    for path, value, detail in (
+        ("nickName", [{"type": []}], "nickName: Input should be a valid string"),
+        ("active", "maybe", "active: Input should be a valid boolean"),
+        ("name.givenName", 5, "givenName: Input should be a valid string"),
+    ):
+        response = await client.patch(
+            f"/Users/{user['id']}", json=patch_body({"op": "replace", "path": path, "value": value})
+        )
+        assert response.status_code == 400, response.text
+        body = response.json()
+        assert body["scimType"] == "invalidValue"
+        # Not pydantic's report: no Python field names, class names or links.
+        assert detail in body["detail"], body["detail"]
+        assert "_" not in body["detail"].split(":")[0] and "pydantic" not in body["detail"]
