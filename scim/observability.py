@@ -99,18 +99,19 @@ def request_ids(app: ASGIApp) -> ASGIApp:
             principal = (scope.get("state") or {}).get("principal")
             if principal is not None:
                 TENANT_REQUESTS.labels(str(principal.tenant_id), f"{status // 100}xx").inc()
-            access_logger.info(
-                "request",
-                extra={
-                    "requestId": identifier,
-                    "method": scope["method"],
-                    "path": scope["path"],
-                    "status": status,
-                    "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                    "tenant": getattr(principal, "tenant_id", None),
-                    "actor": getattr(principal, "actor", None),
-                },
-            )
+            if access_logger.isEnabledFor(logging.INFO):  # off unless --access-log
+                access_logger.info(
+                    "request",
+                    extra={
+                        "requestId": identifier,
+                        "method": scope["method"],
+                        "path": scope["path"],
+                        "status": status,
+                        "durationMs": round((time.perf_counter() - started) * 1000, 2),
+                        "tenant": getattr(principal, "tenant_id", None),
+                        "actor": getattr(principal, "actor", None),
+                    },
+                )
             request_id.reset(token)
 
     return middleware

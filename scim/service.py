@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from scim2_models import (
     ConflictException,
     Context,
+    InvalidFilterException,
     InvalidPathException,
     InvalidSyntaxException,
     InvalidValueException,
@@ -50,6 +51,11 @@ from scim.storage.tables import members as member_table
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
+
+
+# RFC 8259 §6: the largest integer every JSON implementation holds exactly. A startIndex
+# beyond it names no page, and would overflow the databases' 64-bit OFFSET.
+MAX_START_INDEX = 2**53
 
 
 def etag(version: int) -> str:
@@ -220,14 +226,24 @@ class ResourceService:
     def parse_search(
         self, kinds: Sequence[ResourceKind], payload: dict[str, Any]
     ) -> SearchRequest[Any]:
+        """A query's parameters or SearchRequest body, within the limits that keep its cost
+        bounded (an overlong filter is refused before it is parsed)."""
+        filter_ = payload.get("filter")
+        if isinstance(filter_, str) and len(filter_) > filters.MAX_FILTER_LENGTH:
+            raise InvalidFilterException(
+                detail=f"The filter is longer than {filters.MAX_FILTER_LENGTH} characters"
+            )
         models = tuple(kind.model for kind in kinds)
         model: Any = models[0]
         for other in models[1:]:
             model = model | other
         try:
-            return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            search = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
         except ValidationError as error:
             raise from_validation(error) from error
+        if search.start_index is not None and search.start_index > MAX_START_INDEX:
+            raise InvalidValueException(detail=f"startIndex must be at most {MAX_START_INDEX}")
+        return search
 
     async def search(
         self, caller: Caller, kinds: Sequence[ResourceKind], request: SearchRequest[Any]

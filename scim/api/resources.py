@@ -6,13 +6,7 @@ from typing import Any
 
 from litestar import Controller, Request, Response, delete, get, patch, post, put, route
 from litestar.params import FromPath
-from scim2_models import (
-    ForbiddenException,
-    InvalidFilterException,
-    InvalidValueException,
-    NotFoundException,
-    SearchRequest,
-)
+from scim2_models import ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal, Role
@@ -20,7 +14,6 @@ from scim.bulk import BulkService
 from scim.extension import USER_EXTENSION
 from scim.organisations import Kind
 from scim.permissions import Organisation
-from scim.protocol import filters
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
@@ -105,31 +98,6 @@ def _search_payload(request: AnyRequest) -> dict[str, Any]:
     for name in ("attributes", "excludedAttributes"):
         if (values := listed(params.get(name))) is not None:
             payload[name] = values
-    return _within_limits(payload)
-
-
-# RFC 8259 §6: the largest integer every JSON implementation holds exactly. A startIndex
-# beyond it names no page, and would overflow the databases' 64-bit OFFSET (a 500).
-MAX_START_INDEX = 2**53
-
-
-def _parse_search(
-    service: ResourceService, kinds: list[ResourceKind], payload: dict[str, Any]
-) -> SearchRequest[Any]:
-    search = service.parse_search(kinds, payload)
-    if search.start_index is not None and search.start_index > MAX_START_INDEX:
-        raise InvalidValueException(detail=f"startIndex must be at most {MAX_START_INDEX}")
-    return search
-
-
-def _within_limits(payload: dict[str, Any]) -> dict[str, Any]:
-    """Refuse an overlong filter before parsing it (its depth and number of comparisons are
-    limited where it is parsed and compiled)."""
-    filter_ = payload.get("filter")
-    if isinstance(filter_, str) and len(filter_) > filters.MAX_FILTER_LENGTH:
-        raise InvalidFilterException(
-            detail=f"The filter is longer than {filters.MAX_FILTER_LENGTH} characters"
-        )
     return payload
 
 
@@ -142,7 +110,7 @@ class ResourceController(Controller):
     async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
         kind = _kind(request, endpoint)
         service = _service(request)
-        search = _parse_search(service, [kind], _search_payload(request))
+        search = service.parse_search([kind], _search_payload(request))
         return scim_response(await service.search(_caller(request), [kind], search))
 
     @post("/{endpoint:str}/.search", name="search", status_code=200)
@@ -155,7 +123,7 @@ class ResourceController(Controller):
         """RFC 7644 §3.4.2.1: a query at the root spans every resource type."""
         service = _service(request)
         kinds = list(service.registry.kinds.values())
-        search = _parse_search(service, kinds, _search_payload(request))
+        search = service.parse_search(kinds, _search_payload(request))
         return scim_response(await service.search(_caller(request), kinds, search))
 
     @get("/Me", name="me")
@@ -269,7 +237,7 @@ async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[by
     # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.protocol.filters).
     body = await read_json(request, request.app.state.settings.max_payload_size, stored=False)
     body.pop("schemas", None)
-    search = _parse_search(service, kinds, _within_limits(body))
+    search = service.parse_search(kinds, body)
     return scim_response(await service.search(_caller(request), kinds, search))
 
 
