@@ -17,6 +17,7 @@ from typing import Any
 import asyncpg
 import httpx
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
 from sqlalchemy import URL, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -25,6 +26,10 @@ from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
+
+# Hypothesis would write ./.hypothesis, which pytest then warns about (warnings are errors):
+# keep its storage out of the working tree.
+set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "scim-tests-hypothesis")
 
 SCIM = "application/scim+json"
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"

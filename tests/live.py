@@ -5,15 +5,18 @@ client's end-to-end tests. No browser is ever downloaded: Playwright only drives
 from __future__ import annotations
 
 import asyncio
+import socket
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
 import uvicorn
 
 from scim.app import create_app
+from scim.operator import Operator
 from scim.settings import Settings
+from scim.storage.database import create_engine, upgrade
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
@@ -47,3 +50,26 @@ def live_server(settings: Settings) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def migrated_with_stockholm(database_url: str, services: Sequence[str] = ()) -> str:
+    """Migrate the database and register Stockholms stad (with ``services``); the bearer
+    token of its identity system."""
+    engine = create_engine(database_url)
+    try:
+        await upgrade(engine)
+        async with engine.begin() as connection:
+            operator = Operator(connection, "tests")
+            tenant = await operator.add_tenant("2120000142", "Stockholms stad", "kommun")
+            if services:
+                await operator.set_agreements(tenant, list(services))
+            return (await operator.issue_token(tenant))[1]
+    finally:
+        await engine.dispose()

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,19 +13,13 @@ import pytest
 
 from conformance.check import PASSING, run
 from tests.conftest import Organisations
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
+from tests.live import free_port
 
 
 @pytest.fixture
 def live_server(database_url: str, clean: None) -> Iterator[str]:
     """``scim serve`` in a subprocess, on the (emptied) test database."""
-    port = _free_port()
+    port = free_port()
     process = subprocess.Popen(
         [
             sys.executable,

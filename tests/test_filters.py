@@ -11,18 +11,15 @@ compares the SQL result with the oracle over randomly generated filters.
 from __future__ import annotations
 
 import json
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
 from scim2_models import InvalidFilterException, ScimFilter
 
@@ -36,10 +33,6 @@ from tests.conftest import (
     create_user,
     user_body,
 )
-
-# Hypothesis would write ./.hypothesis, which pytest (norecursedirs replaced in pyproject.toml)
-# then warns about, and warnings are errors: keep its storage out of the working tree.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "scim-tests-hypothesis")
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 CORE = USER_SCHEMA

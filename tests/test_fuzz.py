@@ -26,20 +26,17 @@ from __future__ import annotations
 import json
 import os
 import re
-import tempfile
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta, timezone
-from pathlib import Path
 from typing import Any, Literal
 
 import httpx
 import pytest
 from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
 from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -60,9 +57,6 @@ from tests.conftest import (
     Organisations,
     api_client,
 )
-
-# Hypothesis would write ./.hypothesis, which pytest then warns about: keep it out of the tree.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "scim-tests-hypothesis")
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_RESPONSE = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

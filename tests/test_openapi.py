@@ -21,12 +21,10 @@ from schemathesis.specs.openapi.checks import (
 )
 
 from scim.api.openapi import document
-from scim.operator import Operator
 from scim.registry import Registry
 from scim.settings import Settings
-from scim.storage.database import create_engine, upgrade
 from tests.conftest import fresh_database
-from tests.live import live_server
+from tests.live import live_server, migrated_with_stockholm
 
 CHECKS = (
     not_a_server_error,
@@ -43,23 +41,10 @@ class Served:
     token: str
 
 
-async def _organisation(url: str) -> str:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        async with engine.begin() as connection:
-            operator = Operator(connection, "tests")
-            tenant = await operator.add_tenant("2120000142", "Stockholms stad", "kommun")
-            await operator.set_agreements(tenant, ["ansok-om-statlig-ersattning"])
-            return (await operator.issue_token(tenant))[1]
-    finally:
-        await engine.dispose()
-
-
 @pytest.fixture(scope="module")
 def served() -> Iterator[Served]:
     with fresh_database() as url:
-        token = asyncio.run(_organisation(url))
+        token = asyncio.run(migrated_with_stockholm(url, ["ansok-om-statlig-ersattning"]))
         with live_server(Settings(database_url=url)) as root:
             yield Served(root, token)
 

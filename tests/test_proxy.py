@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import os
 import re
-import socket
 import ssl
 import subprocess
 import sys
@@ -37,6 +36,7 @@ from tests.conftest import (
     Organisations,
     user_body,
 )
+from tests.live import free_port
 from tests.pki import Authority, Issued
 
 NGINX = Path("/usr/sbin/nginx")
@@ -66,13 +66,6 @@ def substitute(block: str, replacements: dict[str, str]) -> str:
         assert placeholder in block, f"the README's nginx block no longer has {placeholder!r}"
         block = block.replace(placeholder, value)
     return block
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 # -- the test PKI -------------------------------------------------------------------------
@@ -180,7 +173,7 @@ def proxied(
             "installs it)"
         )
     directory = tmp_path_factory.mktemp("nginx")
-    app_port, tls_port = _free_port(), _free_port()
+    app_port, tls_port = free_port(), free_port()
 
     app_log = directory / "scim.log"
     environment = {

@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -19,11 +18,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from scim.operator import Operator
 from scim.settings import Settings
-from scim.storage.database import create_engine, upgrade
 from tests.conftest import user_body
-from tests.live import live_server
+from tests.live import free_port, live_server, migrated_with_stockholm
 
 BIN = Path("/usr/lib/postgresql/15/bin")
 WRITERS = 4
@@ -43,12 +40,6 @@ def _as_postgres(*command: str) -> list[str]:
     if os.geteuid() == 0:
         return ["runuser", "-u", "postgres", "--", *command]
     return list(command)
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Cluster:
@@ -94,24 +85,12 @@ def _cluster(directory: Path) -> Iterator[Cluster]:
         capture_output=True,
         timeout=120,
     )
-    cluster = Cluster(directory, _free_port())
+    cluster = Cluster(directory, free_port())
     cluster.ctl("start")
     try:
         yield cluster
     finally:
         cluster.ctl("-m", "immediate", "stop")
-
-
-async def _organisation(url: str) -> str:
-    engine = create_engine(url)
-    try:
-        await upgrade(engine)
-        async with engine.begin() as connection:
-            operator = Operator(connection, "tests")
-            tenant = await operator.add_tenant("2120000142", "Stockholms stad", "kommun")
-            return (await operator.issue_token(tenant))[1]
-    finally:
-        await engine.dispose()
 
 
 async def _write(
@@ -135,7 +114,7 @@ async def _write(
 
 
 def test_writes_survive_a_database_restart(cluster: Cluster) -> None:
-    token = asyncio.run(_organisation(cluster.url))
+    token = asyncio.run(migrated_with_stockholm(cluster.url))
     with live_server(Settings(database_url=cluster.url, pool_size=4)) as url:
 
         async def run() -> tuple[list[tuple[str, int, float]], float, set[str]]:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import base64
 import json
-import tempfile
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -25,7 +24,6 @@ import pytest
 from cryptography.hazmat.primitives.serialization import Encoding
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -48,9 +46,6 @@ from tests.conftest import (
     user_body,
 )
 from tests.pki import Authority, Issued
-
-# Hypothesis would write ./.hypothesis, which pytest then warns about: keep it out of the tree.
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "scim-tests-hypothesis")
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 BASE = "http://scim.test/scim/v2"

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import socket
 import ssl
 import subprocess
 import sys
@@ -25,6 +24,7 @@ from scim.auth.tls import tls_extension
 from scim.operator import Operator
 from scim.storage.tables import administrators, system_clients
 from tests.conftest import SCIM, Organisations, user_body
+from tests.live import free_port
 from tests.pki import Authority, Issued
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -35,13 +35,6 @@ ADMIN_HSA = f"SE2120000142-A{_RUN}"
 SYSTEM_HSA = f"SE2120000142-S{_RUN}"
 UNREGISTERED_HSA = f"SE2120000142-U{_RUN}"
 STOCKHOLM, GOTEBORG = "Stockholms stad", "Göteborgs stad"
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 @dataclass
@@ -116,7 +109,7 @@ async def registered(
 @pytest.fixture(scope="module")
 def server(database_url: str, pki: Pki, registered: None) -> Iterator[str]:
     """``scim serve`` over TLS, asking for client certificates from the test PKI."""
-    port = _free_port()
+    port = free_port()
     environment = {**os.environ}
     # The CA bundle must come from --client-ca, and no proxy is trusted here.
     for name in ("SCIM_CA_BUNDLE", "SCIM_TRUSTED_PROXIES"):
