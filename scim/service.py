@@ -359,9 +359,16 @@ class ResourceService:
         _require_text(kind, model)
         return model
 
-    def _storable(self, kind: ResourceKind, model: Resource[Any]) -> dict[str, Any]:
+    def _storable(
+        self,
+        kind: ResourceKind,
+        model: Resource[Any],
+        context: Context = Context.RESOURCE_REPLACEMENT_REQUEST,
+    ) -> dict[str, Any]:
+        """The document to store: the model as a request carries it, without what the server
+        keeps elsewhere (id, meta, members, groups) or not at all (password)."""
         with self.registry.provider:
-            document = model.model_dump(scim_ctx=Context.RESOURCE_REPLACEMENT_REQUEST)
+            document = model.model_dump(scim_ctx=context)
         # Passwords are write-only and this server authenticates no one by them.
         document.pop("password", None)
         document.pop("members", None)
@@ -438,7 +445,10 @@ class ResourceService:
             model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
             if kind.name == "Group":
                 draft.members = _members(getattr(model, "members", None))
-            draft.document = self._storable(kind, model)
+            # Validated for creation, the model holds no read-only attribute any more
+            # (scim2-models drops them, RFC 7643 §7): the plain dump equals the request
+            # dump, which would look for them again, at half the cost.
+            draft.document = self._storable(kind, model, Context.DEFAULT)
         except SCIMException as error:
             draft.invalid = error
             return draft
