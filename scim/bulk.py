@@ -403,6 +403,8 @@ class BulkService:
 
     @staticmethod
     def _unresolved(operation: Operation, progress: _Progress) -> SCIMException | None:
+        if not operation.references:
+            return None
         broken = sorted(ref for ref in operation.references if ref not in progress.created)
         if not broken:
             return None
