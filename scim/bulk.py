@@ -6,8 +6,8 @@ it is referred to, and references that cannot be resolved fail on their own.
 
 POSTs that follow each other in that order (a first sync: thousands of users, then
 groups of them) are created together: validated in Python, checked against the database
-with a few lookups and written with one statement per table, in one transaction; each
-still gets the outcome it would have had in a transaction of its own.
+with a few lookups and written with one COPY (PostgreSQL) or statement per table, in one
+transaction; each still gets the outcome it would have had in a transaction of its own.
 """
 
 from __future__ import annotations
@@ -32,12 +32,12 @@ from scim2_models import (
     PayloadTooLargeException,
     SCIMException,
 )
-from sqlalchemy.exc import IntegrityError
 
 from scim.errors import ERROR_SCHEMA
 from scim.permissions import Organisation
 from scim.registry import ResourceKind
 from scim.service import Caller, CreateBatch, Draft, ResourceService, Written
+from scim.storage.repository import BatchConflict
 
 logger = logging.getLogger("scim.bulk")
 
@@ -292,7 +292,7 @@ class BulkService:
             logger.exception("bulk: the commit of a batch failed")
             progress.unsure_since(before)
             return
-        except IntegrityError:
+        except BatchConflict:
             logger.info("bulk: a concurrent write; creating one by one", exc_info=True)
         except Exception:
             logger.warning("bulk: batch failed; creating one by one", exc_info=True)

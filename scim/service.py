@@ -32,7 +32,7 @@ from scim2_models import (
     UniquenessException,
 )
 from scim2_models.path import Path
-from sqlalchemy import ColumnElement, Row, and_, insert, or_
+from sqlalchemy import ColumnElement, Row, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim import audit
@@ -469,7 +469,7 @@ class ResourceService:
     async def create_batch(self, caller: Caller) -> AsyncIterator[CreateBatch]:
         """One transaction for many creates (see ``CreateBatch``), committed on leaving.
 
-        An exception rolls back all of them. IntegrityError means that a concurrent request
+        An exception rolls back all of them. BatchConflict means that a concurrent request
         took a unique key, or removed a member, between a lookup and the writes.
         """
         async with self.engine.begin() as connection:
@@ -820,7 +820,8 @@ class CreateBatch:
 
     async def write(self) -> None:
         """The drafts admitted since the last write, as ``create`` writes each: resource,
-        members, audit record; one statement (executemany) for each of the three."""
+        members, audit record; one COPY or statement for each of the three
+        (``Repository.insert_rows``)."""
         admitted, self.admitted = self.admitted, []
         if not admitted:
             return
@@ -846,8 +847,8 @@ class CreateBatch:
             for member_id, display in dict(draft.members).items()
         )
         # The records ``_audit`` writes (scim.audit.record), all at once.
-        await self.repository.connection.execute(
-            _AUDIT_INSERT,
+        await self.repository.insert_rows(
+            audit_log,
             [
                 {
                     "at": now,
@@ -861,9 +862,6 @@ class CreateBatch:
                 for draft in admitted
             ],
         )
-
-
-_AUDIT_INSERT = insert(audit_log)
 
 
 def _repository(connection: AsyncConnection, caller: Caller) -> Repository:

@@ -3,6 +3,7 @@ references in any order, failOnErrors, versions and limits."""
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -584,10 +585,14 @@ async def test_keys_taken_in_another_organisation_are_free_in_a_batch(
 
 
 async def test_a_write_the_lookups_did_not_foresee_falls_back_to_one_by_one(
-    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     """A concurrent request may take a key between the lookups and the writes: the batch
     is then rolled back whole and its operations run one by one, each as its own."""
+    caplog.set_level(logging.INFO, logger="scim.bulk")
     await create_user(client, "taken@example.se")
 
     async def nothing_taken(*_: Any) -> tuple[set[str], set[str]]:
@@ -607,6 +612,10 @@ async def test_a_write_the_lookups_did_not_foresee_falls_back_to_one_by_one(
     assert await group_members(client) == {"G": ["a@example.se"]}
     assert await stored(engine) == 3
     assert await audited(engine) == 3  # the user made before, and two from the request
+    # Known as a conflict (BatchConflict), not taken for some other failure.
+    assert [r.getMessage() for r in caplog.records if r.name == "scim.bulk"] == [
+        "bulk: a concurrent write; creating one by one"
+    ]
 
 
 @pytest.fixture

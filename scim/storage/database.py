@@ -21,7 +21,8 @@ def _json_loads(value: str | bytes) -> Any:
     return msgspec.json.decode(value)
 
 
-def _json_dumps(value: Any) -> str:
+def json_dumps(value: Any) -> str:
+    """JSON columns as the engine writes them (also for PostgreSQL's COPY, see Repository)."""
     return msgspec.json.encode(value).decode()
 
 
@@ -33,7 +34,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     failing when it upgrades its read lock.
     """
     parsed = make_url(url)
-    options: dict[str, Any] = {"json_serializer": _json_dumps, "json_deserializer": _json_loads}
+    options: dict[str, Any] = {"json_serializer": json_dumps, "json_deserializer": _json_loads}
     if parsed.get_backend_name() == "postgresql":
         # Fail fast when the database is down or the pool is exhausted: the request gets a
         # 503 within seconds instead of hanging. A connection that broke (a restart) makes

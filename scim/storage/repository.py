@@ -11,6 +11,7 @@ from datetime import datetime
 from functools import cache
 from typing import Any
 
+import asyncpg
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -20,6 +21,7 @@ from sqlalchemy import (
     Row,
     Select,
     String,
+    Table,
     bindparam,
     case,
     delete,
@@ -35,9 +37,11 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import JSON
 
 from scim.extension import GROUP_EXTENSION
 from scim.protocol.json_sql import JsonSql
+from scim.storage.database import json_dumps
 from scim.storage.tables import administrators, agreements, members, resources, tenants
 
 Member = tuple[str, str | None]
@@ -45,6 +49,11 @@ Member = tuple[str, str | None]
 
 class UniquenessConflict(Exception):
     """A write hit a unique key (userName within the tenant)."""
+
+
+class BatchConflict(Exception):
+    """Rows written together hit a unique key or a foreign key: a concurrent write took a key,
+    or removed a member, since it was looked up. Which row did is not known."""
 
 
 class Repository:
@@ -222,22 +231,52 @@ class Repository:
             raise UniquenessConflict(str(error.orig)) from error
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
-        """Insert new resources, one statement run for all (executemany). A unique key hit
-        is IntegrityError, as it comes: which row hit it is not known (see scim.bulk)."""
-        if rows:
-            tenant = {"tenant_id": self.tenant_id}
-            await self.connection.execute(_INSERT, [{**tenant, **row} for row in rows])
+        """Insert new resources of this tenant, all at once (``insert_rows``)."""
+        tenant = {"tenant_id": self.tenant_id}
+        await self.insert_rows(resources, [{**tenant, **row} for row in rows])
 
     async def insert_memberships(self, rows: Iterable[tuple[str, str, str | None]]) -> None:
         """Members of groups that are new in this transaction, so none can be there yet
-        (unlike ``add_members``); nothing when empty."""
+        (unlike ``add_members``)."""
         tenant = self.tenant_id
-        parameters = [
-            {"tenant_id": tenant, "group_id": group, "member_id": member, "display": display}
-            for group, member, display in rows
+        await self.insert_rows(
+            members,
+            [
+                {"tenant_id": tenant, "group_id": group, "member_id": member, "display": display}
+                for group, member, display in rows
+            ],
+        )
+
+    async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """New rows of ``table`` (each with the same columns), in one go: PostgreSQL's COPY,
+        elsewhere one statement run for all. BatchConflict if a key or reference fails."""
+        if not rows:
+            return
+        try:
+            if self.postgres:
+                await self._copy(table, rows)
+            else:
+                await self.connection.execute(insert(table), list(rows))
+        except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
+            raise BatchConflict(str(error)) from error
+
+    async def _copy(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
+        """COPY through the transaction's own asyncpg connection: no statement to parse and
+        plan, binary rows; for many rows the cheapest way in, for the server and PostgreSQL."""
+        columns = list(rows[0])
+        json_columns = {column.name for column in table.c if isinstance(column.type, JSON)}
+        encoded = [column in json_columns for column in columns]
+        records = [
+            tuple(
+                json_dumps(row[column]) if is_json else row[column]
+                for column, is_json in zip(columns, encoded, strict=True)
+            )
+            for row in rows
         ]
-        if parameters:
-            await self.connection.execute(_INSERT_MEMBER, parameters)
+        driver = (await self.connection.get_raw_connection()).driver_connection
+        # SQLAlchemy begins the transaction with its first statement; COPY must be inside it.
+        assert driver is not None and driver.is_in_transaction(), "COPY outside the transaction"
+        await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
     async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
         """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
@@ -321,7 +360,6 @@ def _per_kind(kind_names: Sequence[str], postgres: bool) -> ColumnElement[Any]:
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
 
 _INSERT = insert(resources)
-_INSERT_MEMBER = insert(members)
 _IS_ADMINISTRATOR = select(administrators.c.id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id == bindparam("hsa_id"),
