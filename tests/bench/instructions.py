@@ -25,6 +25,8 @@ import time
 import uuid
 from pathlib import Path
 
+from tests.bench.bulk_probe import admin
+
 READY, DONE = "instructions: ready", "instructions: done"
 
 
@@ -126,20 +128,6 @@ def _control(pid: int, state: str) -> None:
     )
 
 
-async def _admin(url: str, statement: str) -> None:
-    import asyncpg
-    from sqlalchemy import make_url
-
-    parsed = make_url(url)
-    connection = await asyncpg.connect(
-        host=parsed.host, port=parsed.port or 5432, user=parsed.username, database=parsed.database
-    )
-    try:
-        await connection.execute(statement)
-    finally:
-        await connection.close()
-
-
 def main() -> int:
     if len(sys.argv) > 1 and sys.argv[1] == "--child":
         url, case, size, requests = sys.argv[2:6]
@@ -160,12 +148,12 @@ def main() -> int:
                 instructions, created = _measure(args, url, case)
         else:
             name = f"scim_instructions_{uuid.uuid4().hex[:8]}"
-            asyncio.run(_admin(args.postgres, f'CREATE DATABASE "{name}"'))
+            asyncio.run(admin(args.postgres, f'CREATE DATABASE "{name}"'))
             try:
                 url = args.postgres.rsplit("/", 1)[0] + f"/{name}"
                 instructions, created = _measure(args, url, case)
             finally:
-                asyncio.run(_admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+                asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         what = "Bulk, per created user" if case == "bulk" else "POST /Users, per request"
         print(
             f"{what}: {instructions / created:,.0f} instructions "
