@@ -19,13 +19,14 @@ import httpx
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
-from sqlalchemy import URL, make_url, text
+from sqlalchemy import URL, delete, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
+from scim.storage.tables import administrators
 
 # Hypothesis would write ./.hypothesis, which pytest then warns about (warnings are errors):
 # keep its storage out of the working tree.
@@ -149,6 +150,28 @@ async def organisations(engine: AsyncEngine) -> Organisations:
             _, token = await operator.issue_token(tenant)
             made.append(Organisation(tenant.id, org_number, name, kind, token))
     return Organisations(*made)
+
+
+# An administrator of Stockholms stad, whose HSA-id a user there cannot have.
+ADMIN_HSA = "SE2120000142-TADM1"
+
+
+@pytest.fixture
+async def administrator(engine: AsyncEngine, organisations: Organisations) -> AsyncIterator[str]:
+    """ADMIN_HSA registered as an administrator of Stockholm, for one test."""
+    async with engine.begin() as connection:
+        operator = Operator(connection, "tests")
+        tenant = await operator.tenant(organisations.stockholm.org_number)
+        await operator.add_administrator(
+            tenant, ADMIN_HSA, "Petra", "Admin", "petra.admin@stockholm.se"
+        )
+    try:
+        yield ADMIN_HSA
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                delete(administrators).where(administrators.c.hsa_id == ADMIN_HSA)
+            )
 
 
 def api_client(app: Litestar, token: str | None) -> httpx.AsyncClient:

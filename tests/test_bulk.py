@@ -16,12 +16,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim import bulk as bulk_module
 from scim.app import create_app
-from scim.operator import Operator
 from scim.service import CreateBatch, ResourceService
 from scim.settings import Settings
 from scim.storage.repository import Repository
-from scim.storage.tables import administrators, audit_log, members, resources
+from scim.storage.tables import audit_log, members, resources
 from tests.conftest import (
+    ADMIN_HSA,
     ESERVICES,
     GROUP_SCHEMA,
     LANDSTING,
@@ -346,7 +346,6 @@ async def test_bulk_needs_credentials(app: Litestar, clean: None) -> None:
 
 SE_ASYL = f"{LANDSTING}:se-asylsokande"  # offered to regions only: not grantable in Stockholm
 TAKEN_HSA = "SE2120000142-BTAKEN"
-ADMIN_HSA = "SE2120000142-BADM1"
 
 
 def hsa(hsa_id: str, **extension: Any) -> dict[str, Any]:
@@ -357,22 +356,6 @@ async def wipe(engine: AsyncEngine) -> None:
     async with engine.begin() as connection:
         for table in (members, resources, audit_log):
             await connection.execute(delete(table))
-
-
-@pytest.fixture
-async def administrator(engine: AsyncEngine, organisations: Organisations) -> AsyncIterator[str]:
-    """ADMIN_HSA registered as an administrator of Stockholm, for one test."""
-    async with engine.begin() as connection:
-        operator = Operator(connection, "tests")
-        tenant = await operator.tenant(organisations.stockholm.org_number)
-        await operator.add_administrator(tenant, ADMIN_HSA, "Bo", "Admin", "bo@stockholm.se")
-    try:
-        yield ADMIN_HSA
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(
-                delete(administrators).where(administrators.c.hsa_id == ADMIN_HSA)
-            )
 
 
 def every_kind_of_outcome() -> dict[str, Any]:

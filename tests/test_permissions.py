@@ -12,13 +12,11 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
-from scim.storage.tables import administrators
 from tests.conftest import (
     ENSAMKOMMANDE,
     ESERVICES,
@@ -1228,26 +1226,6 @@ async def test_sorting_by_hsa_id(client: httpx.AsyncClient, holders: None) -> No
 
 
 # -- 7. administrator and user are exclusive ------------------------------------------------
-
-ADMIN_HSA = "SE2120000142-PADM1"
-
-
-@pytest.fixture
-async def administrator(engine: AsyncEngine, organisations: Organisations) -> AsyncIterator[str]:
-    """ADMIN_HSA registered as an administrator of Stockholm, for one test."""
-    async with engine.begin() as connection:
-        operator = Operator(connection, "tests")
-        tenant = await operator.tenant(organisations.stockholm.org_number)
-        await operator.add_administrator(
-            tenant, ADMIN_HSA, "Petra", "Admin", "petra.admin@stockholm.se"
-        )
-    try:
-        yield ADMIN_HSA
-    finally:
-        async with engine.begin() as connection:
-            await connection.execute(
-                delete(administrators).where(administrators.c.hsa_id == ADMIN_HSA)
-            )
 
 
 async def test_an_administrator_cannot_also_be_a_user(
