@@ -25,7 +25,7 @@ from pydantic_core import core_schema
 # anything else go to email_validator, which may normalise them.
 _ATOM = r"[A-Za-z0-9!#$%&'*+/=?^_`{|}~-]+"
 _LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
-_PLAIN = re.compile(rf"(?=[^@]{{1,64}}@){_ATOM}(?:\.{_ATOM})*@((?:{_LABEL}\.)+[a-z]{{2,63}})")
+_PLAIN = re.compile(rf"(?=[^@]{{1,64}}@)({_ATOM}(?:\.{_ATOM})*)@((?:{_LABEL}\.)+[a-z]{{2,63}})")
 # RFC 5321 §4.5.3.1.3 as email_validator applies it: the whole address.
 _MAX_LENGTH = 254
 # Local parts that email_validator folds to lower case (RFC 2142).
@@ -39,8 +39,8 @@ def plain(address: str) -> bool:
     match = _PLAIN.fullmatch(address)
     if match is None:
         return False
-    domain = match.group(1)
-    if "--" in domain or address[: -len(domain) - 1].lower() in _FOLDED:
+    local, domain = match.groups()
+    if "--" in domain or local.lower() in _FOLDED:
         return False
     # Reserved names (RFC 6761 and IANA's registry) are refused by email_validator.
     return not any(
