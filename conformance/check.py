@@ -26,7 +26,7 @@ from scim2_models import (
 )
 from scim2_tester import CheckResult, Status, check_server
 
-from scim.extension import (
+from extensions.schema import (
     USER_EXTENSION,
     EServiceUser,
     Permission,

@@ -1,4 +1,5 @@
-"""The application factory."""
+"""The application factory: the one place where the engine (``scim``) and the domain
+(``extensions``) are joined."""
 
 from __future__ import annotations
 
@@ -17,9 +18,8 @@ from scim2_models import SCIMException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-from scim import catalogue
+import extensions
 from scim.api.browser import client_files, root, security_headers
-from scim.api.catalogue import catalogue as catalogue_endpoint
 from scim.api.discovery import DiscoveryController
 from scim.api.health import healthz, readyz
 from scim.api.openapi import openapi
@@ -28,8 +28,8 @@ from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body
+from scim.hooks import Domain
 from scim.observability import prometheus_config, request_ids, watch_pool
-from scim.permissions import Rules
 from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
@@ -106,14 +106,16 @@ def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[byt
     return Response(error_body(scim_error), status_code=500, media_type=SCIM_MEDIA_TYPE)
 
 
-def create_app(settings: Settings | None = None) -> Litestar:
+def create_app(settings: Settings | None = None, domain: Domain | None = None) -> Litestar:
+    """The server; with ``domain`` given (``Domain()``: none), that instead of the e-service
+    domain of ``extensions``."""
     settings = settings or Settings.from_env()
-    registry = Registry(settings)
+    if domain is None:
+        domain = extensions.install(settings)
+    registry = Registry(settings, domain)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
     watch_pool(engine)
-    service = ResourceService(
-        registry, engine, settings, Rules(catalogue.load_configured(settings))
-    )
+    service = ResourceService(registry, engine, settings)
 
     rate_limiter = RateLimiter(engine, settings.rate_limit_client, settings.rate_limit_tenant)
 
@@ -139,8 +141,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         route_handlers=[ResourceController],
         before_request=authenticate,
     )
-    # Outside the SCIM namespace, for clients that build permission pickers.
-    extras = Router(path="/", route_handlers=[catalogue_endpoint], before_request=authenticate)
+    # The domain's own routes, outside the SCIM namespace, for the organisation's callers.
+    extras = Router(path="/", route_handlers=list(domain.routes()), before_request=authenticate)
     # The browser client (static files, public) and its login and logout, where each handler
     # checks its own credentials.
     return Litestar(

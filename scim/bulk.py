@@ -34,7 +34,7 @@ from scim2_models import (
 )
 
 from scim.errors import ERROR_SCHEMA
-from scim.permissions import Organisation
+from scim.hooks import Tenant
 from scim.registry import ResourceKind
 from scim.service import Caller, CreateBatch, Draft, ResourceService, Written
 from scim.storage.repository import BatchConflict
@@ -307,14 +307,13 @@ class BulkService:
         The database works on one chunk while Python validates the next: a task admits
         and writes each chunk in order, so admission stays sequential, as one by one.
         """
-        organisation = await self.service.organisation(caller)
         # References to POSTs of this batch resolve to the ids they will get if they
         # succeed; ``_admit`` refuses an operation whose references did not.
         ids = dict(progress.created)
         creating = [op.bulk_id for op in operations if op.error is None and op.bulk_id]
         ids.update(zip(creating, _new_ids(len(creating)), strict=True))
         chunks = [operations[i : i + _CHUNK] for i in range(0, len(operations), _CHUNK)]
-        drafts = await self._drafts(chunks[0], ids, organisation)
+        drafts = await self._drafts(chunks[0], ids, caller.tenant)
         committing = False
         try:
             async with self.service.create_batch(caller) as batch:
@@ -322,7 +321,7 @@ class BulkService:
                 try:
                     for number, chunk in enumerate(chunks):
                         if number:
-                            drafts = await self._drafts(chunk, ids, organisation)
+                            drafts = await self._drafts(chunk, ids, caller.tenant)
                             assert writing is not None
                             await writing
                         if progress.stopped:
@@ -344,7 +343,7 @@ class BulkService:
             raise
 
     async def _drafts(
-        self, operations: list[Operation], ids: dict[str, str], organisation: Organisation
+        self, operations: list[Operation], ids: dict[str, str], tenant: Tenant
     ) -> dict[int, Draft | SCIMException]:
         """Each operation whose references resolve, validated as ``create`` would, by
         index; a few at a time, so that the writes of the chunk before go on meanwhile."""
@@ -358,7 +357,7 @@ class BulkService:
                 kind = self._creation_kind(operation, ids)
                 data = _substitute(operation.data, ids) if operation.references else operation.data
                 resource_id = ids[operation.bulk_id] if operation.bulk_id else None
-                drafts[operation.index] = self.service.draft(kind, data, organisation, resource_id)
+                drafts[operation.index] = self.service.draft(kind, data, tenant, resource_id)
             except SCIMException as error:
                 drafts[operation.index] = error
             except Exception:

@@ -18,6 +18,7 @@ import tempfile
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
+import extensions
 from scim import observability
 from scim.settings import Settings
 from scim.storage import database
@@ -98,7 +99,7 @@ def _serve(args: argparse.Namespace) -> int:
     scheme = "https" if tls else "http"
     base = f"{scheme}://{args.host}:{args.port}{settings.base_path}"
     if args.demo:
-        from scim import demo
+        from extensions import demo
 
         loaded = asyncio.run(demo.load(settings, _progress))
         print("Demo data loaded" if loaded.created else "Demo data already present")
@@ -154,10 +155,13 @@ def _operator_command(
         from scim.operator import Operator, OperatorError
 
         async def main() -> int:
-            engine = database.create_engine(_settings(args).database_url)
+            settings = _settings(args)
+            engine = database.create_engine(settings.database_url)
             try:
                 async with engine.begin() as connection:
-                    operator = Operator(connection, f"operator:{getpass.getuser()}")
+                    operator = Operator(
+                        connection, f"operator:{getpass.getuser()}", extensions.install(settings)
+                    )
                     return await action(operator, args)
             finally:
                 await engine.dispose()
@@ -173,7 +177,7 @@ def _operator_command(
 
 async def _tenant_add(operator: Any, args: argparse.Namespace) -> int:
     tenant = await operator.add_tenant(args.org_number, args.name, args.kind)
-    print(f"Added {tenant.name} ({tenant.org_number}, {tenant.kind.value})")
+    print(f"Added {tenant.name} ({tenant.org_number}, {tenant.kind})")
     return 0
 
 
@@ -267,7 +271,7 @@ def _progress(message: str) -> None:
 
 
 async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
-    from scim import audit
+    from scim.storage import audit
 
     tenant_id = (await operator.tenant(args.tenant)).id if args.tenant else None
     total = await audit.count(operator.connection, tenant_id)
@@ -282,13 +286,15 @@ async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
 
 
 async def _catalogue_holders(operator: Any, args: argparse.Namespace) -> int:
-    for holder in await operator.holders(args.permission):
+    from extensions.rules import holders
+
+    for holder in await holders(operator.connection, args.permission):
         print(f"{holder['org_number']}  {holder['type']:<5}  {holder['id']}  {holder['display']}")
     return 0
 
 
 def _demo_load(args: argparse.Namespace) -> int:
-    from scim import demo
+    from extensions import demo
 
     loaded = asyncio.run(demo.load(_settings(args), _progress))
     print("Demo data loaded" if loaded.created else "Demo data already present")

@@ -98,7 +98,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
         finally:
             principal = (scope.get("state") or {}).get("principal")
             if principal is not None:
-                TENANT_REQUESTS.labels(str(principal.tenant_id), f"{status // 100}xx").inc()
+                TENANT_REQUESTS.labels(str(principal.tenant.id), f"{status // 100}xx").inc()
             if access_logger.isEnabledFor(logging.INFO):  # off unless --access-log
                 access_logger.info(
                     "request",
@@ -108,7 +108,7 @@ def request_ids(app: ASGIApp) -> ASGIApp:
                         "path": scope["path"],
                         "status": status,
                         "durationMs": round((time.perf_counter() - started) * 1000, 2),
-                        "tenant": getattr(principal, "tenant_id", None),
+                        "tenant": principal.tenant.id if principal is not None else None,
                         "actor": getattr(principal, "actor", None),
                     },
                 )

@@ -8,15 +8,13 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, exists, func, insert, literal, select, update
+from sqlalchemy import delete, func, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scim import audit
 from scim.auth.tokens import new_token, token_hash
-from scim.extension import GROUP_EXTENSION, USER_EXTENSION
-from scim.organisations import Kind, normalise_hsa_id, normalise_org_number
-from scim.protocol.json_sql import JsonSql
+from scim.hooks import Domain
+from scim.storage import audit
 from scim.storage.tables import (
     administrators,
     agreements,
@@ -38,15 +36,19 @@ class Tenant:
     id: int
     org_number: str
     name: str
-    kind: Kind
+    kind: str
 
 
 class Operator:
     """Operator actions on one connection (one transaction), recorded as ``actor``."""
 
-    def __init__(self, connection: AsyncConnection, actor: str = "operator") -> None:
+    def __init__(
+        self, connection: AsyncConnection, actor: str = "operator", domain: Domain | None = None
+    ) -> None:
         self.connection = connection
         self.actor = actor
+        # What organisation numbers, kinds and people's ids must look like.
+        self.domain = domain or Domain()
 
     async def _audit(self, tenant_id: int | None, action: str, **details: Any) -> None:
         await audit.record(
@@ -57,11 +59,8 @@ class Operator:
 
     async def add_tenant(self, org_number: str, name: str, kind: str) -> Tenant:
         try:
-            kind_value = Kind(kind)
-        except ValueError as error:
-            raise OperatorError(f"kind must be kommun or region, not {kind!r}") from error
-        try:
-            number = normalise_org_number(org_number, kind_value)
+            kind_value = self.domain.tenant_kind(kind)
+            number = self.domain.tenant_number(org_number, kind_value)
         except ValueError as error:
             raise OperatorError(str(error)) from error
         if not name.strip():
@@ -73,7 +72,7 @@ class Operator:
             .values(
                 org_number=number,
                 name=name.strip(),
-                kind=kind_value.value,
+                kind=kind_value,
                 created=datetime.now(UTC),
             )
             .returning(tenants.c.id)
@@ -86,11 +85,11 @@ class Operator:
         row = (
             await self.connection.execute(select(tenants).where(tenants.c.org_number == org_number))
         ).first()
-        return Tenant(row.id, row.org_number, row.name, Kind(row.kind)) if row else None
+        return Tenant(row.id, row.org_number, row.name, row.kind) if row else None
 
     async def tenant(self, org_number: str) -> Tenant:
         try:
-            number = normalise_org_number(org_number)
+            number = self.domain.tenant_number(org_number, None)
         except ValueError as error:
             raise OperatorError(str(error)) from error
         tenant = await self._find_tenant(number)
@@ -148,7 +147,7 @@ class Operator:
         self, tenant: Tenant, hsa_id: str, given_name: str, family_name: str, email: str
     ) -> str:
         try:
-            hsa = normalise_hsa_id(hsa_id)
+            hsa = self.domain.person_id(hsa_id)
         except ValueError as error:
             raise OperatorError(str(error)) from error
         for label, value in (
@@ -252,7 +251,7 @@ class Operator:
         hsa = None
         if hsa_id:
             try:
-                hsa = normalise_hsa_id(hsa_id)
+                hsa = self.domain.person_id(hsa_id)
             except ValueError as error:
                 raise OperatorError(str(error)) from error
         pinned = fingerprint.replace(":", "").lower() if fingerprint else None
@@ -354,34 +353,6 @@ class Operator:
         if not result.rowcount:
             raise OperatorError(f"no active token {token_id} in {tenant.name}")
         await self._audit(tenant.id, "token.revoke", resource_type="Token", resource_id=token_id)
-
-    async def holders(self, value: str) -> list[dict[str, Any]]:
-        """Who holds a permission (``<e-service>:<permission>``) directly, users and groups, in
-        every organisation: what the operator checks before and after retiring one."""
-        held = []
-        for kind, urn in (("User", USER_EXTENSION), ("Group", GROUP_EXTENSION)):
-            elements = JsonSql(self.connection.dialect.name).elements(
-                resources.c.data, (urn, "permissions")
-            )
-            holds = exists(
-                select(literal(1))
-                .select_from(elements)
-                .where(
-                    JsonSql(self.connection.dialect.name).element_text(elements.c.value, "value")
-                    == value
-                )
-            )
-            rows = await self.connection.execute(
-                select(resources.c.id, resources.c.display, tenants.c.org_number)
-                .join(tenants, tenants.c.id == resources.c.tenant_id)
-                .where(resources.c.resource_type == kind, holds)
-                .order_by(tenants.c.org_number, resources.c.display)
-            )
-            held += [
-                {"org_number": r.org_number, "type": kind, "id": r.id, "display": r.display}
-                for r in rows
-            ]
-        return held
 
     async def tokens(self, tenant: Tenant) -> list[dict[str, Any]]:
         rows = (

@@ -61,8 +61,8 @@ class RateLimiter:
         window = int(now // self.window)
         counting: list[tuple[str, int]] = []
         for key, limit, whose in (
-            (f"client:{principal.tenant_id}:{principal.actor}", self.per_client, "this client"),
-            (f"tenant:{principal.tenant_id}", self.per_tenant, "this organisation"),
+            (f"client:{principal.tenant.id}:{principal.actor}", self.per_client, "this client"),
+            (f"tenant:{principal.tenant.id}", self.per_tenant, "this organisation"),
         ):
             if limit <= 0:
                 continue

@@ -16,6 +16,7 @@ from scim2_models import (
     ChangePassword,
     EnterpriseUser,
     ETag,
+    Extension,
     Filter,
     Group,
     Pagination,
@@ -29,7 +30,8 @@ from scim2_models import (
     Sort,
 )
 
-from scim.extension import EServiceGroup, EServiceUser, User
+from scim.hooks import Domain, Related
+from scim.models import User
 from scim.settings import Settings
 
 # What identity providers send that the strict reading would refuse: Microsoft
@@ -49,6 +51,11 @@ class ResourceKind:
     model: type[Resource[Any]]
     schema: str
     extensions: tuple[str, ...]
+    # The attribute (schema, name) holding the person key (``scim.hooks.Domain.person_key``),
+    # kept in its own column.
+    person_key: tuple[str, str] | None = None
+    # What the domain's computed attributes read of related resources.
+    related: Related | None = None
 
     @cached_property
     def required_strings(self) -> tuple[str, ...]:
@@ -59,6 +66,14 @@ class ResourceKind:
             if self.model.get_field_annotation(name, Required) == Required.true
             and field.annotation in (str, str | None)
         )
+
+    def person(self, document: dict[str, Any]) -> str | None:
+        """The person key a document holds, if this type has one."""
+        if self.person_key is None:
+            return None
+        schema, name = self.person_key
+        value = (document.get(schema) or {}).get(name)
+        return value if isinstance(value, str) else None
 
     def storage_path(self, urn: str) -> tuple[str, ...]:
         """Where the attribute a fully qualified URN names sits in the stored document."""
@@ -72,30 +87,50 @@ class ResourceKind:
 class Registry:
     """Resource types by endpoint and by name, and the provider describing them."""
 
-    def __init__(self, settings: Settings) -> None:
+    def __init__(self, settings: Settings, domain: Domain) -> None:
         self.settings = settings
-        self.provider = ScimProvider(
-            models=[User, EnterpriseUser, EServiceUser, Group, EServiceGroup],
-            resource_types=[
+        self.domain = domain
+        cores: dict[str, type[Resource[Any]]] = {"User": User, "Group": Group, **domain.models}
+        added: dict[str, list[tuple[type[Extension], bool]]] = {"User": [(EnterpriseUser, False)]}
+        for extension in domain.schema_extensions:
+            added.setdefault(extension.resource_type, []).append(
+                (extension.model, extension.required)
+            )
+        models: list[type[Resource[Any]] | type[Extension]] = []
+        resource_types = []
+        for name, core in cores.items():
+            schema_extensions = added.get(name, [])
+            models += [core, *(model for model, _ in schema_extensions)]
+            if schema_extensions:
+                union: Any = None
+                for extension_model, required in schema_extensions:
+                    member = (
+                        Annotated[extension_model, Required.true] if required else extension_model
+                    )
+                    union = member if union is None else union | member
                 # The indexing the syntax stands for: mypy reads User[...] as a type.
-                ResourceType.from_resource(
-                    User.__class_getitem__(EnterpriseUser | Annotated[EServiceUser, Required.true])
-                ),
-                ResourceType.from_resource(Group.__class_getitem__(EServiceGroup)),
-            ],
+                core = core.__class_getitem__(union)
+            resource_types.append(ResourceType.from_resource(core))
+        self.provider = ScimProvider(
+            models=models,
+            resource_types=resource_types,
             config=self._config(settings),
             policy=POLICY,
         )
+        related = {item.resource_type: item for item in domain.related}
         self.kinds: dict[str, ResourceKind] = {}
         for resource_type in self.provider.resource_types:
             model = self.provider.model_for(str(resource_type.name))
             assert model is not None and issubclass(model, Resource)
+            name = str(resource_type.name)
             kind = ResourceKind(
-                name=str(resource_type.name),
+                name=name,
                 endpoint=str(resource_type.endpoint).strip("/"),
                 model=model,
                 schema=str(resource_type.schema_),
                 extensions=tuple(str(ext.schema_) for ext in resource_type.schema_extensions or []),
+                person_key=domain.person_key if name == "User" else None,
+                related=related.get(name),
             )
             self.kinds[kind.endpoint.lower()] = kind
         self.by_name = {kind.name: kind for kind in self.kinds.values()}

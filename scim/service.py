@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Container, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import msgspec
@@ -35,17 +36,21 @@ from scim2_models.path import Path
 from sqlalchemy import ColumnElement, Row, and_, or_
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from scim import audit
 from scim.errors import from_validation
-from scim.extension import USER_EXTENSION
-from scim.organisations import Kind
-from scim.permissions import Organisation, Rules, hsa_id_of
-from scim.protocol import filters, paging
-from scim.protocol.json_sql import JsonSql
+from scim.hooks import Tenant
+from scim.protocol import paging
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
-from scim.storage.repository import Member, Repository, UniquenessConflict
+from scim.storage import audit, filters, keyset
+from scim.storage.json_sql import JsonSql
+from scim.storage.repository import (
+    BatchConflict,
+    Fields,
+    Member,
+    Repository,
+    UniquenessConflict,
+)
 from scim.storage.tables import audit_log, resources
 from scim.storage.tables import members as member_table
 
@@ -72,8 +77,9 @@ def _fold(value: Any) -> str | None:
     return value.lower() if isinstance(value, str) else None
 
 
-def search_keys(document: dict[str, Any]) -> dict[str, Any]:
-    """The indexed columns derived from a stored document (see ``scim.storage.tables``)."""
+def search_keys(document: dict[str, Any], person: str | None = None) -> dict[str, Any]:
+    """The indexed columns derived from a stored document (see ``scim.storage.tables``), with
+    the person key it holds (``ResourceKind.person``)."""
     name = document.get("name") or {}
     active = document.get("active")
     return {
@@ -84,19 +90,22 @@ def search_keys(document: dict[str, Any]) -> dict[str, Any]:
         "given_name_key": _fold(name.get("givenName")),
         "active": active if isinstance(active, bool) else None,
         "display": document.get("displayName") or document.get("userName"),
-        "hsa_id_key": _fold(hsa_id_of(document)),
+        "hsa_id_key": _fold(person),
     }
 
 
 @dataclass(frozen=True)
 class Caller:
-    """Whom a request acts for, and the base URL its locations are built on."""
+    """Whom a request acts for, in which organisation, and the base URL its locations are
+    built on."""
 
-    tenant_id: int
+    tenant: Tenant
     base_url: str
     actor: str = "system"
-    # Known from authentication; looked up per write when absent (CLI, demo data).
-    organisation: Organisation | None = None
+
+    @property
+    def tenant_id(self) -> int:
+        return self.tenant.id
 
 
 @dataclass
@@ -136,11 +145,9 @@ def if_match_allows(header: str | None, version: int) -> bool:
 
 
 class ResourceService:
-    def __init__(
-        self, registry: Registry, engine: AsyncEngine, settings: Settings, rules: Rules
-    ) -> None:
+    def __init__(self, registry: Registry, engine: AsyncEngine, settings: Settings) -> None:
         self.registry = registry
-        self.rules = rules
+        self.domain = registry.domain
         self.engine = engine
         # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
@@ -178,36 +185,30 @@ class ResourceService:
         relations = getattr(row, "relations", None)
         if isinstance(relations, str | bytes):
             relations = msgspec.json.decode(relations)
-        if kind.name == "User" and "relations" in row._fields and caller.organisation:
-            self._effective(document, relations or [], caller.organisation)
+        if kind.related is not None and "relations" in row._fields:
+            # What the domain reads of each related resource is not part of what it shows.
+            fields = [name for name, _ in kind.related.fields]
+            related = [
+                (entry["value"], {name: entry.pop(name, None) for name in fields})
+                for entry in relations or []
+            ]
+            self.domain.render(kind.name, document, related, caller.tenant)
         if relations:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)
 
-    def _effective(
-        self, document: dict[str, Any], groups: list[dict[str, Any]], organisation: Organisation
-    ) -> None:
-        """A user's effective permissions, and entitlements mirroring them (read-only)."""
-        own = (document.get(USER_EXTENSION) or {}).get("permissions") or []
-        inherited = [(group["value"], group.pop("permissions", None) or []) for group in groups]
-        effective = self.rules.effective(own, inherited, organisation)
-        if effective:
-            document.setdefault(USER_EXTENSION, {})["effectivePermissions"] = effective
-            document["entitlements"] = [
-                {"value": item["value"], "display": item.get("display"), "type": item["service"]}
-                for item in effective
-            ]
-
-    def _relations(self, kind: ResourceKind, plan: Plan) -> bool:
-        """Whether members (Group) or groups (User) are to be loaded at all; a user's groups
-        also give its effective permissions and entitlements."""
-        if kind.name == "Group":
-            return plan.returns("members")
-        return (
-            plan.returns("groups")
-            or plan.returns("entitlements")
-            or plan.returns("effectivePermissions", USER_EXTENSION)
-        )
+    @staticmethod
+    def _relations(kind: ResourceKind, plan: Plan) -> Fields | None:
+        """Whether members (Group) or groups (User) are to be loaded at all (None: not),
+        and what of each: they are when returned, or when an attribute the domain
+        computes from them is."""
+        related = kind.related
+        computed = related.computed if related is not None else ()
+        if plan.returns("members" if kind.name == "Group" else "groups") or any(
+            plan.returns(name, schema) for name, schema in computed
+        ):
+            return related.fields if related is not None else ()
+        return None
 
     # -- reads ----------------------------------------------------------------
 
@@ -250,8 +251,9 @@ class ResourceService:
     ) -> dict[str, Any]:
         """A ListResponse for a query over one resource type or, at the root, several."""
         json = JsonSql(self.engine.dialect.name)
-        where = self._where(kinds, json, request)
-        key = self._sort_key(kinds, json, request)
+        computed = partial(self.domain.attribute, tenant=caller.tenant)
+        where = self._where(kinds, json, request, computed)
+        key = self._sort_key(kinds, json, request, computed)
         descending = request.sort_order == SearchRequest.SortOrder.descending
         count = self.settings.default_page_size if request.count is None else request.count
         count = max(0, min(count, self.settings.max_page_size))
@@ -261,12 +263,16 @@ class ResourceService:
         cursor = None
         if request.cursor:
             cursor = paging.Cursor.decode(request.cursor, sort_name)
-            page_where = paging.after(cursor, key, descending)
+            page_where = keyset.after(cursor, key, descending)
             where = page_where if where is None else and_(where, page_where)
         attributes = [str(a) for a in request.attributes or []] or None
         excluded = [str(a) for a in request.excluded_attributes or []] or None
         plans = {kind.name: self.plan(kind, attributes, excluded) for kind in kinds}
-        relations = [kind.name for kind in kinds if self._relations(kind, plans[kind.name])]
+        relations = [
+            (kind.name, fields)
+            for kind in kinds
+            if (fields := self._relations(kind, plans[kind.name])) is not None
+        ]
         kind_names = [kind.name for kind in kinds]
         paged_by_cursor = request.cursor is not None
         async with self.read_engine.connect() as connection:
@@ -274,7 +280,7 @@ class ResourceService:
             rows, total = await repository.search(
                 kind_names,
                 where,
-                paging.order(key, descending),
+                keyset.order(key, descending),
                 offset=0 if paged_by_cursor else start_index - 1,
                 # One row more than asked tells whether a next cursor is due.
                 limit=count + 1 if paged_by_cursor and count else count,
@@ -284,7 +290,9 @@ class ResourceService:
             )
             if total is None:
                 # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
-                total = await repository.count(kind_names, self._where(kinds, json, request))
+                total = await repository.count(
+                    kind_names, self._where(kinds, json, request, computed)
+                )
         next_cursor = None
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
@@ -310,33 +318,41 @@ class ResourceService:
         return response
 
     def _where(
-        self, kinds: Sequence[ResourceKind], json: JsonSql, request: SearchRequest[Any]
+        self,
+        kinds: Sequence[ResourceKind],
+        json: JsonSql,
+        request: SearchRequest[Any],
+        computed: filters.Computed,
     ) -> ColumnElement[bool] | None:
         if request.filter is None:
             return None
         if len(kinds) == 1:
             # SearchRequest[model] has parsed it and resolved every attribute (400 otherwise).
-            return filters.compile_filter(kinds[0], json, request.filter)
+            return filters.compile_filter(kinds[0], json, request.filter, computed)
         # RFC 7644 §3.4.2.1: at the root, an attribute a type lacks is false for it.
         return or_(
             *(
                 and_(
                     resources.c.resource_type == kind.name,
-                    filters.compile_filter(kind, json, request.filter),
+                    filters.compile_filter(kind, json, request.filter, computed),
                 )
                 for kind in kinds
             )
         )
 
     def _sort_key(
-        self, kinds: Sequence[ResourceKind], json: JsonSql, request: SearchRequest[Any]
+        self,
+        kinds: Sequence[ResourceKind],
+        json: JsonSql,
+        request: SearchRequest[Any],
+        computed: filters.Computed,
     ) -> ColumnElement[Any] | None:
         if request.sort_by is None:
             return None
         for kind in kinds:
             binding = Path[kind.model](str(request.sort_by)).resolve()  # type: ignore[name-defined]
             if binding is not None:
-                target = filters.attribute(kind, json, binding)
+                target = filters.attribute(kind, json, binding, computed)
                 if isinstance(target, filters.Many | filters.Either):
                     return target.primary_sort_key(binding)
                 return target.sort_key()
@@ -391,54 +407,46 @@ class ResourceService:
     async def create(
         self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan | None
     ) -> Written:
-        """Create a resource; with no ``plan`` no representation is read back (Bulk)."""
-        draft = self.draft(kind, body, await self.organisation(caller))
+        """Create a resource: a batch of one (``CreateBatch``), through the checks and writes
+        of Bulk's batches. With no ``plan`` no representation is read back."""
+        draft = self.draft(kind, body, caller.tenant)
         if draft.invalid is not None:
             raise draft.invalid
-        document, resource_id = draft.document, draft.resource_id
-        now = datetime.now(UTC)
-        async with self.engine.begin() as connection:
-            repository = _repository(connection, caller)
-            await self._check_members(repository, resource_id, draft.members)
-            if draft.refused is not None:
-                raise draft.refused
-            hsa_id = hsa_id_of(document)
-            if kind.name == "User" and hsa_id and await repository.is_administrator(hsa_id):
-                raise _administrator(hsa_id)
+        location = self.location(caller, kind, draft.resource_id)
+        for attempt in range(_WRITE_ATTEMPTS):
             try:
-                await repository.insert(
-                    {
-                        "id": resource_id,
-                        "resource_type": kind.name,
-                        "created": now,
-                        "last_modified": now,
-                        "version": 1,
-                        "data": document,
-                        **draft.keys,
-                    }
-                )
+                async with self.engine.begin() as connection:
+                    repository = _repository(connection, caller)
+                    batch = CreateBatch(repository, caller)
+                    await batch.look_up([draft])
+                    if (refused := batch.admit(draft)) is not None:
+                        raise refused
+                    await batch.write()
+                    if plan is None:
+                        return Written(None, 1, location)
+                    row = await self._reload(repository, kind, draft.resource_id, plan)
+                return Written(self.render(caller, kind, row, plan), row.version, location)
             except UniquenessConflict as error:
-                raise _taken(document, error) from error
-            await repository.add_members(resource_id, draft.members)
-            await self._audit(connection, caller, kind, "create", resource_id, body)
-            if plan is None:
-                return Written(None, 1, self.location(caller, kind, resource_id))
-            row = await self._reload(repository, caller, kind, resource_id, plan)
-        return Written(
-            self.render(caller, kind, row, plan),
-            row.version,
-            self.location(caller, kind, resource_id),
-        )
+                # A concurrent create took the key since the lookup.
+                raise _taken(kind, draft.document, error) from error
+            except BatchConflict:
+                # A concurrent delete removed a member since the lookup: the next attempt's
+                # lookup sees it and refuses as it should.
+                if attempt == _WRITE_ATTEMPTS - 1:
+                    raise ConflictException(
+                        detail="Concurrent changes kept this resource from being created; try again"
+                    ) from None
+        raise AssertionError("unreachable")
 
     def draft(
         self,
         kind: ResourceKind,
         body: dict[str, Any],
-        organisation: Organisation,
+        tenant: Tenant,
         resource_id: str | None = None,
     ) -> Draft:
-        """What ``create`` does before its transaction: validation, the extension's rules and
-        the search keys, in Python only. Bulk drafts many, then checks and writes them
+        """What ``create`` does before its transaction: validation, the domain's preparation
+        and the search keys, in Python only. Bulk drafts many, then checks and writes them
         together (``CreateBatch``)."""
         draft = Draft(kind, resource_id or str(uuid.uuid4()), body)
         try:
@@ -453,17 +461,10 @@ class ResourceService:
             draft.invalid = error
             return draft
         try:
-            draft.keys = self._keys(kind, draft.document, None, organisation)
+            draft.keys = self._keys(kind, draft.document, None, tenant)
         except SCIMException as error:
             draft.refused = error
         return draft
-
-    async def organisation(self, caller: Caller) -> Organisation:
-        """The caller's organisation: known from authentication, else read (CLI, demo)."""
-        if caller.organisation is not None:
-            return caller.organisation
-        async with self.read_engine.connect() as connection:
-            return await self._organisation(_repository(connection, caller))
 
     @asynccontextmanager
     async def create_batch(self, caller: Caller) -> AsyncIterator[CreateBatch]:
@@ -478,12 +479,7 @@ class ResourceService:
             yield CreateBatch(repository, caller)
 
     async def _reload(
-        self,
-        repository: Repository,
-        caller: Caller,
-        kind: ResourceKind,
-        resource_id: str,
-        plan: Plan,
+        self, repository: Repository, kind: ResourceKind, resource_id: str, plan: Plan
     ) -> Row[Any]:
         row = await repository.get(kind.name, resource_id, relations=self._relations(kind, plan))
         assert row is not None
@@ -525,11 +521,11 @@ class ResourceService:
                 await self._check_members(repository, resource_id, new_members)
                 await repository.remove_members(resource_id, None)
                 await repository.add_members(resource_id, new_members)
-            await self._write(repository, kind, row, document)
+            await self._write(repository, caller, kind, row, document)
             await self._audit(connection, caller, kind, "replace", resource_id, body)
             if plan is None:
                 return Written(None, row.version + 1, self.location(caller, kind, resource_id))
-            row = await self._reload(repository, caller, kind, resource_id, plan)
+            row = await self._reload(repository, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
             row.version,
@@ -539,22 +535,18 @@ class ResourceService:
     async def _prepare(
         self,
         repository: Repository,
+        caller: Caller,
         kind: ResourceKind,
         document: dict[str, Any],
-        previous: dict[str, Any] | None,
+        previous: dict[str, Any],
     ) -> dict[str, Any]:
-        """Apply the extension's rules, which depend on the organisation (see
-        scim.permissions); the search keys of the document as it will be stored."""
-        organisation = await self._organisation(repository)
-        keys = self._keys(kind, document, previous, organisation)
-        hsa_id = hsa_id_of(document)
-        if (
-            kind.name == "User"
-            and hsa_id
-            and hsa_id != hsa_id_of(previous or {})
-            and await repository.is_administrator(hsa_id)
-        ):
-            raise _administrator(hsa_id)
+        """What a replacement of ``previous`` by ``document`` must pass besides validation:
+        the domain's preparation, and a new person key's not naming an administrator;
+        the search keys of the document as it will be stored."""
+        keys = self._keys(kind, document, previous, caller.tenant)
+        person = kind.person(document)
+        if person and person != kind.person(previous) and await repository.is_administrator(person):
+            raise _administrator(person)
         return keys
 
     def _keys(
@@ -562,23 +554,23 @@ class ResourceService:
         kind: ResourceKind,
         document: dict[str, Any],
         previous: dict[str, Any] | None,
-        organisation: Organisation,
+        tenant: Tenant,
     ) -> dict[str, Any]:
-        """What ``_prepare`` does without the database: the rules, then the search keys."""
-        self.rules.prepare(kind.name, document, previous, organisation)
-        keys = search_keys(document)
-        _check_lengths(keys)
+        """What ``_prepare`` does without the database: the domain's checks, then the keys."""
+        self.domain.prepare(kind.name, document, previous, tenant)
+        keys = search_keys(document, kind.person(document))
+        _check_lengths(kind, keys)
         return keys
 
-    @staticmethod
-    async def _organisation(repository: Repository) -> Organisation:
-        kind_value, agreements = await repository.organisation()
-        return Organisation(Kind(kind_value), agreements)
-
     async def _write(
-        self, repository: Repository, kind: ResourceKind, row: Row[Any], document: dict[str, Any]
+        self,
+        repository: Repository,
+        caller: Caller,
+        kind: ResourceKind,
+        row: Row[Any],
+        document: dict[str, Any],
     ) -> None:
-        keys = await self._prepare(repository, kind, document, row.data)
+        keys = await self._prepare(repository, caller, kind, document, row.data)
         values = {
             "data": document,
             "version": row.version + 1,
@@ -588,7 +580,7 @@ class ResourceService:
         try:
             written = await repository.update(row.id, row.version, values)
         except UniquenessConflict as error:
-            raise _taken(document, error) from error
+            raise _taken(kind, document, error) from error
         if not written:
             raise PreconditionFailedException(detail="The resource was changed by another request")
 
@@ -636,7 +628,7 @@ class ResourceService:
                     raise refused from error
                 if changed:
                     _require_text(kind, model)
-                    await self._write(repository, kind, row, self._storable(kind, model))
+                    await self._write(repository, caller, kind, row, self._storable(kind, model))
             members_changed = False
             for operation in member_operations:
                 members_changed |= await self._apply_member_operation(
@@ -655,7 +647,7 @@ class ResourceService:
             if plan is None:
                 version = row.version + (1 if changed or members_changed else 0)
                 return Written(None, version, self.location(caller, kind, resource_id))
-            row = await self._reload(repository, caller, kind, resource_id, plan)
+            row = await self._reload(repository, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
             row.version,
@@ -757,7 +749,7 @@ class CreateBatch:
         self.existing: set[str] = set()
         # Unique keys taken, by stored resources or admitted drafts.
         self.user_names: set[str] = set()
-        self.hsa_ids: set[str] = set()
+        self.person_keys: set[str] = set()
         self.administrators: set[str] = set()
         self.admitted: list[Draft] = []
 
@@ -774,19 +766,15 @@ class CreateBatch:
             if member_id not in own and member_id not in self.existing
         }
         user_names = {key for d in prepared if (key := d.keys["user_name_key"]) is not None}
-        hsa_keys = {key for d in prepared if (key := d.keys["hsa_id_key"]) is not None}
-        hsa_ids = {
-            hsa_id
-            for draft in prepared
-            if draft.kind.name == "User" and (hsa_id := hsa_id_of(draft.document))
-        }
+        person_keys = {key for d in prepared if (key := d.keys["hsa_id_key"]) is not None}
+        persons = {person for d in prepared if (person := d.kind.person(d.document))}
         self.existing.update(await self.repository.existing(member_ids))
-        taken_user_names, taken_hsa_ids = await self.repository.taken(
-            user_names - self.user_names, hsa_keys - self.hsa_ids
+        taken_user_names, taken_person_keys = await self.repository.taken(
+            user_names - self.user_names, person_keys - self.person_keys
         )
         self.user_names |= taken_user_names
-        self.hsa_ids |= taken_hsa_ids
-        self.administrators |= await self.repository.administrators(hsa_ids)
+        self.person_keys |= taken_person_keys
+        self.administrators |= await self.repository.administrators(persons)
 
     def admit(self, draft: Draft) -> SCIMException | None:
         """None when ``draft`` is to be written, else the error ``create`` would raise."""
@@ -799,21 +787,21 @@ class CreateBatch:
             return error
         if draft.refused is not None:
             return draft.refused
-        hsa_id = hsa_id_of(draft.document)
-        if draft.kind.name == "User" and hsa_id and hsa_id in self.administrators:
-            return _administrator(hsa_id)
-        # RFC 7643 §4.1: userName (and here the HSA-id) is unique within the organisation,
+        person = draft.kind.person(draft.document)
+        if person and person in self.administrators:
+            return _administrator(person)
+        # RFC 7643 §4.1: userName (and the person key) is unique within the organisation,
         # against what is stored and what this batch has admitted before.
         user_name = draft.keys["user_name_key"]
         if user_name is not None and user_name in self.user_names:
-            return _taken_key(draft.document, hsa_id=False)
-        hsa_key = draft.keys["hsa_id_key"]
-        if hsa_key is not None and hsa_key in self.hsa_ids:
-            return _taken_key(draft.document, hsa_id=True)
+            return _taken_key(draft.kind, draft.document, person_key=False)
+        person_key = draft.keys["hsa_id_key"]
+        if person_key is not None and person_key in self.person_keys:
+            return _taken_key(draft.kind, draft.document, person_key=True)
         if user_name is not None:
             self.user_names.add(user_name)
-        if hsa_key is not None:
-            self.hsa_ids.add(hsa_key)
+        if person_key is not None:
+            self.person_keys.add(person_key)
         self.existing.add(draft.resource_id)
         self.admitted.append(draft)
         return None
@@ -846,46 +834,48 @@ class CreateBatch:
             for draft in admitted
             for member_id, display in dict(draft.members).items()
         )
-        # The records ``_audit`` writes (scim.audit.record), all at once.
         await self.repository.insert_rows(
             audit_log,
             [
-                {
-                    "at": now,
-                    "tenant_id": caller.tenant_id,
-                    "actor": caller.actor,
-                    "action": f"{draft.kind.name}.create",
-                    "resource_type": draft.kind.name,
-                    "resource_id": draft.resource_id,
-                    "changes": _redacted(draft.body),
-                }
+                audit.entry(
+                    tenant_id=caller.tenant_id,
+                    actor=caller.actor,
+                    action=f"{draft.kind.name}.create",
+                    resource_type=draft.kind.name,
+                    resource_id=draft.resource_id,
+                    changes=_redacted(draft.body),
+                    at=now,
+                )
                 for draft in admitted
             ],
         )
 
 
 def _repository(connection: AsyncConnection, caller: Caller) -> Repository:
-    known = caller.organisation
-    organisation = (known.kind.value, known.agreements) if known is not None else None
-    return Repository(connection, caller.tenant_id, caller.base_url, organisation)
+    return Repository(connection, caller.tenant.id, caller.base_url)
 
 
-def _taken(document: dict[str, Any], error: UniquenessConflict) -> UniquenessException:
+def _taken(
+    kind: ResourceKind, document: dict[str, Any], error: UniquenessConflict
+) -> UniquenessException:
     """Which unique key a write hit, from the database's own message."""
-    return _taken_key(document, hsa_id="hsa_id" in str(error))
+    return _taken_key(kind, document, person_key="hsa_id" in str(error))
 
 
-def _taken_key(document: dict[str, Any], *, hsa_id: bool) -> UniquenessException:
-    if hsa_id:
-        value = hsa_id_of(document)
-        return UniquenessException(detail=f"hsaId {value!r} is already used in this organisation")
+def _taken_key(
+    kind: ResourceKind, document: dict[str, Any], *, person_key: bool
+) -> UniquenessException:
+    if person_key and kind.person_key is not None:
+        name, value = kind.person_key[1], kind.person(document)
+        return UniquenessException(detail=f"{name} {value!r} is already used in this organisation")
     return UniquenessException(detail=f"userName {document.get('userName')!r} is already taken")
 
 
-def _administrator(hsa_id: str) -> ConflictException:
-    # Administrator and user are exclusive roles within an organisation.
+def _administrator(person: str) -> ConflictException:
+    # Administrator and user are exclusive roles within an organisation: a certificate
+    # naming the person must single out one of them (scim.auth.authenticate).
     return ConflictException(
-        detail=f"{hsa_id} is an administrator of this organisation, and an "
+        detail=f"{person} is an administrator of this organisation, and an "
         "administrator cannot also be a user: the operator must first remove the "
         "administrator role"
     )
@@ -958,7 +948,6 @@ _KEY_ATTRIBUTES = {
     "family_name_key": "name.familyName",
     "given_name_key": "name.givenName",
     "display": "displayName",
-    "hsa_id_key": "hsaId",
 }
 
 
@@ -970,14 +959,15 @@ _KEY_LIMITS: dict[str, int] = {
 }
 
 
-def _check_lengths(keys: dict[str, Any]) -> None:
+def _check_lengths(kind: ResourceKind, keys: dict[str, Any]) -> None:
     """The search keys are bounded columns; a longer value is invalidValue, not a 500."""
     for column, value in keys.items():
         limit = _KEY_LIMITS.get(column)
         if isinstance(value, str) and limit is not None and len(value) > limit:
-            raise InvalidValueException(
-                detail=f"{_KEY_ATTRIBUTES.get(column, column)} is longer than {limit} characters"
-            )
+            name = _KEY_ATTRIBUTES.get(column, column)
+            if column == "hsa_id_key" and kind.person_key is not None:
+                name = kind.person_key[1]
+            raise InvalidValueException(detail=f"{name} is longer than {limit} characters")
 
 
 def _check_patch_schemas(body: dict[str, Any]) -> None:

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from scim.catalogue import (
+from extensions.catalogue import (
     Catalogue,
     CatalogueError,
     EService,
@@ -19,8 +19,8 @@ from scim.catalogue import (
     PermissionGroup,
     load,
 )
-from scim.demo import ORGANISATIONS
-from scim.organisations import Kind
+from extensions.demo import ORGANISATIONS
+from extensions.organisations import Kind
 
 PACKAGED = Path(__file__).resolve().parent.parent / "extensions" / "catalogue.toml"
 

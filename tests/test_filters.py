@@ -1,6 +1,6 @@
 """Filtering (RFC 7644 §3.4.2.2) through the HTTP API, specified by example.
 
-Every filter is compiled to SQL (``scim.protocol.filters``) and run by the
+Every filter is compiled to SQL (``scim.storage.filters``) and run by the
 database. Each case of the table below states the users it must return, written
 by hand from the seed data, and is also checked against an oracle: scim2-models'
 in-memory evaluator, ``ScimFilter[model](text).match(resource)``, applied to the
@@ -23,7 +23,7 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from scim2_models import InvalidFilterException, ScimFilter
 
-from scim.protocol.filters import MAX_FILTER_LENGTH
+from scim.storage.filters import MAX_FILTER_LENGTH
 from tests.conftest import (
     ENTERPRISE,
     PATCH_SCHEMA,

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from scim.organisations import Kind, luhn_valid, normalise_hsa_id, normalise_org_number
+from extensions.hsa import normalise_hsa_id
+from extensions.organisations import Kind, luhn_valid, normalise_org_number
 
 
 @pytest.mark.parametrize(

@@ -28,11 +28,11 @@ from litestar import Litestar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim import audit
 from scim.app import create_app
 from scim.auth.tokens import token_hash
 from scim.operator import Operator
 from scim.settings import Settings
+from scim.storage import audit
 from scim.storage.tables import audit_log, members, resources, tokens
 from tests.conftest import (
     GROUP_SCHEMA,

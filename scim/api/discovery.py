@@ -9,8 +9,6 @@ from litestar.params import FromPath
 from scim2_models import Context, ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, scim_response
-from scim.catalogue import Catalogue
-from scim.extension import GROUP_EXTENSION, USER_EXTENSION
 from scim.registry import Registry
 
 AnyRequest = Request[Any, Any, Any]
@@ -19,11 +17,6 @@ _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
 
 def _base(request: AnyRequest) -> str:
     return base_url(request)
-
-
-def _catalogue(request: AnyRequest) -> Catalogue:
-    catalogue: Catalogue = request.app.state.service.rules.catalogue
-    return catalogue
 
 
 def _refuse_filter(request: AnyRequest) -> None:
@@ -41,31 +34,14 @@ def _with_meta(document: dict[str, Any], resource_type: str, location: str) -> d
     return {**document, "meta": {"resourceType": resource_type, "location": location}}
 
 
-def schemas(registry: Registry, base: str, catalogue: Catalogue) -> list[dict[str, Any]]:
+def schemas(registry: Registry, base: str) -> list[dict[str, Any]]:
+    """Every schema, as the domain completes it (``scim.hooks.Domain.describe``)."""
     published = []
     for schema in registry.provider.schemas:
         document = _dump(schema)
-        if document["id"] in (USER_EXTENSION, GROUP_EXTENSION):
-            _list_permissions(document, catalogue)
+        registry.domain.describe(document)
         published.append(_with_meta(document, "Schema", f"{base}/Schemas/{schema.id}"))
     return published
-
-
-def _list_permissions(schema: dict[str, Any], catalogue: Catalogue) -> None:
-    """The catalogue's permissions as the canonical values of ``permissions.value``, so that
-    a client reading /Schemas sees what can be granted at all (``GET /catalogue`` says what
-    the caller's organisation may grant)."""
-    values = [
-        f"{service.id}:{permission.id}"
-        for service in catalogue.services
-        for permission in service.permissions
-        if not permission.retired
-    ]
-    for attribute in schema.get("attributes", []):
-        if attribute["name"] == "permissions":
-            for sub in attribute.get("subAttributes", []):
-                if sub["name"] == "value":
-                    sub["canonicalValues"] = values
 
 
 def resource_types(registry: Registry, base: str) -> list[dict[str, Any]]:
@@ -111,13 +87,11 @@ class DiscoveryController(Controller):
     @get("/Schemas", name="schemas")
     async def schemas(self, request: AnyRequest) -> Response[bytes]:
         _refuse_filter(request)
-        return scim_response(
-            _listing(schemas(request.app.state.registry, _base(request), _catalogue(request)))
-        )
+        return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
 
     @get("/Schemas/{schema_id:str}", name="schema")
     async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> Response[bytes]:
-        for item in schemas(request.app.state.registry, _base(request), _catalogue(request)):
+        for item in schemas(request.app.state.registry, _base(request)):
             if item["id"].lower() == schema_id.lower():
                 return scim_response(item)
         raise NotFoundException(detail=f"No schema {schema_id!r}")

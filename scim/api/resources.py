@@ -11,31 +11,15 @@ from scim2_models import ForbiddenException, NotFoundException
 from scim.api.http import base_url, listed, read_json, scim_response
 from scim.auth.principal import Principal, Role
 from scim.bulk import BulkService
-from scim.extension import USER_EXTENSION
-from scim.organisations import Kind
-from scim.permissions import Organisation
 from scim.registry import ResourceKind
 from scim.service import Caller, ResourceService, Written, etag
 
 AnyRequest = Request[Any, Any, Any]
 
-# What /Me shows by default: who the person is and what they may use now.
-ME_ATTRIBUTES = [
-    "userName",
-    "name",
-    "displayName",
-    "emails",
-    "active",
-    f"{USER_EXTENSION}:hsaId",
-    f"{USER_EXTENSION}:permissions",
-    f"{USER_EXTENSION}:effectivePermissions.value",
-    f"{USER_EXTENSION}:effectivePermissions.display",
-    f"{USER_EXTENSION}:effectivePermissions.service",
-    f"{USER_EXTENSION}:effectivePermissions.source",
-    "entitlements",
-    "groups",
-    "meta",
-]
+# What /Me shows by default: who the person is and what they may use now, with what the
+# domain adds (``scim.hooks.Domain.me_attributes``).
+ME_ATTRIBUTES = ("userName", "name", "displayName", "emails", "active")
+ME_ATTRIBUTES_LAST = ("entitlements", "groups", "meta")
 
 
 def _service(request: AnyRequest) -> ResourceService:
@@ -56,12 +40,7 @@ async def authenticate(request: AnyRequest) -> None:
 
 def _caller(request: AnyRequest) -> Caller:
     principal: Principal = request.state.principal
-    return Caller(
-        tenant_id=principal.tenant_id,
-        base_url=base_url(request),
-        actor=principal.actor,
-        organisation=Organisation(Kind(principal.kind), principal.agreements),
-    )
+    return Caller(principal.tenant, base_url(request), principal.actor)
 
 
 def _kind(request: AnyRequest, endpoint: str) -> ResourceKind:
@@ -138,7 +117,7 @@ class ResourceController(Controller):
         params = request.query_params
         attributes = listed(params.get("attributes"))
         if attributes is None and "excludedAttributes" not in params:
-            attributes = ME_ATTRIBUTES
+            attributes = [*ME_ATTRIBUTES, *service.domain.me_attributes, *ME_ATTRIBUTES_LAST]
         plan = service.plan(kind, attributes, listed(params.get("excludedAttributes")))
         document, version = await service.get(_caller(request), kind, principal.user_id, plan)
         headers = {"ETag": etag(version), "Content-Location": document["meta"]["location"]}
@@ -234,7 +213,7 @@ class ResourceController(Controller):
 
 async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[bytes]:
     service = _service(request)
-    # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.protocol.filters).
+    # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.storage.filters).
     body = await read_json(request, request.app.state.settings.max_payload_size, stored=False)
     body.pop("schemas", None)
     search = service.parse_search(kinds, body)

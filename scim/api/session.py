@@ -17,12 +17,12 @@ from litestar.exceptions import NotFoundException
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim import audit
 from scim.api.http import read_json
 from scim.auth import sessions
 from scim.auth.authenticate import Authenticator, Unauthenticated, Unregistered
 from scim.auth.principal import Role
 from scim.errors import ERROR_SCHEMA, SCIM_MEDIA_TYPE
+from scim.storage import audit
 from scim.storage.tables import administrators, tenants
 
 AnyRequest = Request[Any, Any, Any]
@@ -153,7 +153,7 @@ class SessionController(Controller):
             administrator = (
                 await connection.execute(
                     _administrators().where(
-                        administrators.c.tenant_id == principal.tenant_id,
+                        administrators.c.tenant_id == principal.tenant.id,
                         administrators.c.hsa_id == principal.actor,
                     )
                 )

@@ -20,6 +20,7 @@ from scim.auth import certificates, sessions
 from scim.auth.certificates import CertificateError, CertificateIdentity, CertificateVerifier
 from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
+from scim.hooks import Tenant
 from scim.settings import Settings
 from scim.storage.tables import (
     administrators,
@@ -126,9 +127,7 @@ class Authenticator:
                 detail=f"A change by session cookie needs the session's {sessions.CSRF_HEADER}"
             )
         name = f"{row.given_name} {row.family_name}"
-        return Principal(
-            row.tenant_id, Role.administrator, row.hsa_id, name, *_organisation_of(row)
-        )
+        return Principal(_tenant(row.tenant_id, row), Role.administrator, row.hsa_id, name)
 
     # -- tokens ---------------------------------------------------------------------
 
@@ -145,9 +144,7 @@ class Authenticator:
             raise Unauthenticated(detail="The bearer token has been revoked")
         if row.expires is not None and _aware(row.expires) <= now:
             raise Unauthenticated(detail="The bearer token has expired")
-        return Principal(
-            row.tenant_id, Role.system, f"client:{row.id}", row.name, *_organisation_of(row)
-        )
+        return Principal(_tenant(row.tenant_id, row), Role.system, f"client:{row.id}", row.name)
 
     # -- certificates -------------------------------------------------------------------
 
@@ -199,12 +196,7 @@ class Authenticator:
                 "not single one out"
             )
         principal = Principal(
-            row.tenant_id,
-            Role.user,
-            hsa_id,
-            row.display or hsa_id,
-            *_organisation_of(row),
-            user_id=row.id,
+            _tenant(row.tenant_id, row), Role.user, hsa_id, row.display or hsa_id, user_id=row.id
         )
         return principal, row.organisation
 
@@ -261,7 +253,7 @@ class Authenticator:
                 if admin is not None:
                     name = f"{admin.given_name} {admin.family_name}"
                     principal = Principal(
-                        admin.tenant_id, Role.administrator, hsa, name, *_organisation_of(admin)
+                        _tenant(admin.tenant_id, admin), Role.administrator, hsa, name
                     )
                     return principal, admin.organisation
             matches = [system_clients.c.fingerprint == identity.fingerprint]
@@ -292,11 +284,7 @@ class Authenticator:
             )
         client = clients[0]
         principal = Principal(
-            client.tenant_id,
-            Role.system,
-            f"client:{client.id}",
-            client.name,
-            *_organisation_of(client),
+            _tenant(client.tenant_id, client), Role.system, f"client:{client.id}", client.name
         )
         return principal, client.organisation
 
@@ -309,9 +297,12 @@ def _one_user(rows: list[Any], organisation: str | None) -> Any:
     return rows[0] if len(rows) == 1 else None
 
 
-def _organisation_of(row: Any) -> tuple[str, frozenset[str]]:
+def _tenant(tenant_id: int, row: Any) -> Tenant:
+    """The organisation, from the kind and agreements read with the caller (``_organisation``)."""
     listed = row.org_agreements or ""
-    return str(row.org_kind), frozenset(service for service in listed.split(",") if service)
+    return Tenant(
+        tenant_id, str(row.org_kind), frozenset(service for service in listed.split(",") if service)
+    )
 
 
 def _aware(value: datetime) -> datetime:

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from scim.hooks import Tenant
+
 
 class Role(StrEnum):
     administrator = "administrator"  # a person managing the organisation's users
@@ -14,10 +16,8 @@ class Role(StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    tenant_id: int
+    tenant: Tenant  # the organisation, with what the operator registered of it
     role: Role
-    actor: str  # HSA-id of a person, "client:<id>" of a system
+    actor: str  # the id a person's certificate carries (serialNumber), "client:<id>" of a system
     name: str
-    kind: str = ""  # of the organisation: "kommun" or "region"
-    agreements: frozenset[str] = frozenset()  # e-service ids it has agreements for
     user_id: str | None = None  # the User resource of a person with the user role

@@ -39,21 +39,33 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
-from scim.extension import GROUP_EXTENSION
-from scim.protocol.json_sql import JsonSql
 from scim.storage.database import json_dumps
-from scim.storage.tables import administrators, agreements, members, resources, tenants
+from scim.storage.json_sql import JsonSql
+from scim.storage.tables import administrators, members, resources
 
 Member = tuple[str, str | None]
-
-
-class UniquenessConflict(Exception):
-    """A write hit a unique key (userName within the tenant)."""
+# What is read of each related resource besides id and display: name → path in its data
+# (``scim.hooks.Related``).
+Fields = tuple[tuple[str, tuple[str, ...]], ...]
 
 
 class BatchConflict(Exception):
     """Rows written together hit a unique key or a foreign key: a concurrent write took a key,
     or removed a member, since it was looked up. Which row did is not known."""
+
+
+class UniquenessConflict(BatchConflict):
+    """A write hit a unique key (userName, or the person key, within the tenant)."""
+
+
+def _conflict(error: Exception) -> BatchConflict:
+    """A failed key or reference as the conflict it is: SQLSTATE 23505 (PostgreSQL) or
+    SQLite's own words say which unique key."""
+    cause = getattr(error, "orig", None) or error
+    state = getattr(cause, "sqlstate", None) or getattr(cause.__cause__, "sqlstate", None)
+    if state == "23505" or "UNIQUE constraint failed" in str(cause):
+        return UniquenessConflict(str(error))
+    return BatchConflict(str(error))
 
 
 class Repository:
@@ -62,12 +74,10 @@ class Repository:
         connection: AsyncConnection,
         tenant_id: int,
         base_url: str = "",
-        organisation: tuple[str, frozenset[str]] | None = None,
     ) -> None:
         self.connection = connection
         self.tenant_id = tenant_id
         self.base_url = base_url
-        self._organisation = organisation
         self.json = JsonSql(connection.dialect.name)
         self.postgres = self.json.postgres
 
@@ -78,9 +88,11 @@ class Repository:
         kind_name: str,
         resource_id: str,
         *,
-        relations: bool = False,
+        relations: Fields | None = None,
         for_update: bool = False,
     ) -> Row[Any] | None:
+        """A resource, with its members (Group) or groups (User) and their ``relations``
+        fields unless that is None."""
         statement = _get_statement(
             kind_name, relations, for_update and self.postgres, self.postgres
         )
@@ -95,7 +107,7 @@ class Repository:
         order_by: Sequence[ColumnElement[Any]],
         offset: int,
         limit: int,
-        relations: Sequence[str] = (),
+        relations: Sequence[tuple[str, Fields]] = (),
         sort_key: ColumnElement[Any] | None = None,
         count_total: bool = True,
     ) -> tuple[list[Row[Any]], int | None]:
@@ -139,20 +151,6 @@ class Repository:
             scope.append(where)
         statement = select(func.count()).select_from(resources).where(*scope)
         return int((await self.connection.execute(statement)).scalar_one())
-
-    async def organisation(self) -> tuple[str, frozenset[str]]:
-        """The tenant's kind and the e-services it has agreements for."""
-        if self._organisation is not None:
-            return self._organisation
-        kind = (
-            await self.connection.execute(
-                select(tenants.c.kind).where(tenants.c.id == self.tenant_id)
-            )
-        ).scalar_one()
-        services = await self.connection.execute(
-            select(agreements.c.service_id).where(agreements.c.tenant_id == self.tenant_id)
-        )
-        return str(kind), frozenset(services.scalars())
 
     async def is_administrator(self, hsa_id: str) -> bool:
         parameters = {"tenant_id": self.tenant_id, "hsa_id": hsa_id}
@@ -249,16 +247,18 @@ class Repository:
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """New rows of ``table`` (each with the same columns), in one go: PostgreSQL's COPY,
-        elsewhere one statement run for all. BatchConflict if a key or reference fails."""
+        elsewhere one statement run for all. UniquenessConflict if a unique key fails,
+        BatchConflict if a reference does."""
         if not rows:
             return
         try:
-            if self.postgres:
+            # COPY first asks for the table's columns: one row goes faster as an INSERT.
+            if self.postgres and len(rows) > 1:
                 await self._copy(table, rows)
             else:
                 await self.connection.execute(insert(table), list(rows))
         except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
-            raise BatchConflict(str(error)) from error
+            raise _conflict(error) from error
 
     async def _copy(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """COPY through the transaction's own asyncpg connection: no statement to parse and
@@ -348,11 +348,14 @@ def _of_kinds(kind_names: Sequence[str]) -> ColumnElement[bool]:
     return resources.c.resource_type.in_(kind_names)
 
 
-def _per_kind(kind_names: Sequence[str], postgres: bool) -> ColumnElement[Any]:
-    if len(kind_names) == 1:
-        return relations(kind_names[0], postgres)
+def _per_kind(kinds: Sequence[tuple[str, Fields]], postgres: bool) -> ColumnElement[Any]:
+    if len(kinds) == 1:
+        return relations(*kinds[0], postgres)
     return case(
-        *((resources.c.resource_type == name, relations(name, postgres)) for name in kind_names),
+        *(
+            (resources.c.resource_type == name, relations(name, fields, postgres))
+            for name, fields in kinds
+        ),
         else_=None,
     )
 
@@ -367,8 +370,9 @@ _IS_ADMINISTRATOR = select(administrators.c.id).where(
 
 
 @cache
-def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
-    """The JSON array of a row's members (Group) or groups (User), built in SQL.
+def relations(kind_name: str, fields: Fields, postgres: bool) -> ColumnElement[Any]:
+    """The JSON array of a row's members (Group) or groups (User), built in SQL, with the
+    ``fields`` of each related resource.
 
     ``$ref`` is made from the ``base_url`` parameter of the statement.
     """
@@ -400,11 +404,10 @@ def relations(kind_name: str, postgres: bool) -> ColumnElement[Any]:
             related.c.display,
             "type",
             literal("direct"),
-            # For the member's effective permissions; not part of what User.groups shows.
-            "permissions",
-            related.c.data[(GROUP_EXTENSION, "permissions")],
         )
         join_on, correlate = members.c.group_id, members.c.member_id
+    for name, path in fields:
+        pairs += (name, related.c.data[path])
     return (
         select(json.aggregate(*pairs))
         .select_from(members.join(related, related.c.id == join_on))
@@ -459,11 +462,11 @@ def _taken_statement(postgres: bool) -> CompoundSelect[Any]:
 
 @cache
 def _get_statement(
-    kind_name: str, with_relations: bool, for_update: bool, postgres: bool
+    kind_name: str, related: Fields | None, for_update: bool, postgres: bool
 ) -> Select[Any]:
     columns: list[Any] = [resources]
-    if with_relations:
-        columns.append(relations(kind_name, postgres).label("relations"))
+    if related is not None:
+        columns.append(relations(kind_name, related, postgres).label("relations"))
     statement = select(*columns).where(
         resources.c.tenant_id == bindparam("tenant_id"),
         resources.c.resource_type == kind_name,

@@ -41,7 +41,7 @@ tenants = Table(
     metadata,
     Column("id", Integer, primary_key=True),
     Column("name", String(200), nullable=False),
-    # Ten digits, Luhn-checked (scim.organisations); kind is "kommun" or "region".
+    # As the installed domain writes them (scim.hooks.Domain.tenant_number, tenant_kind).
     Column("org_number", String(10), nullable=False, unique=True),
     Column("kind", String(10), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 
 import msgspec
 
-from scim.organisations import Kind
+from extensions.organisations import Kind
 from tests.bench.data import Organisation, People
 from tests.bench.wrk import Request
 

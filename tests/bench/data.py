@@ -13,8 +13,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-from scim.extension import GROUP_EXTENSION, USER_EXTENSION
-from scim.organisations import PREFIXES, Kind, luhn_valid
+from extensions.organisations import PREFIXES, Kind, luhn_valid
+from extensions.schema import GROUP_EXTENSION, USER_EXTENSION
 
 USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group"

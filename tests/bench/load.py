@@ -23,11 +23,12 @@ import msgspec
 from sqlalchemy import URL, delete, make_url, select, text
 from sqlalchemy import create_engine as create_sync_engine
 
-from scim import catalogue
+from extensions.catalogue import load_configured
+from extensions.hooks import EServices
+from extensions.organisations import Kind
+from extensions.rules import Rules
+from scim.hooks import Tenant as Agreements
 from scim.operator import Operator
-from scim.organisations import Kind
-from scim.permissions import Organisation as Agreements
-from scim.permissions import Rules
 from scim.registry import Registry
 from scim.service import Caller, ResourceService, search_keys
 from scim.settings import Settings
@@ -104,6 +105,10 @@ async def recreate(url: str) -> None:
         await admin.close()
 
 
+# The resource types as the server has them, for the search keys it derives.
+_KINDS = Registry(Settings(), EServices(load_configured(Settings()))).by_name
+
+
 def _row(tenant_id: int, resource_id: str, kind: str, document: dict[str, Any]) -> dict[str, Any]:
     now = datetime.now(UTC)
     return {
@@ -113,7 +118,7 @@ def _row(tenant_id: int, resource_id: str, kind: str, document: dict[str, Any]) 
         "created": now,
         "last_modified": now,
         "version": 1,
-        **search_keys(document),
+        **search_keys(document, _KINDS[kind].person(document)),
         "data": document,
     }
 
@@ -161,7 +166,7 @@ class _Builder:
             _row(tenant.tenant_id, str(uuid.UUID(int=rng.getrandbits(128), version=4)), "User", d)
             for d in People(org, seed=self.seed * 1000 + index)
         ]
-        agreements = Agreements(org.kind, frozenset(org.services))
+        agreements = Agreements(tenant.tenant_id, org.kind, frozenset(org.services))
         rows = list(users)
         links: list[tuple[Any, ...]] = []
         info: dict[str, Any] = {}
@@ -253,7 +258,7 @@ async def build(
     await recreate(url)
     orgs = organisations(tenants, users, seed)
     made = await _tenants(url, orgs)
-    rules = Rules(catalogue.load_configured(Settings()))
+    rules = Rules(load_configured(Settings()))
     builder = _Builder(rules, big_group, seed)
     info: dict[str, Any] = {}
     first_users: list[dict[str, Any]] = []
@@ -328,11 +333,13 @@ async def verify(dataset: Dataset) -> None:
     found by the API's own search; AssertionError otherwise."""
     settings = Settings(database_url=dataset.url)
     engine = database.create_engine(dataset.url)
-    service = ResourceService(
-        Registry(settings), engine, settings, Rules(catalogue.load_configured(settings))
-    )
+    domain = EServices(load_configured(settings))
+    service = ResourceService(Registry(settings, domain), engine, settings)
     org = Organisation(dataset.org_number, "", Kind.kommun, dataset.domain, 0)
-    caller = Caller(dataset.tenant_id, "http://localhost/scim/v2", "bench-verify")
+    async with engine.connect() as connection:
+        services = await Operator(connection).agreements(dataset.tenant_id)
+    tenant = Agreements(dataset.tenant_id, Kind.kommun.value, frozenset(services))
+    caller = Caller(tenant, "http://localhost/scim/v2", "bench-verify")
     kind = service.registry.by_name["User"]
     try:
         people = People(org, seed=424242)

@@ -9,10 +9,11 @@ from typing import Any
 
 from sqlalchemy import select
 
-from scim import catalogue
-from scim.extension import GROUP_EXTENSION, USER_EXTENSION
-from scim.operator import Operator, Tenant
-from scim.permissions import Rules
+from extensions.catalogue import load_configured
+from extensions.hooks import EServices
+from extensions.schema import GROUP_EXTENSION, USER_EXTENSION
+from scim.hooks import Tenant
+from scim.operator import Operator
 from scim.registry import Registry
 from scim.service import Caller, ResourceService
 from scim.settings import Settings
@@ -90,10 +91,11 @@ class Demo:
 async def load(settings: Settings, report: Callable[[str], None] = lambda _: None) -> Demo:
     """Create the demo organisations unless present; always issue a fresh one-day token.
     ``report`` hears of each step (the CLI shows them as progress)."""
+    domain = EServices(load_configured(settings))
     engine = create_engine(settings.database_url)
     try:
         async with engine.begin() as connection:
-            operator = Operator(connection, ACTOR)
+            operator = Operator(connection, ACTOR, domain)
             present = (
                 await connection.execute(
                     select(tenants.c.id).where(
@@ -104,18 +106,17 @@ async def load(settings: Settings, report: Callable[[str], None] = lambda _: Non
             created: list[tuple[Tenant, dict[str, Any]]] = []
             if present is None:
                 for organisation in ORGANISATIONS:
-                    tenant = await operator.add_tenant(
+                    registered = await operator.add_tenant(
                         organisation["org_number"], organisation["name"], organisation["kind"]
                     )
-                    await operator.set_agreements(tenant, organisation["services"])
-                    await operator.add_administrator(tenant, *organisation["admin"])
-                    await operator.register_client(tenant, f"IdP {organisation['name']}")
-                    created.append((tenant, organisation))
+                    await operator.set_agreements(registered, organisation["services"])
+                    await operator.add_administrator(registered, *organisation["admin"])
+                    await operator.register_client(registered, f"IdP {organisation['name']}")
+                    agreed = frozenset(organisation["services"])
+                    created.append((Tenant(registered.id, registered.kind, agreed), organisation))
             first = await operator.tenant(ORGANISATIONS[0]["org_number"])
             _, token = await operator.issue_token(first, days=1)
-        service = ResourceService(
-            Registry(settings), engine, settings, Rules(catalogue.load_configured(settings))
-        )
+        service = ResourceService(Registry(settings, domain), engine, settings)
         for number, (tenant, organisation) in enumerate(created, 1):
             report(
                 f"[{number}/{len(created)}] {organisation['name']}: "
@@ -130,7 +131,7 @@ async def load(settings: Settings, report: Callable[[str], None] = lambda _: Non
 async def _users(
     service: ResourceService, settings: Settings, tenant: Tenant, organisation: dict[str, Any]
 ) -> None:
-    caller = Caller(tenant.id, f"http://localhost{settings.base_path}", ACTOR)
+    caller = Caller(tenant, f"http://localhost{settings.base_path}", ACTOR)
     users = service.registry.by_name["User"]
     groups = service.registry.by_name["Group"]
     ids: list[str] = []

@@ -1,4 +1,5 @@
-"""Swedish organisation numbers and the kinds of organisation that are tenants."""
+"""Swedish organisation numbers and the kinds of organisation that are tenants: municipalities
+(kommuner) and regions, each offered its own e-services."""
 
 from __future__ import annotations
 
@@ -38,19 +39,3 @@ def normalise_org_number(value: str, kind: Kind | None = None) -> str:
             f"{value!r} is not a {kind.value} number: they begin with {PREFIXES[kind]}"
         )
     return digits
-
-
-_HSA_ID = re.compile(r"^SE\d{10}-[A-Z0-9]+$")
-
-
-def normalise_hsa_id(value: str) -> str:
-    """An HSA-id: ``SE``, the ten-digit number of the directory owner, ``-``, letters or digits;
-    at most 31 characters. Upper case; ValueError saying what is wrong."""
-    candidate = value.strip().upper()
-    if len(candidate) > 31:
-        raise ValueError(f"{value!r} is not an HSA-id: at most 31 characters")
-    if not _HSA_ID.match(candidate):
-        raise ValueError(
-            f"{value!r} is not an HSA-id: SE, ten digits, a hyphen, then letters or digits"
-        )
-    return candidate

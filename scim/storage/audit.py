@@ -15,8 +15,7 @@ from scim.storage.tables import audit_log, tenants
 _INSERT = insert(audit_log)
 
 
-async def record(
-    connection: AsyncConnection,
+def entry(
     *,
     tenant_id: int | None,
     actor: str,
@@ -24,19 +23,23 @@ async def record(
     resource_type: str | None = None,
     resource_id: str | None = None,
     changes: Any = None,
-) -> None:
-    await connection.execute(
-        _INSERT,
-        {
-            "at": datetime.now(UTC),
-            "tenant_id": tenant_id,
-            "actor": actor,
-            "action": action,
-            "resource_type": resource_type,
-            "resource_id": resource_id,
-            "changes": changes,
-        },
-    )
+    at: datetime | None = None,
+) -> dict[str, Any]:
+    """One record as a row of ``audit_log`` (``record`` writes one, a batch many at once)."""
+    return {
+        "at": at or datetime.now(UTC),
+        "tenant_id": tenant_id,
+        "actor": actor,
+        "action": action,
+        "resource_type": resource_type,
+        "resource_id": resource_id,
+        "changes": changes,
+    }
+
+
+async def record(connection: AsyncConnection, **fields: Any) -> None:
+    """Write one record (the fields of ``entry``) in the transaction of the change."""
+    await connection.execute(_INSERT, entry(**fields))
 
 
 async def count(connection: AsyncConnection, tenant_id: int | None = None) -> int:

@@ -45,15 +45,13 @@ from sqlalchemy import (
     literal,
     or_,
     select,
-    true,
 )
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.expression import func, not_
 
-from scim.extension import GROUP_EXTENSION, USER_EXTENSION
-from scim.protocol.json_sql import JsonSql
 from scim.registry import ResourceKind
-from scim.storage.tables import agreements, members, resources
+from scim.storage.json_sql import JsonSql
+from scim.storage.tables import members, resources
 
 Condition = ColumnElement[bool]
 
@@ -69,7 +67,6 @@ COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "meta.created": (resources.c.created, False),
     "meta.lastmodified": (resources.c.last_modified, False),
     "meta.resourcetype": (resources.c.resource_type, False),
-    f"{USER_EXTENSION.lower()}.hsaid": (resources.c.hsa_id_key, True),
 }
 
 _VERSION = re.compile(r'^(?:W/)?"(\d+)"$')
@@ -235,8 +232,8 @@ class Many:
 
 @dataclass
 class Either:
-    """A multi-valued attribute gathered from several places: a user's effective permissions
-    are its own and those of its groups. A value matches if it matches in any of them."""
+    """A multi-valued attribute gathered from several places (say, what a user holds itself
+    and through its groups). A value matches if it matches in any of them."""
 
     parts: tuple[Many, ...]
 
@@ -254,6 +251,12 @@ class Either:
 
     def primary_sort_key(self, binding: AttributeBinding | None = None) -> ColumnElement[Any]:
         return self.parts[0].primary_sort_key(binding)
+
+
+Target = Scalar | Many | Either
+# The SQL of an attribute the domain computes (``scim.hooks.Domain.attribute``) for the
+# tenant of the query: by resource type, storage path, binding; None if not computed.
+Computed = Callable[[str, tuple[str, ...], AttributeBinding, JsonSql], Target | None]
 
 
 def _bind(model: type[BaseModel] | None, name: str) -> AttributeBinding | None:
@@ -283,10 +286,17 @@ class ElementScope:
 class Compiler(FilterVisitor[Condition]):
     """Compile one filter, bound to one resource type, to a WHERE condition."""
 
-    def __init__(self, kind: ResourceKind | None, json: JsonSql, scope: ElementScope | None = None):
+    def __init__(
+        self,
+        kind: ResourceKind | None,
+        json: JsonSql,
+        scope: ElementScope | None = None,
+        computed: Computed | None = None,
+    ):
         self.kind = kind
         self.json = json
         self.scope = scope
+        self.computed = computed
         # A filter bound to the resource type, only for its attribute resolution.
         self._filter: ScimFilter[Any] | None = (
             ScimFilter[kind.model]("id pr") if kind is not None else None  # type: ignore[name-defined]
@@ -302,9 +312,9 @@ class Compiler(FilterVisitor[Condition]):
         except InvalidFilterException:
             return None
 
-    def attribute(self, binding: AttributeBinding) -> Scalar | Many | Either:
+    def attribute(self, binding: AttributeBinding) -> Target:
         assert self.kind is not None
-        return attribute(self.kind, self.json, binding)
+        return attribute(self.kind, self.json, binding, self.computed)
 
     # -- visitor ------------------------------------------------------------
 
@@ -371,9 +381,10 @@ def _compare_version(op: CompareOperator, value: Any) -> Condition:
 
 
 def attribute(
-    kind: ResourceKind, json: JsonSql, binding: AttributeBinding
-) -> Scalar | Many | Either:
-    """The SQL that reads the attribute a binding names on a row of ``resources``."""
+    kind: ResourceKind, json: JsonSql, binding: AttributeBinding, computed: Computed | None = None
+) -> Target:
+    """The SQL that reads the attribute a binding names on a row of ``resources``: a column,
+    the stored document, the membership table, or what the domain computes (``computed``)."""
     path = kind.storage_path(binding.urn)
     dotted = ".".join(path).lower()
     value_type = _value_type(binding.target_type)
@@ -393,14 +404,15 @@ def attribute(
     if dotted in COLUMNS:
         column, folded = COLUMNS[dotted]
         return Scalar(column, value_type, binding.case_exact, folded=folded)
-
-    if kind.name == "User" and path[:2] == (USER_EXTENSION, "effectivePermissions"):
-        return _effective_permissions(json, binding)
+    if kind.person_key is not None and dotted == ".".join(kind.person_key).lower():
+        return Scalar(resources.c.hsa_id_key, value_type, binding.case_exact, folded=True)
+    if computed is not None and (target := computed(kind.name, path, binding, json)) is not None:
+        return target
 
     if binding.is_multivalued:
         array = path[: len(path) - (1 if binding.sub_field_name else 0)]
         rows = json.elements(resources.c.data, array)
-        return Many(rows, literal(True), _elements(json, rows, binding), _item_model(binding))
+        return Many(rows, literal(True), elements(json, rows, binding), item_model(binding))
 
     present = json.present(resources.c.data, path)
     if value_type == "bool":
@@ -417,12 +429,12 @@ def attribute(
     )
 
 
-def _item_model(binding: AttributeBinding) -> type[BaseModel] | None:
+def item_model(binding: AttributeBinding) -> type[BaseModel] | None:
     complex_items = _value_type(binding.field_type) == "complex"
     return binding.field_type if complex_items else None
 
 
-def _elements(
+def elements(
     json: JsonSql, rows: FromClause, binding: AttributeBinding
 ) -> Callable[[str | None, AttributeBinding | None], Scalar]:
     """How one value of a JSON array (a row of ``rows``) compares, by sub-attribute."""
@@ -441,46 +453,6 @@ def _elements(
         return Scalar(expr, item_type, case_exact, present_expr=json.element_present(element, key))
 
     return value
-
-
-def _effective_permissions(json: JsonSql, binding: AttributeBinding) -> Either:
-    """A user's own permissions and its groups' permissions, for e-services its organisation
-    has an agreement for (see scim.permissions.Rules.effective)."""
-
-    def part(rows: FromClause, correlate: Condition, joined: FromClause | None = None) -> Many:
-        agreed = exists(
-            select(literal(1)).where(
-                agreements.c.tenant_id == resources.c.tenant_id,
-                agreements.c.service_id == json.element_text(rows.c.value, "service"),
-            )
-        )
-        # A group's permissions are read from the group joined before them (an implicit
-        # LATERAL in both databases), hence the join on true.
-        froms = rows if joined is None else joined.join(rows, true())
-        return Many(
-            froms,
-            and_(correlate, agreed),
-            _elements(json, rows, binding),
-            _item_model(binding),
-        )
-
-    own = json.elements(resources.c.data, (USER_EXTENSION, "permissions"))
-    granting = resources.alias("granting")
-    inherited = json.elements(granting.c.data, (GROUP_EXTENSION, "permissions"))
-    membership = members.join(granting, granting.c.id == members.c.group_id)
-    return Either(
-        (
-            part(own, literal(True)),
-            part(
-                inherited,
-                and_(
-                    members.c.member_id == resources.c.id,
-                    members.c.tenant_id == resources.c.tenant_id,
-                ),
-                membership,
-            ),
-        )
-    )
 
 
 def _membership(json: JsonSql, *, group_side: bool) -> Many:
@@ -540,12 +512,14 @@ def _terms(node: FilterNode) -> int:
     return 1
 
 
-def compile_filter(kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any]) -> Condition:
+def compile_filter(
+    kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any], computed: Computed | None = None
+) -> Condition:
     if _terms(filter_.ast) > MAX_FILTER_TERMS:
         raise InvalidFilterException(
             detail=f"The filter holds more than {MAX_FILTER_TERMS} comparisons"
         )
-    return Compiler(kind, json).visit(filter_.ast)
+    return Compiler(kind, json, computed=computed).visit(filter_.ast)
 
 
 def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:

@@ -8,7 +8,7 @@ can filter on them and show them.
 
 from __future__ import annotations
 
-from typing import Annotated, ClassVar
+from typing import Annotated
 
 from scim2_models import (
     URN,
@@ -21,10 +21,8 @@ from scim2_models import (
     Returned,
     Uniqueness,
 )
-from scim2_models import Email as CoreEmail
-from scim2_models import User as CoreUser
 
-from scim.emails import EmailAddress
+from scim.models import User as CoreUser
 
 USER_EXTENSION = "urn:behorigheter:scim:schemas:extension:eservices:1.0:User"
 GROUP_EXTENSION = "urn:behorigheter:scim:schemas:extension:eservices:1.0:Group"
@@ -84,21 +82,8 @@ class EServiceGroup(Extension):
     permissions: list[Permission] | None = None
 
 
-# The core Email, its address validated as before but faster (``scim.emails``). No
-# docstring: it would become a description the published schemas do not have.
-class Email(CoreEmail):
-    value: EmailAddress | None = None
-    """Email addresses for the user."""
-
-
-class User(CoreUser):  # type: ignore[type-arg]
+class User(CoreUser):
     """The core User, with "entitlements" read-only: it mirrors the effective permissions
     ("value" as above, "type" the e-service) for clients that only know the core schema."""
 
     entitlements: Annotated[list[Entitlement] | None, Mutability.read_only] = None
-
-    # A list of the subclass: mypy holds lists invariant, pydantic validates with this type.
-    emails: list[Email] | None = None  # type: ignore[assignment]
-    """Email addresses for the user."""
-
-    Emails: ClassVar[type[ComplexAttribute]] = Email

@@ -18,7 +18,7 @@ from importlib.resources.abc import Traversable
 from pathlib import Path
 from typing import Any
 
-from scim.organisations import Kind
+from extensions.organisations import Kind
 from scim.settings import Settings
 
 # Ids are stored: service ids in agreements.service_id, a String(64) column.

@@ -1,0 +1,139 @@
+"""The e-service domain on the engine's interface (``scim.hooks.Domain``)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from litestar.types import ControllerRouterHandler
+from scim2_models.path import AttributeBinding
+
+from extensions.api import catalogue_router
+from extensions.catalogue import Catalogue
+from extensions.hsa import normalise_hsa_id
+from extensions.organisations import Kind, normalise_org_number
+from extensions.rules import Rules
+from extensions.schema import (
+    GROUP_EXTENSION,
+    USER_EXTENSION,
+    EServiceGroup,
+    EServiceUser,
+    User,
+)
+from scim.hooks import Domain, Related, SchemaExtension, Tenant
+from scim.storage.filters import Target
+from scim.storage.json_sql import JsonSql
+
+# How a filter's sub-attribute of effectivePermissions, and of the entitlements that
+# mirror them, maps to the effective permission's.
+_EFFECTIVE = {name: name for name in ("value", "service", "permission", "display", "source")}
+_ENTITLEMENTS = {"value": "value", "display": "display", "type": "service"}
+
+
+class EServices(Domain):
+    """HSA-ids and e-service permissions on users and groups, granted within what the
+    organisation's kind and agreements allow (``extensions.rules``)."""
+
+    schema_extensions = (
+        SchemaExtension("User", EServiceUser, required=True),
+        SchemaExtension("Group", EServiceGroup),
+    )
+    models = {"User": User}
+    person_key = (USER_EXTENSION, "hsaId")
+    # A user's effective permissions (and the entitlements mirroring them) come from its
+    # groups' permissions too.
+    related = (
+        Related(
+            "User",
+            fields=(("permissions", (GROUP_EXTENSION, "permissions")),),
+            computed=(("entitlements", None), ("effectivePermissions", USER_EXTENSION)),
+        ),
+    )
+    me_attributes = (
+        f"{USER_EXTENSION}:hsaId",
+        f"{USER_EXTENSION}:permissions",
+        f"{USER_EXTENSION}:effectivePermissions.value",
+        f"{USER_EXTENSION}:effectivePermissions.display",
+        f"{USER_EXTENSION}:effectivePermissions.service",
+        f"{USER_EXTENSION}:effectivePermissions.source",
+    )
+
+    def __init__(self, catalogue: Catalogue) -> None:
+        self.catalogue = catalogue
+        self.rules = Rules(catalogue)
+
+    def prepare(
+        self,
+        resource_type: str,
+        document: dict[str, Any],
+        previous: dict[str, Any] | None,
+        tenant: Tenant,
+    ) -> None:
+        self.rules.prepare(resource_type, document, previous, tenant)
+
+    def attribute(
+        self,
+        resource_type: str,
+        path: tuple[str, ...],
+        binding: AttributeBinding,
+        json: JsonSql,
+        tenant: Tenant,
+    ) -> Target | None:
+        if resource_type != "User":
+            return None
+        if path[:2] == (USER_EXTENSION, "effectivePermissions"):
+            return self.rules.effective_sql(json, binding, tenant, _EFFECTIVE)
+        if path[0] == "entitlements":
+            return self.rules.effective_sql(json, binding, tenant, _ENTITLEMENTS)
+        return None
+
+    def render(
+        self,
+        resource_type: str,
+        document: dict[str, Any],
+        related: Sequence[tuple[str, dict[str, Any]]],
+        tenant: Tenant,
+    ) -> None:
+        """A user's effective permissions, and entitlements mirroring them (read-only)."""
+        own = (document.get(USER_EXTENSION) or {}).get("permissions") or []
+        inherited = [(group_id, fields["permissions"] or []) for group_id, fields in related]
+        effective = self.rules.effective(own, inherited, tenant)
+        if effective:
+            document.setdefault(USER_EXTENSION, {})["effectivePermissions"] = effective
+            document["entitlements"] = [
+                {"value": item["value"], "display": item["display"], "type": item["service"]}
+                for item in effective
+            ]
+
+    def describe(self, schema: dict[str, Any]) -> None:
+        """The catalogue's permissions as the canonical values of ``permissions.value``, so
+        that a client reading /Schemas sees what can be granted at all (``GET /catalogue``
+        says what the caller's organisation may grant)."""
+        if schema["id"] not in (USER_EXTENSION, GROUP_EXTENSION):
+            return
+        values = [
+            f"{service.id}:{permission.id}"
+            for service in self.catalogue.services
+            for permission in service.permissions
+            if not permission.retired
+        ]
+        for attribute in schema.get("attributes", []):
+            if attribute["name"] == "permissions":
+                for sub in attribute.get("subAttributes", []):
+                    if sub["name"] == "value":
+                        sub["canonicalValues"] = values
+
+    def routes(self) -> Sequence[ControllerRouterHandler]:
+        return [catalogue_router(self)]
+
+    def tenant_number(self, number: str, kind: str | None) -> str:
+        return normalise_org_number(number, Kind(kind) if kind is not None else None)
+
+    def tenant_kind(self, kind: str) -> str:
+        try:
+            return Kind(kind).value
+        except ValueError:
+            raise ValueError(f"kind must be kommun or region, not {kind!r}") from None
+
+    def person_id(self, value: str) -> str:
+        return normalise_hsa_id(value)

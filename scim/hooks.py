@@ -1,0 +1,128 @@
+"""The one interface between the SCIM engine and the domain installed on it.
+
+The engine (``scim``) serves RFC 7643/7644 resources and knows nothing of what they are
+for. A domain describes its schema extensions and, through the methods of ``Domain``, sees
+every write before it is stored (with the stored version), contributes the filterable
+attributes it computes as SQL, renders them on read, and adds to discovery and the routes.
+The engine calls the domain; the domain never changes how the engine works. ``Domain``
+itself is the neutral domain: core User and Group, nothing added.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from scim2_models import Extension, Resource
+
+if TYPE_CHECKING:
+    from litestar.types import ControllerRouterHandler
+    from scim2_models.path import AttributeBinding
+
+    from scim.storage.filters import Target
+    from scim.storage.json_sql import JsonSql
+
+
+@dataclass(frozen=True, slots=True)
+class Tenant:
+    """The organisation a request acts for, as the operator registered it and as
+    authentication found it. ``kind`` and ``agreements`` (the services it has agreements
+    for) are kept by the engine and read only by the domain."""
+
+    id: int
+    kind: str = ""
+    agreements: frozenset[str] = frozenset()
+
+
+@dataclass(frozen=True)
+class SchemaExtension:
+    """A schema extension of one resource type (RFC 7643 §3.3)."""
+
+    resource_type: str
+    model: type[Extension]
+    required: bool = False
+
+
+@dataclass(frozen=True)
+class Related:
+    """What a resource reads of each resource related to it (a user's groups), besides id
+    and display, for the attributes the domain computes from them: ``name`` → the path of
+    the value in the related resource's stored document."""
+
+    resource_type: str
+    fields: tuple[tuple[str, tuple[str, ...]], ...]
+    # The attributes (name, schema or None for the core one) computed from them: the
+    # relations are loaded whenever one of these is returned.
+    computed: tuple[tuple[str, str | None], ...]
+
+
+class Domain:
+    """What a domain adds to the engine. Each member's default adds nothing."""
+
+    #: Schema extensions, by resource type.
+    schema_extensions: Sequence[SchemaExtension] = ()
+    #: Core models replaced by a subclass (say, to make an attribute read-only).
+    models: Mapping[str, type[Resource[Any]]] = {}
+    #: The User attribute (schema URN, name) holding the id a person's certificate carries
+    #: in its subject serialNumber: unique within an organisation, and never the id of one
+    #: of its administrators (a person is either).
+    person_key: tuple[str, str] | None = None
+    #: Per resource type, what its computed attributes read of related resources.
+    related: Sequence[Related] = ()
+    #: Attributes ``/Me`` returns besides the core ones (RFC 7644 §3.11).
+    me_attributes: Sequence[str] = ()
+
+    def prepare(
+        self,
+        resource_type: str,
+        document: dict[str, Any],
+        previous: dict[str, Any] | None,
+        tenant: Tenant,
+    ) -> None:
+        """Check a document about to be stored, and complete it in place; ``previous`` is
+        the stored version (None on creation). A SCIMException refuses the write."""
+
+    def attribute(
+        self,
+        resource_type: str,
+        path: tuple[str, ...],
+        binding: AttributeBinding,
+        json: JsonSql,
+        tenant: Tenant,
+    ) -> Target | None:
+        """The SQL of an attribute the domain computes (None: stored, the engine's own)."""
+        return None
+
+    def render(
+        self,
+        resource_type: str,
+        document: dict[str, Any],
+        related: Sequence[tuple[str, dict[str, Any]]],
+        tenant: Tenant,
+    ) -> None:
+        """Add computed attributes to a document being returned, from the related resources
+        (id, the ``Related`` fields read of it)."""
+
+    def describe(self, schema: dict[str, Any]) -> None:
+        """Complete a schema's representation for ``/Schemas`` in place."""
+
+    def routes(self) -> Sequence[ControllerRouterHandler]:
+        """Routes of the domain, served to authenticated callers outside the SCIM path."""
+        return ()
+
+    def tenant_number(self, number: str, kind: str | None) -> str:
+        """An organisation's registration number as stored; ValueError if it is none."""
+        if not number.strip():
+            raise ValueError("the number must not be empty")
+        return number.strip()
+
+    def tenant_kind(self, kind: str) -> str:
+        """An organisation's kind as stored; ValueError if the domain knows no such kind."""
+        return kind.strip()
+
+    def person_id(self, value: str) -> str:
+        """A person's id as certificates carry it (serialNumber), as stored; ValueError."""
+        if not value.strip():
+            raise ValueError("the id must not be empty")
+        return value.strip().upper()
