@@ -27,7 +27,7 @@ from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
-from scim.errors import SCIM_MEDIA_TYPE, error_body
+from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, with_status
 from scim.hooks import Domain
 from scim.observability import prometheus_config, request_ids, watch_pool
 from scim.ratelimit import RateLimited, RateLimiter
@@ -58,8 +58,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     elif error.status_code == 413:
         limit = request.app.state.settings.max_payload_size
         detail = f"The body exceeds the limit (maxPayloadSize) of {limit} bytes"
-    scim_error = SCIMException(detail=detail)
-    scim_error.status = error.status_code
+    scim_error = with_status(error.status_code, detail)
     return Response(
         error_body(scim_error),
         status_code=error.status_code,
@@ -92,8 +91,7 @@ def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[byt
         # RFC 7231 §6.6.4: temporary; the client may retry shortly. No stack trace: it is
         # the database's state, logged once per request at warning level.
         logger.warning("database unavailable", extra={"error": type(error).__name__})
-        unavailable = SCIMException(detail="The database is unavailable; try again shortly")
-        unavailable.status = 503
+        unavailable = with_status(503, "The database is unavailable; try again shortly")
         return Response(
             error_body(unavailable),
             status_code=503,
@@ -101,9 +99,7 @@ def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[byt
             headers={"Retry-After": "1"},
         )
     logger.exception("unhandled error", exc_info=error)
-    scim_error = SCIMException(detail="Internal server error")
-    scim_error.status = 500
-    return Response(error_body(scim_error), status_code=500, media_type=SCIM_MEDIA_TYPE)
+    return Response(error_body(internal()), status_code=500, media_type=SCIM_MEDIA_TYPE)
 
 
 def create_app(settings: Settings | None = None, domain: Domain | None = None) -> Litestar:

@@ -33,7 +33,7 @@ from scim2_models import (
     SCIMException,
 )
 
-from scim.errors import ERROR_SCHEMA
+from scim.errors import error_document, internal
 from scim.hooks import Tenant
 from scim.registry import ResourceKind
 from scim.service import Caller, CreateBatch, Draft, ResourceService, Written
@@ -84,11 +84,7 @@ class Outcome:
                 entry["version"] = f'W/"{self.written.version}"'
         entry["status"] = str(self.status)
         if self.error is not None:
-            body: dict[str, Any] = {"schemas": [ERROR_SCHEMA], "status": str(self.status)}
-            if self.error.scim_type:
-                body["scimType"] = self.error.scim_type
-            body["detail"] = self.error.detail
-            entry["response"] = body
+            entry["response"] = error_document(self.error)
         return entry
 
 
@@ -362,7 +358,7 @@ class BulkService:
                 drafts[operation.index] = error
             except Exception:
                 logger.exception("bulk operation %s failed", operation.index)
-                drafts[operation.index] = _internal()
+                drafts[operation.index] = internal()
         return drafts
 
     async def _admit_and_write(
@@ -422,8 +418,7 @@ class BulkService:
             return Outcome(operation, error.status, error=error)
         except Exception:
             logger.exception("bulk operation %s failed", operation.index)
-            internal = _internal()
-            return Outcome(operation, 500, error=internal)
+            return Outcome(operation, 500, error=internal())
 
     def _target(self, operation: Operation, created: dict[str, str]) -> tuple[ResourceKind, str]:
         """The resource type an operation's path names, and the rest of the path."""
@@ -502,12 +497,6 @@ class _CommitFailed(Exception):
     """The commit of a batch failed: whether its writes took effect is unknown."""
 
 
-def _internal() -> SCIMException:
-    internal = SCIMException(detail="Internal server error")
-    internal.status = 500
-    return internal
-
-
 @dataclass
 class _Progress:
     """What a request has done so far: the ids its POSTs created by bulkId, the bulkIds
@@ -540,8 +529,7 @@ class _Progress:
         for index, outcome in list(self.outcomes.items()):
             if index in before.outcomes or outcome.error is not None:
                 continue
-            internal = _internal()
-            self.outcomes[index] = Outcome(outcome.operation, internal.status, error=internal)
+            self.outcomes[index] = Outcome(outcome.operation, 500, error=internal())
             self.errors += 1
             if outcome.operation.bulk_id:
                 self.created.pop(outcome.operation.bulk_id, None)

@@ -16,6 +16,7 @@ import ssl
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import replace
 from typing import Any
 
 import extensions
@@ -32,10 +33,11 @@ def _database_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _settings(args: argparse.Namespace) -> Settings:
+def _settings(args: argparse.Namespace, **overrides: Any) -> Settings:
+    """The environment's settings, with what the command line says instead."""
     if args.database:
-        os.environ["SCIM_DATABASE_URL"] = args.database
-    return Settings.from_env()
+        overrides["database_url"] = args.database
+    return Settings.from_env(**overrides)
 
 
 async def _upgrade(settings: Settings) -> None:
@@ -54,8 +56,8 @@ def _tls_options(args: argparse.Namespace) -> dict[str, Any] | str:
     """uvicorn's TLS options from --tls-cert, --tls-key and --client-ca, or why they are wrong.
 
     With --client-ca the handshake asks for a client certificate (CERT_OPTIONAL: bearer tokens
-    still work) and refuses one that does not lead to those CAs; the app gets the same bundle
-    as SCIM_CA_BUNDLE unless that is set, and the certificate through the ASGI TLS extension.
+    still work) and refuses one that does not lead to those CAs; the app gets the certificate
+    through the ASGI TLS extension (and the same bundle, ``_serve``).
     """
     if not args.tls_cert:
         if args.tls_key or args.client_ca:
@@ -74,19 +76,17 @@ def _tls_options(args: argparse.Namespace) -> dict[str, Any] | str:
     if args.client_ca:
         options["ssl_cert_reqs"] = ssl.CERT_OPTIONAL
         options["ssl_ca_certs"] = args.client_ca
-        # Read by create_app, also in worker processes, which inherit the environment.
-        if not os.environ.get("SCIM_CA_BUNDLE"):
-            os.environ["SCIM_CA_BUNDLE"] = os.path.abspath(args.client_ca)
     return options
 
 
 def _serve(args: argparse.Namespace) -> int:
     import uvicorn
 
-    if args.demo:
-        # Read by create_app, also in worker processes: the demo login (/session/demo).
-        os.environ["SCIM_DEMO"] = "1"
     settings = _settings(args)
+    if args.demo:
+        settings = replace(settings, demo=True)  # the demo login (/session/demo)
+    if args.client_ca and not settings.ca_bundle:
+        settings = replace(settings, ca_bundle=os.path.abspath(args.client_ca))
     if settings.demo and not ipaddress.ip_address(_resolve(args.host)).is_loopback:
         print("--demo is refused unless the server listens on loopback", file=sys.stderr)
         return 2
@@ -114,13 +114,22 @@ def _serve(args: argparse.Namespace) -> int:
         print(f"Browser client (pick a demo administrator): {client}", flush=True)
     else:
         print(f"Browser client: {client}", flush=True)
-    if args.workers > 1 and not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        # Each worker writes its metrics there and /metrics, in any worker, sums them all.
-        os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-metrics-")
+    target: Any = "scim.app:create_app"
+    if args.workers > 1:
+        # Worker processes import the app themselves and read their settings from the
+        # environment they inherit: these settings, written there once.
+        os.environ.update(settings.environment())
+        if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+            # Each worker writes its metrics there and /metrics, in any worker, sums them all.
+            os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-metrics-")
+    else:
+        from scim.app import create_app
+
+        target = create_app(settings)
     options: dict[str, Any] = {"http": "httptools", **tls}
     uvicorn.run(
-        "scim.app:create_app",
-        factory=True,
+        target,
+        factory=isinstance(target, str),
         host=args.host,
         port=args.port,
         workers=args.workers,

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from collections.abc import Mapping
+from dataclasses import dataclass, fields, replace
+from typing import Any
 
 DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///scim.db"
 
@@ -25,7 +27,7 @@ class Settings:
     # The header such a proxy puts nginx's $ssl_client_escaped_cert in (RFC 9440 Client-Cert
     # is always read from trusted proxies too).
     proxy_cert_header: str = "X-SSL-Client-Cert"
-    # The e-service catalogue (TOML); None: the one shipped in extensions/catalogue.toml.
+    # The e-service catalogue (TOML) the domain grants from; None: the one it ships.
     catalogue: str | None = None
     demo: bool = False
     # Requests per second per credential and per organisation, over all workers; 0: no limit.
@@ -33,26 +35,45 @@ class Settings:
     rate_limit_tenant: int = 5000
 
     @classmethod
-    def from_env(cls, environ: dict[str, str] | None = None, **overrides: object) -> Settings:
+    def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+        """The settings ``environ`` (default: the process's) names, then ``overrides``."""
         env = os.environ if environ is None else environ
-        settings = cls(
-            database_url=env.get("SCIM_DATABASE_URL", DEFAULT_DATABASE_URL),
-            base_path=env.get("SCIM_BASE_PATH", "/scim/v2").rstrip("/"),
-            default_page_size=int(env.get("SCIM_DEFAULT_PAGE_SIZE", 100)),
-            max_page_size=int(env.get("SCIM_MAX_PAGE_SIZE", 1000)),
-            max_payload_size=int(env.get("SCIM_MAX_PAYLOAD_SIZE", 4 * 1024 * 1024)),
-            max_bulk_operations=int(env.get("SCIM_MAX_BULK_OPERATIONS", 1000)),
-            pool_size=int(env.get("SCIM_POOL_SIZE", 10)),
-            ca_bundle=env.get("SCIM_CA_BUNDLE") or None,
-            trusted_proxies=tuple(
-                part.strip()
-                for part in env.get("SCIM_TRUSTED_PROXIES", "").split(",")
-                if part.strip()
-            ),
-            proxy_cert_header=env.get("SCIM_PROXY_CERT_HEADER", "X-SSL-Client-Cert"),
-            catalogue=env.get("SCIM_CATALOGUE") or None,
-            demo=env.get("SCIM_DEMO", "") == "1",
-            rate_limit_client=int(env.get("SCIM_RATE_LIMIT_CLIENT", 2000)),
-            rate_limit_tenant=int(env.get("SCIM_RATE_LIMIT_TENANT", 5000)),
-        )
-        return replace(settings, **overrides)  # type: ignore[arg-type]
+        read: dict[str, Any] = {}
+        for setting in fields(cls):
+            text = env.get(_variable(setting.name))
+            if text:
+                read[setting.name] = _parse(str(setting.type), text)
+        if "base_path" in read:
+            read["base_path"] = read["base_path"].rstrip("/")
+        return replace(cls(**read), **overrides)  # type: ignore[arg-type]
+
+    def environment(self) -> dict[str, str]:
+        """These settings as ``from_env`` reads them: for worker processes, which get their
+        settings from the environment they inherit."""
+        written: dict[str, str] = {}
+        for setting in fields(self):
+            value = getattr(self, setting.name)
+            if value is None:
+                continue
+            if isinstance(value, bool):
+                text = "1" if value else "0"
+            elif isinstance(value, tuple):
+                text = ",".join(value)
+            else:
+                text = str(value)
+            written[_variable(setting.name)] = text
+        return written
+
+
+def _variable(name: str) -> str:
+    return f"SCIM_{name.upper()}"
+
+
+def _parse(annotation: str, text: str) -> Any:
+    if annotation == "bool":
+        return text == "1"
+    if annotation == "int":
+        return int(text)
+    if annotation.startswith("tuple"):
+        return tuple(part.strip() for part in text.split(",") if part.strip())
+    return text

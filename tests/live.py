@@ -5,7 +5,9 @@ client's end-to-end tests. No browser is ever downloaded: Playwright only drives
 from __future__ import annotations
 
 import asyncio
+import os
 import socket
+import tempfile
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -14,21 +16,27 @@ from pathlib import Path
 import uvicorn
 
 from scim.app import create_app
+from scim.hooks import Domain
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, upgrade
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking"]
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "client" / "screenshots"
+# Where the browser tests leave their screenshots: a temporary directory, unless told to
+# refresh the README's (``SCIM_SCREENSHOTS=client/screenshots pytest tests/test_client.py``).
+SCREENSHOTS = Path(
+    os.environ.get("SCIM_SCREENSHOTS") or Path(tempfile.gettempdir()) / "scim-screenshots"
+)
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[str]:
-    """The app served by uvicorn on a free loopback port in a thread of its own (with its own
-    event loop, where its database connections live); yields the server's root URL."""
+def live_server(settings: Settings, domain: Domain | None = None) -> Iterator[str]:
+    """The app (with ``domain``, else the e-service domain) served by uvicorn on a free
+    loopback port in a thread of its own (with its own event loop, where its database
+    connections live); yields the server's root URL."""
     config = uvicorn.Config(
-        create_app(settings),
+        create_app(settings, domain),
         host="127.0.0.1",
         port=0,
         log_config=None,

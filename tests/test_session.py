@@ -4,6 +4,7 @@ mode lets a newcomer pick a demo administrator, only from this machine."""
 
 from __future__ import annotations
 
+import os
 import re
 import subprocess
 import sys
@@ -404,19 +405,19 @@ def test_serve_demo_turns_demo_mode_on(
 
     seen: dict[str, Any] = {}
 
-    def run(*args: Any, **kwargs: Any) -> None:
-        seen["demo"] = Settings.from_env().demo
+    def run(app: Any, *args: Any, **kwargs: Any) -> None:
+        seen["demo"] = app.state.settings.demo
         seen["factory"] = kwargs.get("factory")
+        seen["environment"] = os.environ.get("SCIM_DEMO")
 
     monkeypatch.setattr(uvicorn, "run", run)
     monkeypatch.setenv("SCIM_DEMO", "0")
     with fresh_database() as url:
-        # Restored afterwards, like SCIM_DEMO, which --demo sets.
-        monkeypatch.setenv("SCIM_DATABASE_URL", url)
         assert cli.main(["serve", "--database", url, "--migrate"]) == 0
-        assert seen == {"demo": False, "factory": True}
+        assert seen == {"demo": False, "factory": False, "environment": "0"}
         assert cli.main(["serve", "--database", url, "--demo"]) == 0
-        assert seen == {"demo": True, "factory": True}
+        # The app is given its settings; the environment is left as it was.
+        assert seen == {"demo": True, "factory": False, "environment": "0"}
     # A newcomer can try the client and the API at once.
     printed = capsys.readouterr().out
     assert "Browser client (pick a demo administrator): http://127.0.0.1:8000/admin/" in printed

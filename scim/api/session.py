@@ -14,16 +14,14 @@ from typing import Any
 import msgspec
 from litestar import Controller, Request, Response, delete, get, post
 from litestar.exceptions import NotFoundException
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.api.http import read_json
 from scim.auth import sessions
 from scim.auth.authenticate import Authenticator, Unauthenticated, Unregistered
 from scim.auth.principal import Role
-from scim.errors import ERROR_SCHEMA, SCIM_MEDIA_TYPE
-from scim.storage import audit
-from scim.storage.tables import administrators, tenants
+from scim.errors import SCIM_MEDIA_TYPE, error_body, with_status
+from scim.storage import audit, identities
 
 AnyRequest = Request[Any, Any, Any]
 
@@ -47,8 +45,8 @@ NO_SUCH_ADMINISTRATOR = "Det finns ingen sådan demoadministratör."
 
 def _refused(status: int, detail: str, message: str) -> Response[bytes]:
     """A SCIM error body, with ``message`` in Swedish for the browser client to show."""
-    body = {"schemas": [ERROR_SCHEMA], "status": str(status), "detail": detail, "message": message}
-    return Response(msgspec.json.encode(body), status_code=status, media_type=SCIM_MEDIA_TYPE)
+    body = error_body(with_status(status, detail), message=message)
+    return Response(body, status_code=status, media_type=SCIM_MEDIA_TYPE)
 
 
 def _no_session() -> Response[bytes]:
@@ -98,15 +96,6 @@ async def _log_in(request: AnyRequest, administrator: Any, method: str) -> Respo
     return response
 
 
-def _administrators() -> Any:
-    return select(
-        administrators,
-        tenants.c.name.label("organisation"),
-        tenants.c.kind,
-        tenants.c.org_number,
-    ).join(tenants, tenants.c.id == administrators.c.tenant_id)
-
-
 def _demo_allowed(request: AnyRequest) -> Response[bytes] | None:
     """404 outside demo mode (as if there were no such endpoint); 403 unless the browser is
     on this machine: a loopback peer, no proxy in between, a loopback Host (no DNS rebinding)."""
@@ -150,14 +139,9 @@ class SessionController(Controller):
                 403, "Only administrators log in to the browser client", NOT_ADMINISTRATOR
             )
         async with _engine(request).connect() as connection:
-            administrator = (
-                await connection.execute(
-                    _administrators().where(
-                        administrators.c.tenant_id == principal.tenant.id,
-                        administrators.c.hsa_id == principal.actor,
-                    )
-                )
-            ).first()
+            administrator = await identities.administrator(
+                connection, principal.actor, principal.tenant.id
+            )
         if administrator is None:  # removed a moment ago
             return _refused(401, f"{principal.actor} is no administrator", NOT_REGISTERED)
         return await _log_in(request, administrator, "certificate")
@@ -202,11 +186,8 @@ class SessionController(Controller):
     async def demo_administrators(self, request: AnyRequest) -> Response[bytes]:
         if (refused := _demo_allowed(request)) is not None:
             return refused
-        statement = _administrators().order_by(
-            tenants.c.name, administrators.c.family_name, administrators.c.given_name
-        )
         async with _engine(request).connect() as connection:
-            rows = (await connection.execute(statement)).all()
+            rows = await identities.every_administrator(connection)
         listed = [
             {
                 "name": f"{row.given_name} {row.family_name}",
@@ -230,11 +211,7 @@ class SessionController(Controller):
         administrator = None
         if isinstance(hsa_id, str):
             async with _engine(request).connect() as connection:
-                administrator = (
-                    await connection.execute(
-                        _administrators().where(administrators.c.hsa_id == hsa_id.strip().upper())
-                    )
-                ).first()
+                administrator = await identities.administrator(connection, hsa_id.strip().upper())
         if administrator is None:
             return _refused(
                 404, f"No administrator has the HSA-id {hsa_id!r}", NO_SUCH_ADMINISTRATOR

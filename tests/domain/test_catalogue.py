@@ -22,7 +22,7 @@ from extensions.catalogue import (
 from extensions.demo import ORGANISATIONS
 from extensions.organisations import Kind
 
-PACKAGED = Path(__file__).resolve().parent.parent / "extensions" / "catalogue.toml"
+PACKAGED = Path(__file__).resolve().parents[2] / "extensions" / "catalogue.toml"
 
 ANSOK = "ansok-om-statlig-ersattning"
 ANSVAR = "se-och-andra-ansvar-for-ensamkommande"
@@ -31,8 +31,9 @@ LANDSTING = "e-tjanst-for-landsting"
 # The manual's names use an en dash, which a hyphen would look like here.
 DASH = "\N{EN DASH}"
 
-# service id -> (name, kind, [(group name, [(permission id, permission name)])]).
-# The ids are pinned: they are stored with grants and agreements and must never change.
+# service id -> (name, kind, [(group name, [(permission id, permission name)])]): what the
+# administrators' manual names. The ids are pinned: they are stored with grants and
+# agreements and must never change. The file may list more; it may not list less.
 EXPECTED: dict[str, tuple[str, Kind, list[tuple[str | None, list[tuple[str, str]]]]]] = {
     ANSOK: (
         "Ansök om statlig ersättning",
@@ -134,16 +135,27 @@ def test_the_packaged_file_loads_by_default_and_by_path(catalogue: Catalogue) ->
     assert load(PACKAGED) == catalogue
 
 
-def test_exactly_the_three_services_with_their_permissions_grouped(catalogue: Catalogue) -> None:
-    assert [service.id for service in catalogue.services] == [ANSOK, ANSVAR, LANDSTING]
-    for service in catalogue.services:
-        name, kind, groups = EXPECTED[service.id]
+def test_every_pinned_service_and_permission_is_still_listed(catalogue: Catalogue) -> None:
+    for service_id, (name, kind, groups) in EXPECTED.items():
+        service = catalogue.service(service_id)
+        assert service is not None, service_id
         assert service.name == name
         assert service.offered_to is kind
-        assert service.description.strip()
-        assert [
-            (group.name, [(p.id, p.name) for p in group.permissions]) for group in service.groups
-        ] == groups
+        listed = {group.name: group for group in service.groups}
+        for group_name, permissions in groups:
+            assert group_name in listed, (service_id, group_name)
+            present = {(p.id, p.name) for p in listed[group_name].permissions}
+            assert set(permissions) <= present, (service_id, group_name)
+
+
+def test_every_entry_has_a_name_and_a_description(catalogue: Catalogue) -> None:
+    for service in catalogue.services:
+        assert service.name.strip() and service.description.strip(), service.id
+        assert [group.name for group in service.groups if group.name is not None] == [
+            group.name.strip() for group in service.groups if group.name is not None
+        ]
+        for permission in service.permissions:
+            assert permission.name.strip(), (service.id, permission.id)
 
 
 def test_the_descriptions(catalogue: Catalogue) -> None:
@@ -158,10 +170,17 @@ def test_the_descriptions(catalogue: Catalogue) -> None:
         assert service is not None and service.description.startswith("Kommunen ")
 
 
-def test_nothing_is_retired_yet(catalogue: Catalogue) -> None:
+def test_the_pinned_permissions_are_current(catalogue: Catalogue) -> None:
+    """What the manual names can be granted; a retired one carries a date only if retired."""
+    for service_id, (_, _, groups) in EXPECTED.items():
+        for _, permissions in groups:
+            for permission_id, name in permissions:
+                assert catalogue.permission(service_id, permission_id) == Permission(
+                    permission_id, name
+                )
     for service in catalogue.services:
         for permission in service.permissions:
-            assert permission == Permission(permission.id, permission.name)
+            assert permission.retired or permission.retired_on is None
 
 
 def test_ids_are_unique_slugs(catalogue: Catalogue) -> None:
@@ -198,8 +217,11 @@ def test_service_and_permission_look_ups(catalogue: Catalogue) -> None:
 
 
 def test_services_for_each_kind(catalogue: Catalogue) -> None:
-    assert [s.id for s in catalogue.services_for(Kind.kommun)] == [ANSOK, ANSVAR]
-    assert [s.id for s in catalogue.services_for(Kind.region)] == [LANDSTING]
+    for kind in Kind:
+        offered = [s.id for s in catalogue.services_for(kind)]
+        assert offered == [s.id for s in catalogue.services if s.offered_to == kind]
+    assert {ANSOK, ANSVAR} <= {s.id for s in catalogue.services_for(Kind.kommun)}
+    assert LANDSTING in {s.id for s in catalogue.services_for(Kind.region)}
 
 
 def test_the_model_is_frozen(catalogue: Catalogue) -> None:
@@ -340,34 +362,34 @@ def test_as_json_shape(catalogue: Catalogue) -> None:
     view = catalogue.as_json()
     assert json.loads(json.dumps(view)) == view
     assert list(view) == ["services"]
-    assert [s["id"] for s in view["services"]] == [ANSOK, ANSVAR, LANDSTING]
-    ansok, ansvar, landsting = view["services"]
-    assert set(ansok) == {"id", "name", "description", "offeredTo", "groups"}
-    assert ansok["name"] == "Ansök om statlig ersättning"
-    assert ansok["offeredTo"] == "kommun" and landsting["offeredTo"] == "region"
-    assert [g["name"] for g in ansok["groups"]] == [
-        "Ersättningar som ansöks",
-        "Ersättningar som betalas ut utan ansökan (så kallade schablonersättningar)",
-    ]
-    assert [len(g["permissions"]) for g in ansok["groups"]] == [12, 4]
-    assert ansvar["groups"] == [
-        {
-            "name": None,
-            "permissions": [
+    assert [s["id"] for s in view["services"]] == [s.id for s in catalogue.services]
+    for shown, service in zip(view["services"], catalogue.services, strict=True):
+        assert shown == {
+            "id": service.id,
+            "name": service.name,
+            "description": service.description,
+            "offeredTo": service.offered_to.value,
+            "groups": [
                 {
-                    "id": "administrera-barn-utan-vardnadshavare",
-                    "name": "Administrera barn utan vårdnadshavare",
-                    "retired": False,
-                    "retiredOn": None,
+                    "name": group.name,
+                    "permissions": [
+                        {
+                            "id": p.id,
+                            "name": p.name,
+                            "retired": p.retired,
+                            "retiredOn": p.retired_on.isoformat() if p.retired_on else None,
+                        }
+                        for p in group.permissions
+                    ],
                 }
+                for group in service.groups
             ],
         }
-    ]
-    assert [p["id"] for p in landsting["groups"][0]["permissions"]] == [
-        "rapportera-halsoundersokning",
-        "se-asylsokande",
-        "skapa-ny-ansokan-om-ersattning",
-        "skicka-in-ansokan-om-ersattning",
+    ansok = next(s for s in view["services"] if s["id"] == ANSOK)
+    assert ansok["name"] == "Ansök om statlig ersättning" and ansok["offeredTo"] == "kommun"
+    assert [g["name"] for g in ansok["groups"]][:2] == [
+        "Ersättningar som ansöks",
+        "Ersättningar som betalas ut utan ansökan (så kallade schablonersättningar)",
     ]
 
 
