@@ -6,11 +6,6 @@ effective-permission rules (``rules``), their place on the engine's interface (`
 
 from __future__ import annotations
 
-from extensions.catalogue import load_configured
 from extensions.hooks import EServices
-from scim.settings import Settings
 
-
-def install(settings: Settings) -> EServices:
-    """The domain as the app factory installs it, with the configured catalogue."""
-    return EServices(load_configured(settings))
+__all__ = ["EServices"]

@@ -4,15 +4,12 @@ system client whose token ``scim serve --demo`` prints."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
 
-from extensions.catalogue import load_configured
-from extensions.hooks import EServices
 from extensions.schema import GROUP_EXTENSION, USER_EXTENSION
-from scim.hooks import Tenant
+from scim.hooks import Demo, Domain, Tenant
 from scim.operator import Operator
 from scim.registry import Registry
 from scim.service import Caller, ResourceService
@@ -81,17 +78,11 @@ ORGANISATIONS: list[dict[str, Any]] = [
 ]
 
 
-@dataclass(frozen=True)
-class Demo:
-    created: bool
-    token: str
-    organisation: str
-
-
-async def load(settings: Settings, report: Callable[[str], None] = lambda _: None) -> Demo:
+async def load(
+    settings: Settings, domain: Domain, report: Callable[[str], None] = lambda _: None
+) -> Demo:
     """Create the demo organisations unless present; always issue a fresh one-day token.
     ``report`` hears of each step (the CLI shows them as progress)."""
-    domain = EServices(load_configured(settings))
     engine = create_engine(settings.database_url)
     try:
         async with engine.begin() as connection:

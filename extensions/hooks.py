@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from litestar.types import ControllerRouterHandler
 from scim2_models.path import AttributeBinding
+from sqlalchemy.ext.asyncio import AsyncConnection
 
+from extensions import demo
 from extensions.api import catalogue_router
-from extensions.catalogue import Catalogue
+from extensions.catalogue import Catalogue, load_configured
 from extensions.hsa import normalise_hsa_id
 from extensions.organisations import Kind, normalise_org_number
-from extensions.rules import Rules
+from extensions.rules import Rules, holders
 from extensions.schema import (
     GROUP_EXTENSION,
     USER_EXTENSION,
@@ -20,7 +22,8 @@ from extensions.schema import (
     EServiceUser,
     User,
 )
-from scim.hooks import Domain, Related, SchemaExtension, Tenant
+from scim.hooks import Command, Demo, Domain, Related, SchemaExtension, Tenant
+from scim.settings import Settings
 from scim.storage.filters import Target
 from scim.storage.json_sql import JsonSql
 
@@ -28,6 +31,13 @@ from scim.storage.json_sql import JsonSql
 # mirror them, maps to the effective permission's.
 _EFFECTIVE = {name: name for name in ("value", "service", "permission", "display", "source")}
 _ENTITLEMENTS = {"value": "value", "display": "display", "type": "service"}
+
+
+async def _holders(_: Domain, connection: AsyncConnection, value: str) -> list[str]:
+    return [
+        f"{held['org_number']}  {held['type']:<5}  {held['id']}  {held['display']}"
+        for held in await holders(connection, value)
+    ]
 
 
 class EServices(Domain):
@@ -58,9 +68,28 @@ class EServices(Domain):
         f"{USER_EXTENSION}:effectivePermissions.source",
     )
 
+    commands = (
+        Command(
+            "catalogue",
+            "the e-service catalogue",
+            "holders",
+            "who holds a permission",
+            "SERVICE:PERMISSION",
+            _holders,
+        ),
+    )
+
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self.rules = Rules(catalogue)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EServices:
+        """With the catalogue ``SCIM_CATALOGUE`` names, else the shipped one."""
+        return cls(load_configured(settings))
+
+    async def load_demo(self, settings: Settings, report: Callable[[str], None]) -> Demo:
+        return await demo.load(settings, self, report)
 
     def prepare(
         self,

@@ -18,7 +18,7 @@ from scim2_models import SCIMException
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
-import extensions
+from extensions import EServices
 from scim.api.browser import client_files, root, security_headers
 from scim.api.discovery import DiscoveryController
 from scim.api.health import healthz, readyz
@@ -102,12 +102,15 @@ def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[byt
     return Response(error_body(internal()), status_code=500, media_type=SCIM_MEDIA_TYPE)
 
 
+# The domain this server runs: the agency's e-services (the CLI asks for it here too).
+DOMAIN: type[Domain] = EServices
+
+
 def create_app(settings: Settings | None = None, domain: Domain | None = None) -> Litestar:
-    """The server; with ``domain`` given (``Domain()``: none), that instead of the e-service
-    domain of ``extensions``."""
+    """The server; with ``domain`` given (``Domain()``: none), that instead of ``DOMAIN``."""
     settings = settings or Settings.from_env()
     if domain is None:
-        domain = extensions.install(settings)
+        domain = DOMAIN.from_settings(settings)
     registry = Registry(settings, domain)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
     watch_pool(engine)

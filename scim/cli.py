@@ -19,8 +19,9 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import replace
 from typing import Any
 
-import extensions
 from scim import observability
+from scim.app import DOMAIN
+from scim.hooks import Command, Demo
 from scim.settings import Settings
 from scim.storage import database
 
@@ -99,9 +100,9 @@ def _serve(args: argparse.Namespace) -> int:
     scheme = "https" if tls else "http"
     base = f"{scheme}://{args.host}:{args.port}{settings.base_path}"
     if args.demo:
-        from extensions import demo
-
-        loaded = asyncio.run(demo.load(settings, _progress))
+        loaded = _load_demo(settings)
+        if loaded is None:
+            return 2
         print("Demo data loaded" if loaded.created else "Demo data already present")
         print(f"SCIM API: {base}/Users")
         print(f"Bearer token for the demo identity system of {loaded.organisation} (1 day):")
@@ -169,7 +170,7 @@ def _operator_command(
             try:
                 async with engine.begin() as connection:
                     operator = Operator(
-                        connection, f"operator:{getpass.getuser()}", extensions.install(settings)
+                        connection, f"operator:{getpass.getuser()}", DOMAIN.from_settings(settings)
                     )
                     return await action(operator, args)
             finally:
@@ -294,18 +295,44 @@ async def _audit_export(operator: Any, args: argparse.Namespace) -> int:
     return 0
 
 
-async def _catalogue_holders(operator: Any, args: argparse.Namespace) -> int:
-    from extensions.rules import holders
+def _domain_command(command: Command) -> Callable[[argparse.Namespace], int]:
+    """Run a command of the domain in one transaction; a ValueError is exit code 2."""
 
-    for holder in await holders(operator.connection, args.permission):
-        print(f"{holder['org_number']}  {holder['type']:<5}  {holder['id']}  {holder['display']}")
-    return 0
+    def run(args: argparse.Namespace) -> int:
+        async def main() -> list[str]:
+            settings = _settings(args)
+            engine = database.create_engine(settings.database_url)
+            try:
+                async with engine.begin() as connection:
+                    domain = DOMAIN.from_settings(settings)
+                    return await command.run(domain, connection, args.argument)
+            finally:
+                await engine.dispose()
+
+        try:
+            lines = asyncio.run(main())
+        except ValueError as error:
+            print(f"scim: {error}", file=sys.stderr)
+            return 2
+        for line in lines:
+            print(line)
+        return 0
+
+    return run
+
+
+def _load_demo(settings: Settings) -> Demo | None:
+    """The domain's demo data, loaded unless present; None (said why) if it has none."""
+    loaded = asyncio.run(DOMAIN.from_settings(settings).load_demo(settings, _progress))
+    if loaded is None:
+        print("scim: this server's domain has no demo data", file=sys.stderr)
+    return loaded
 
 
 def _demo_load(args: argparse.Namespace) -> int:
-    from extensions import demo
-
-    loaded = asyncio.run(demo.load(_settings(args), _progress))
+    loaded = _load_demo(_settings(args))
+    if loaded is None:
+        return 2
     print("Demo data loaded" if loaded.created else "Demo data already present")
     print(loaded.token)
     return 0
@@ -408,13 +435,16 @@ def _parser() -> argparse.ArgumentParser:
     export = command(audit, "export", _audit_export, "export as JSON lines", tenant=False)
     export.add_argument("--tenant", metavar="ORG_NUMBER")
 
-    catalogue = commands.add_parser("catalogue", help="the e-service catalogue").add_subparsers(
-        dest="catalogue_command", required=True
-    )
-    holders = command(
-        catalogue, "holders", _catalogue_holders, "who holds a permission", tenant=False
-    )
-    holders.add_argument("permission", metavar="SERVICE:PERMISSION")
+    groups: dict[str, Any] = {}
+    for domain_command in DOMAIN.commands:
+        if domain_command.group not in groups:
+            groups[domain_command.group] = commands.add_parser(
+                domain_command.group, help=domain_command.group_help
+            ).add_subparsers(dest=f"{domain_command.group}_command", required=True)
+        sub = groups[domain_command.group].add_parser(domain_command.name, help=domain_command.help)
+        sub.add_argument("argument", metavar=domain_command.argument)
+        _database_option(sub)
+        sub.set_defaults(handler=_domain_command(domain_command))
 
     demo = commands.add_parser("demo", help="demo data").add_subparsers(
         dest="demo_command", required=True

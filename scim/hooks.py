@@ -10,16 +10,18 @@ itself is the neutral domain: core User and Group, nothing added.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from scim2_models import Extension, Resource
 
 if TYPE_CHECKING:
     from litestar.types import ControllerRouterHandler
     from scim2_models.path import AttributeBinding
+    from sqlalchemy.ext.asyncio import AsyncConnection
 
+    from scim.settings import Settings
     from scim.storage.filters import Target
     from scim.storage.json_sql import JsonSql
 
@@ -57,8 +59,34 @@ class Related:
     computed: tuple[tuple[str, str | None], ...]
 
 
+@dataclass(frozen=True)
+class Demo:
+    """Demo data as ``Domain.load_demo`` left it: whether it was made now, and a bearer token
+    of the identity system of ``organisation``."""
+
+    created: bool
+    token: str
+    organisation: str
+
+
+@dataclass(frozen=True)
+class Command:
+    """An operator command of the domain, ``scim GROUP NAME ARGUMENT``: ``run`` gets the
+    domain, a connection (one transaction) and the argument, and returns the lines to print."""
+
+    group: str
+    group_help: str
+    name: str
+    help: str
+    argument: str
+    run: Callable[[Domain, AsyncConnection, str], Awaitable[list[str]]]
+
+
 class Domain:
     """What a domain adds to the engine. Each member's default adds nothing."""
+
+    #: Operator commands the CLI offers besides its own.
+    commands: ClassVar[Sequence[Command]] = ()
 
     #: Schema extensions, by resource type.
     schema_extensions: Sequence[SchemaExtension] = ()
@@ -72,6 +100,15 @@ class Domain:
     related: Sequence[Related] = ()
     #: Attributes ``/Me`` returns besides the core ones (RFC 7644 §3.11).
     me_attributes: Sequence[str] = ()
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Domain:
+        """The domain as the server's settings configure it."""
+        return cls()
+
+    async def load_demo(self, settings: Settings, report: Callable[[str], None]) -> Demo | None:
+        """Make demo data unless present (``scim serve --demo``); None: the domain has none."""
+        return None
 
     def prepare(
         self,

@@ -15,7 +15,7 @@ import httpx
 import pytest
 from playwright.async_api import Browser, BrowserContext, Page, Request, async_playwright, expect
 
-from extensions import demo
+from extensions import EServices, demo
 from extensions.catalogue import load
 from scim.operator import Operator
 from scim.settings import Settings
@@ -82,7 +82,7 @@ def live() -> Iterator[Live]:
     with fresh_database() as database_url:
         settings = Settings(database_url=database_url, demo=True)
         asyncio.run(_prepare(database_url))
-        asyncio.run(demo.load(settings))
+        asyncio.run(EServices.from_settings(settings).load_demo(settings, lambda _: None))
         tokens = asyncio.run(_tokens(database_url))
         with live_server(settings) as url:
             yield Live(url, tokens)

@@ -106,7 +106,7 @@ async def recreate(url: str) -> None:
 
 
 # The resource types as the server has them, for the search keys it derives.
-_KINDS = Registry(Settings(), EServices(load_configured(Settings()))).by_name
+_KINDS = Registry(Settings(), EServices.from_settings(Settings())).by_name
 
 
 def _row(tenant_id: int, resource_id: str, kind: str, document: dict[str, Any]) -> dict[str, Any]:
@@ -333,7 +333,7 @@ async def verify(dataset: Dataset) -> None:
     found by the API's own search; AssertionError otherwise."""
     settings = Settings(database_url=dataset.url)
     engine = database.create_engine(dataset.url)
-    domain = EServices(load_configured(settings))
+    domain = EServices.from_settings(settings)
     service = ResourceService(Registry(settings, domain), engine, settings)
     org = Organisation(dataset.org_number, "", Kind.kommun, dataset.domain, 0)
     async with engine.connect() as connection:
