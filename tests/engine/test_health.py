@@ -13,6 +13,7 @@ from litestar import Litestar
 
 from scim.app import create_app
 from scim.errors import ERROR_SCHEMA
+from scim.hooks import Domain
 from scim.settings import Settings
 from scim.storage.database import alembic_script
 from tests.conftest import Organisations, api_client, fresh_database
@@ -23,7 +24,7 @@ NO_DATABASE = "postgresql+asyncpg://postgres@127.0.0.1:1/test"
 
 @pytest.fixture
 async def down() -> AsyncIterator[Litestar]:
-    app = create_app(Settings(database_url=NO_DATABASE))
+    app = create_app(Settings(database_url=NO_DATABASE), Domain())
     yield app
     await app.state.engine.dispose()
 
@@ -48,7 +49,7 @@ async def test_readyz_says_ready_on_a_migrated_database(app: Litestar) -> None:
 
 def test_readyz_is_red_until_the_database_is_migrated() -> None:
     async def ready(url: str) -> httpx.Response:
-        app = create_app(Settings(database_url=url))
+        app = create_app(Settings(database_url=url), Domain())
         try:
             async with _root(app) as client:
                 return await client.get("/readyz")

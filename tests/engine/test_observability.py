@@ -11,7 +11,8 @@ import pytest
 from litestar import Litestar
 
 from scim.observability import JsonFormatter, log_config
-from tests.conftest import Organisations, api_client, user_body
+from tests.conftest import Organisations, api_client
+from tests.engine.conftest import user_body
 
 
 async def test_every_response_carries_a_request_id(app: Litestar) -> None:

@@ -21,10 +21,9 @@ from tests.conftest import (
     USER_SCHEMA,
     Organisations,
     create_group,
-    create_user,
     patch_body,
-    user_body,
 )
+from tests.engine.conftest import create_user, user_body
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 

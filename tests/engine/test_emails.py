@@ -12,7 +12,7 @@ from pydantic.networks import validate_email
 from pydantic_core import PydanticCustomError
 
 from scim.emails import _PLAIN, EmailAddress, normalised, plain
-from tests.conftest import create_user, user_body
+from tests.engine.conftest import create_user, user_body
 
 
 def reference(address: str) -> str | None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import httpx
 
-from tests.conftest import create_user
+from tests.engine.conftest import create_user
 
 
 async def test_create_read_list_delete(client: httpx.AsyncClient) -> None:

@@ -15,18 +15,17 @@ import pytest
 from litestar import Litestar
 
 from scim.app import create_app
+from scim.hooks import Domain
 from scim.settings import Settings
 from tests.conftest import (
     ENTERPRISE,
-    ESERVICES,
     GROUP_SCHEMA,
     SCIM,
     SEARCH_SCHEMA,
     USER_SCHEMA,
     create_group,
-    create_user,
-    user_body,
 )
+from tests.engine.conftest import create_user, user_body
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -567,7 +566,7 @@ async def small_client(
 ) -> AsyncIterator[httpx.AsyncClient]:
     """A second app on the same database with max_page_size=5 (``client`` cleans first)."""
     small: Litestar = create_app(
-        Settings(database_url=database_url, default_page_size=50, max_page_size=5)
+        Settings(database_url=database_url, default_page_size=50, max_page_size=5), Domain()
     )
     try:
         async with httpx.AsyncClient(
@@ -938,13 +937,13 @@ async def test_schemas_lists_only_the_extensions_returned(
     client: httpx.AsyncClient, jensen: dict[str, Any]
 ) -> None:
     # RFC 7643 §3: "schemas" names the schemas of the attributes present.
-    assert jensen["schemas"] == [USER_SCHEMA, ENTERPRISE, ESERVICES]
+    assert jensen["schemas"] == [USER_SCHEMA, ENTERPRISE]
     for user in await projections(client, jensen["id"]):
-        assert user["schemas"] == [USER_SCHEMA, ENTERPRISE, ESERVICES]
+        assert user["schemas"] == [USER_SCHEMA, ENTERPRISE]
     for user in await projections(client, jensen["id"], attributes="userName"):
         assert user["schemas"] == [USER_SCHEMA]
     for user in await projections(client, jensen["id"], excludedAttributes=ENTERPRISE):
-        assert user["schemas"] == [USER_SCHEMA, ESERVICES]
+        assert user["schemas"] == [USER_SCHEMA]
     for user in await projections(client, jensen["id"], attributes=f"{ENTERPRISE}:department"):
         assert user["schemas"] == [USER_SCHEMA, ENTERPRISE]
     # No enterprise attribute left to return.

@@ -30,9 +30,8 @@ from tests.conftest import (
     SEARCH_SCHEMA,
     USER_SCHEMA,
     create_group,
-    create_user,
-    user_body,
 )
+from tests.engine.conftest import create_user, user_body
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
 CORE = USER_SCHEMA

@@ -13,6 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.errors import ERROR_SCHEMA
+from scim.hooks import Domain
 from scim.operator import Operator
 from scim.settings import Settings
 from tests.conftest import Organisations, api_client
@@ -22,7 +23,9 @@ WINDOW = 3600.0
 
 
 async def _limited_app(settings: Settings, per_client: int, per_tenant: int) -> Litestar:
-    app = create_app(replace(settings, rate_limit_client=per_client, rate_limit_tenant=per_tenant))
+    app = create_app(
+        replace(settings, rate_limit_client=per_client, rate_limit_tenant=per_tenant), Domain()
+    )
     app.state.rate_limiter.window = WINDOW
     return app
 

@@ -23,13 +23,12 @@ from scim.service import search_keys
 from scim.storage.tables import members, resources, tenants
 from tests.conftest import (
     ENTERPRISE,
-    ESERVICES,
     GROUP_SCHEMA,
     USER_SCHEMA,
     create_group,
-    create_user,
     patch_body,
 )
+from tests.engine.conftest import create_user
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 MEMBERS_URN = f"{GROUP_SCHEMA}:members"
@@ -883,7 +882,7 @@ async def test_user_patch_returns_the_resource_and_its_etag(client: httpx.AsyncC
     assert response.headers["content-type"].startswith("application/scim+json")
     body = response.json()
     assert body["id"] == user["id"]
-    assert body["schemas"] == [USER_SCHEMA, ESERVICES]
+    assert body["schemas"] == [USER_SCHEMA]
     assert body["title"] == "Boss"
     assert body["userName"] == "bjensen@example.com"
     assert len(body["emails"]) == 2
