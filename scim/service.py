@@ -413,11 +413,12 @@ class ResourceService:
         if draft.invalid is not None:
             raise draft.invalid
         location = self.location(caller, kind, draft.resource_id)
-        for attempt in range(_WRITE_ATTEMPTS):
+        conflict: BatchConflict | None = None
+        for _ in range(_WRITE_ATTEMPTS):
             try:
                 async with self.engine.begin() as connection:
                     repository = _repository(connection, caller)
-                    batch = CreateBatch(repository, caller)
+                    batch = CreateBatch(repository, caller, probe_keys=False)
                     await batch.look_up([draft])
                     if (refused := batch.admit(draft)) is not None:
                         raise refused
@@ -426,17 +427,20 @@ class ResourceService:
                         return Written(None, 1, location)
                     row = await self._reload(repository, kind, draft.resource_id, plan)
                 return Written(self.render(caller, kind, row, plan), row.version, location)
-            except UniquenessConflict as error:
-                # A concurrent create took the key since the lookup.
-                raise _taken(kind, draft.document, error) from error
-            except BatchConflict:
-                # A concurrent delete removed a member since the lookup: the next attempt's
-                # lookup sees it and refuses as it should.
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    raise ConflictException(
-                        detail="Concurrent changes kept this resource from being created; try again"
-                    ) from None
-        raise AssertionError("unreachable")
+            except BatchConflict as error:
+                # A unique key taken, or a member deleted (concurrently): the lookups of a
+                # batch say which, as for any draft of a batch; if none is, try again.
+                conflict = error
+                async with self.read_engine.connect() as connection:
+                    batch = CreateBatch(_repository(connection, caller), caller)
+                    await batch.look_up([draft])
+                    if (refused := batch.admit(draft)) is not None:
+                        raise refused from None
+        if isinstance(conflict, UniquenessConflict):
+            raise _taken(kind, draft.document, conflict)  # the database's word, then
+        raise ConflictException(
+            detail="Concurrent changes kept this resource from being created; try again"
+        )
 
     def draft(
         self,
@@ -742,9 +746,12 @@ class CreateBatch:
     rounds of the three may follow each other within the transaction.
     """
 
-    def __init__(self, repository: Repository, caller: Caller) -> None:
+    def __init__(self, repository: Repository, caller: Caller, *, probe_keys: bool = True) -> None:
         self.repository = repository
         self.caller = caller
+        # A single create leaves its unique keys to the unique indexes, a round trip less:
+        # a taken one fails the insert (UniquenessConflict), reported as admit would.
+        self.probe_keys = probe_keys
         # Ids of this organisation's resources, as far as members need them.
         self.existing: set[str] = set()
         # Unique keys taken, by stored resources or admitted drafts.
@@ -769,11 +776,12 @@ class CreateBatch:
         person_keys = {key for d in prepared if (key := d.keys["hsa_id_key"]) is not None}
         persons = {person for d in prepared if (person := d.kind.person(d.document))}
         self.existing.update(await self.repository.existing(member_ids))
-        taken_user_names, taken_person_keys = await self.repository.taken(
-            user_names - self.user_names, person_keys - self.person_keys
-        )
-        self.user_names |= taken_user_names
-        self.person_keys |= taken_person_keys
+        if self.probe_keys:
+            taken_user_names, taken_person_keys = await self.repository.taken(
+                user_names - self.user_names, person_keys - self.person_keys
+            )
+            self.user_names |= taken_user_names
+            self.person_keys |= taken_person_keys
         self.administrators |= await self.repository.administrators(persons)
 
     def admit(self, draft: Draft) -> SCIMException | None:

@@ -256,7 +256,7 @@ class Repository:
             if self.postgres and len(rows) > 1:
                 await self._copy(table, rows)
             else:
-                await self.connection.execute(insert(table), list(rows))
+                await self.connection.execute(insert(table), rows[0] if len(rows) == 1 else rows)
         except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
             raise _conflict(error) from error
 

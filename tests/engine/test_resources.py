@@ -4,6 +4,7 @@ versioning (§3.14), errors (§3.12) and tenant scoping."""
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -14,6 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.service import search_keys
+from scim.storage.repository import Repository
 from scim.storage.tables import members, resources
 from tests.conftest import (
     ENTERPRISE,
@@ -113,6 +115,32 @@ async def test_concurrent_creates_of_one_user_name_have_one_winner(
     statuses = sorted(response.status_code for response in responses)
     assert statuses == [201, 409, 409, 409, 409, 409]
     assert await count_resources(engine) == 1
+
+
+# SQLite writes one transaction at a time: the delete would wait for the create to end.
+@pytest.mark.skipif(
+    not os.environ.get("SCIM_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass"
+)
+async def test_a_member_deleted_while_a_group_is_created_is_refused_not_a_500(
+    client: httpx.AsyncClient, engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The lookup saw the member; it was deleted before the insert (the foreign key fails):
+    the create looks again and refuses as if it had come after the delete."""
+    member = await create_user(client, "soon.gone@example.se")
+    looked_up = Repository.existing
+
+    async def before_the_delete(repository: Repository, ids: Any) -> Any:
+        monkeypatch.setattr(Repository, "existing", looked_up)
+        found = await looked_up(repository, ids)
+        assert (await client.delete(f"/Users/{member['id']}")).status_code == 204
+        return found
+
+    monkeypatch.setattr(Repository, "existing", before_the_delete)
+    body = {"schemas": [GROUP_SCHEMA], "displayName": "G", "members": [{"value": member["id"]}]}
+    response = await client.post("/Groups", json=body)
+    assert_error(response, 400, "invalidValue")
+    assert member["id"] in response.json()["detail"]
+    assert await count_resources(engine) == 0
 
 
 @pytest.mark.parametrize(
