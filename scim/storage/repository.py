@@ -17,6 +17,7 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     FromClause,
+    Insert,
     Integer,
     Row,
     Select,
@@ -161,10 +162,9 @@ class Repository:
         wanted = list(set(ids))
         if not wanted:
             return {}
-        statement = select(resources.c.id, resources.c.resource_type, resources.c.display).where(
-            resources.c.tenant_id == self.tenant_id, resources.c.id.in_(wanted)
-        )
-        return {row.id: row for row in (await self.connection.execute(statement)).all()}
+        parameters = {"tenant_id": self.tenant_id, "ids": wanted}
+        rows = (await self.connection.execute(_EXISTING, parameters)).all()
+        return {row.id: row for row in rows}
 
     async def taken(
         self, user_name_keys: Collection[str], hsa_id_keys: Collection[str]
@@ -191,11 +191,8 @@ class Repository:
         many in one round trip)."""
         if not hsa_ids:
             return set()
-        statement = select(administrators.c.hsa_id).where(
-            administrators.c.tenant_id == self.tenant_id,
-            administrators.c.hsa_id.in_(list(hsa_ids)),
-        )
-        return set((await self.connection.execute(statement)).scalars())
+        parameters = {"tenant_id": self.tenant_id, "hsa_ids": list(hsa_ids)}
+        return set((await self.connection.execute(_ADMINISTRATORS, parameters)).scalars())
 
     async def member_ids(
         self, group_id: str, rows: FromClause, where: ColumnElement[bool]
@@ -221,12 +218,6 @@ class Repository:
             await self.connection.exec_driver_sql("SET LOCAL plan_cache_mode = force_custom_plan")
 
     # -- writes ---------------------------------------------------------------
-
-    async def insert(self, values: dict[str, Any]) -> None:
-        try:
-            await self.connection.execute(_INSERT, {"tenant_id": self.tenant_id, **values})
-        except IntegrityError as error:
-            raise UniquenessConflict(str(error.orig)) from error
 
     async def insert_many(self, rows: Sequence[dict[str, Any]]) -> None:
         """Insert new resources of this tenant, all at once (``insert_rows``)."""
@@ -256,7 +247,7 @@ class Repository:
             if self.postgres and len(rows) > 1:
                 await self._copy(table, rows)
             else:
-                await self.connection.execute(insert(table), rows[0] if len(rows) == 1 else rows)
+                await self.connection.execute(_insert(table), rows[0] if len(rows) == 1 else rows)
         except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
             raise _conflict(error) from error
 
@@ -362,7 +353,21 @@ def _per_kind(kinds: Sequence[tuple[str, Fields]], postgres: bool) -> ColumnElem
 
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
 
-_INSERT = insert(resources)
+_EXISTING = select(resources.c.id, resources.c.resource_type, resources.c.display).where(
+    resources.c.tenant_id == bindparam("tenant_id"),
+    resources.c.id.in_(bindparam("ids", expanding=True)),
+)
+_ADMINISTRATORS = select(administrators.c.hsa_id).where(
+    administrators.c.tenant_id == bindparam("tenant_id"),
+    administrators.c.hsa_id.in_(bindparam("hsa_ids", expanding=True)),
+)
+
+
+@cache
+def _insert(table: Table) -> Insert:
+    return insert(table)
+
+
 _IS_ADMINISTRATOR = select(administrators.c.id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id == bindparam("hsa_id"),
