@@ -17,13 +17,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 
 from scim2_models import SCIMException
-from sqlalchemy import delete
-from sqlalchemy.dialects.postgresql import insert as postgresql_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.auth.principal import Principal
-from scim.storage.tables import rate_counts
+from scim.storage import rate_counts
 
 logger = logging.getLogger("scim.ratelimit")
 
@@ -83,18 +80,9 @@ class RateLimiter:
         counted, self._local = self._local, Counter()
         if not counted:
             return
-        insert = postgresql_insert if self.engine.dialect.name == "postgresql" else sqlite_insert
         oldest = int((time.time() - KEEP_WINDOWS_FOR) // self.window)
         try:
-            async with self.engine.begin() as connection:
-                for (key, window), count in sorted(counted.items()):
-                    adding = insert(rate_counts).values(key=key, window=window, count=count)
-                    summed = adding.on_conflict_do_update(
-                        index_elements=[rate_counts.c.key, rate_counts.c.window],
-                        set_={"count": rate_counts.c.count + adding.excluded.count},
-                    ).returning(rate_counts.c.count)
-                    self._shared[(key, window)] = (await connection.execute(summed)).scalar_one()
-                await connection.execute(delete(rate_counts).where(rate_counts.c.window < oldest))
+            self._shared.update(await rate_counts.add(self.engine, counted, oldest))
         except Exception:
             # The database is away: keep the counts for the next round; requests go on being
             # decided on what is known.

@@ -32,8 +32,7 @@ from scim2_models import (
     SearchRequest,
     UniquenessException,
 )
-from scim2_models.path import Path
-from sqlalchemy import ColumnElement, Row, and_, or_
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.errors import from_validation
@@ -51,8 +50,8 @@ from scim.storage.repository import (
     Repository,
     UniquenessConflict,
 )
-from scim.storage.tables import audit_log, resources
 from scim.storage.tables import members as member_table
+from scim.storage.tables import resources
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
@@ -252,8 +251,8 @@ class ResourceService:
         """A ListResponse for a query over one resource type or, at the root, several."""
         json = JsonSql(self.engine.dialect.name)
         computed = partial(self.domain.attribute, tenant=caller.tenant)
-        where = self._where(kinds, json, request, computed)
-        key = self._sort_key(kinds, json, request, computed)
+        matching = filters.search_filter(kinds, json, request.filter, computed)
+        key = filters.sort_key(kinds, json, request.sort_by, computed)
         descending = request.sort_order == SearchRequest.SortOrder.descending
         count = self.settings.default_page_size if request.count is None else request.count
         count = max(0, min(count, self.settings.max_page_size))
@@ -261,10 +260,10 @@ class ResourceService:
         # A cursor is only good for the order it was issued in: sortBy and sortOrder.
         sort_name = str(request.sort_by or "") + (" descending" if descending else "")
         cursor = None
+        where = matching
         if request.cursor:
             cursor = paging.Cursor.decode(request.cursor, sort_name)
-            page_where = keyset.after(cursor, key, descending)
-            where = page_where if where is None else and_(where, page_where)
+            where = keyset.after(cursor, key, descending, matching)
         attributes = [str(a) for a in request.attributes or []] or None
         excluded = [str(a) for a in request.excluded_attributes or []] or None
         plans = {kind.name: self.plan(kind, attributes, excluded) for kind in kinds}
@@ -290,9 +289,7 @@ class ResourceService:
             )
             if total is None:
                 # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
-                total = await repository.count(
-                    kind_names, self._where(kinds, json, request, computed)
-                )
+                total = await repository.count(kind_names, matching)
         next_cursor = None
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
@@ -316,47 +313,6 @@ class ResourceService:
             response["nextCursor"] = next_cursor
         response["Resources"] = resources_out
         return response
-
-    def _where(
-        self,
-        kinds: Sequence[ResourceKind],
-        json: JsonSql,
-        request: SearchRequest[Any],
-        computed: filters.Computed,
-    ) -> ColumnElement[bool] | None:
-        if request.filter is None:
-            return None
-        if len(kinds) == 1:
-            # SearchRequest[model] has parsed it and resolved every attribute (400 otherwise).
-            return filters.compile_filter(kinds[0], json, request.filter, computed)
-        # RFC 7644 §3.4.2.1: at the root, an attribute a type lacks is false for it.
-        return or_(
-            *(
-                and_(
-                    resources.c.resource_type == kind.name,
-                    filters.compile_filter(kind, json, request.filter, computed),
-                )
-                for kind in kinds
-            )
-        )
-
-    def _sort_key(
-        self,
-        kinds: Sequence[ResourceKind],
-        json: JsonSql,
-        request: SearchRequest[Any],
-        computed: filters.Computed,
-    ) -> ColumnElement[Any] | None:
-        if request.sort_by is None:
-            return None
-        for kind in kinds:
-            binding = Path[kind.model](str(request.sort_by)).resolve()  # type: ignore[name-defined]
-            if binding is not None:
-                target = filters.attribute(kind, json, binding, computed)
-                if isinstance(target, filters.Many | filters.Either):
-                    return target.primary_sort_key(binding)
-                return target.sort_key()
-        return None
 
     # -- writes ---------------------------------------------------------------
 
@@ -842,8 +798,7 @@ class CreateBatch:
             for draft in admitted
             for member_id, display in dict(draft.members).items()
         )
-        await self.repository.insert_rows(
-            audit_log,
+        await self.repository.insert_audit(
             [
                 audit.entry(
                     tenant_id=caller.tenant_id,

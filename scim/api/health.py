@@ -9,11 +9,9 @@ from typing import Any
 import msgspec
 from alembic.script import ScriptDirectory
 from litestar import Request, Response, get
-from sqlalchemy import text
-from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.storage.database import alembic_script
+from scim.storage.database import alembic_script, revision
 
 logger = logging.getLogger("scim.health")
 
@@ -41,13 +39,7 @@ async def readyz(request: Request[Any, Any, Any]) -> Response[bytes]:
     script: ScriptDirectory = alembic_script()
     expected = script.get_current_head()
     try:
-        async with engine.connect() as connection:
-            await connection.execute(text("SELECT 1"))
-            try:
-                version = await connection.execute(text("SELECT version_num FROM alembic_version"))
-                current = version.scalar()
-            except DBAPIError:  # no migration table: never migrated
-                current = None
+        current = await revision(engine)
     except Exception as error:  # whatever the driver raises, the answer is "not ready"
         logger.warning("database not reachable", extra={"error": type(error).__name__})
         return _json({"status": "unavailable", "database": "unreachable"}, 503)

@@ -13,7 +13,6 @@ from typing import Any
 
 from litestar import Request
 from scim2_models import ForbiddenException, SCIMException
-from sqlalchemy import and_, bindparam, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.auth import certificates, sessions
@@ -22,14 +21,7 @@ from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
 from scim.hooks import Tenant
 from scim.settings import Settings
-from scim.storage.tables import (
-    administrators,
-    agreements,
-    resources,
-    system_clients,
-    tenants,
-    tokens,
-)
+from scim.storage import identities
 
 
 class Unauthenticated(SCIMException):
@@ -50,20 +42,6 @@ def _normalise_name(name: str) -> str:
 class Authenticator:
     def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.postgres = engine.dialect.name == "postgresql"
-        # Built once: on every request, building it would cost more than running it.
-        self._token_statement = (
-            select(
-                system_clients.c.id,
-                system_clients.c.tenant_id,
-                system_clients.c.name,
-                tokens.c.expires,
-                tokens.c.revoked,
-                *self._organisation(system_clients.c.tenant_id),
-            )
-            .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
-            .where(tokens.c.token_hash == bindparam("hash"))
-        )
         self.verifier = (
             CertificateVerifier(Path(settings.ca_bundle).read_bytes())
             if settings.ca_bundle
@@ -71,23 +49,6 @@ class Authenticator:
         )
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
         self.proxy_header = settings.proxy_cert_header.lower()
-
-    def _organisation(self, tenant_id: Any) -> tuple[Any, Any]:
-        """The kind and agreements of the caller's organisation, read with the caller itself."""
-        concatenate = func.string_agg if self.postgres else func.group_concat
-        listed = (
-            select(concatenate(agreements.c.service_id, ","))
-            .where(agreements.c.tenant_id == tenant_id)
-            .correlate_except(agreements)
-            .scalar_subquery()
-        )
-        kind = (
-            select(tenants.c.kind)
-            .where(tenants.c.id == tenant_id)
-            .correlate_except(tenants)
-            .scalar_subquery()
-        )
-        return kind.label("org_kind"), listed.label("org_agreements")
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
         authorization = request.headers.get("authorization")
@@ -114,9 +75,7 @@ class Authenticator:
 
     async def _by_session(self, request: Request[Any, Any, Any], session_id: str) -> Principal:
         async with self.engine.connect() as connection:
-            row = await sessions.lookup(
-                connection, session_id, *self._organisation(administrators.c.tenant_id)
-            )
+            row = await sessions.lookup(connection, session_id)
             await connection.commit()  # the idle deadline, if it moved
         if row is None:
             raise Unauthenticated(detail="The session has ended; log in again")
@@ -136,8 +95,7 @@ class Authenticator:
             raise Unauthenticated(detail="The bearer token is not one this server issued")
         now = datetime.now(UTC)
         async with self.engine.connect() as connection:
-            result = await connection.execute(self._token_statement, {"hash": token_hash(token)})
-            row = result.first()
+            row = await identities.client_by_token(connection, token_hash(token))
         if row is None:
             raise Unauthenticated(detail="The bearer token is not valid")
         if row.revoked is not None:
@@ -171,22 +129,8 @@ class Authenticator:
     async def _user(self, hsa_id: str, organisation: str | None) -> tuple[Principal, str]:
         """A person who is a user (by the hsaId of a User resource) of an organisation: they
         may read their own resource at /Me and nothing else."""
-        statement = (
-            select(
-                resources.c.id,
-                resources.c.tenant_id,
-                resources.c.display,
-                tenants.c.name.label("organisation"),
-                *self._organisation(resources.c.tenant_id),
-            )
-            .join(tenants, tenants.c.id == resources.c.tenant_id)
-            .where(
-                resources.c.resource_type == "User",
-                resources.c.hsa_id_key == hsa_id.lower(),
-            )
-        )
         async with self.engine.connect() as connection:
-            rows = list((await connection.execute(statement)).all())
+            rows = await identities.users_by_person(connection, hsa_id)
         row = _one_user(rows, organisation)
         if row is None:
             raise Unregistered(
@@ -239,37 +183,16 @@ class Authenticator:
         hsa = (identity.hsa_id or "").upper()
         async with self.engine.connect() as connection:
             if hsa:
-                admin = (
-                    await connection.execute(
-                        select(
-                            administrators,
-                            tenants.c.name.label("organisation"),
-                            *self._organisation(administrators.c.tenant_id),
-                        )
-                        .join(tenants, tenants.c.id == administrators.c.tenant_id)
-                        .where(administrators.c.hsa_id == hsa)
-                    )
-                ).first()
+                admin = await identities.administrator(connection, hsa)
                 if admin is not None:
                     name = f"{admin.given_name} {admin.family_name}"
                     principal = Principal(
                         _tenant(admin.tenant_id, admin), Role.administrator, hsa, name
                     )
                     return principal, admin.organisation
-            matches = [system_clients.c.fingerprint == identity.fingerprint]
-            if hsa:
-                matches.append(system_clients.c.hsa_id == hsa)
-            clients = (
-                await connection.execute(
-                    select(
-                        system_clients,
-                        tenants.c.name.label("organisation"),
-                        *self._organisation(system_clients.c.tenant_id),
-                    )
-                    .join(tenants, tenants.c.id == system_clients.c.tenant_id)
-                    .where(and_(or_(*matches)))
-                )
-            ).all()
+            clients = await identities.clients_by_certificate(
+                connection, identity.fingerprint, hsa or None
+            )
         if not clients and hsa:
             return await self._user(hsa, identity.organisation)
         if not clients:

@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, insert, select, update
+from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scim.storage.tables import administrators, sessions, tenants
+from scim.storage import identities
 
 COOKIE = "scim_session"
 CSRF_HEADER = "X-CSRF-Token"
@@ -43,63 +43,29 @@ def id_hash(session_id: str) -> str:
 async def create(connection: AsyncConnection, administrator_id: str) -> NewSession:
     """A new session for the administrator; ended sessions of anyone are cleared out."""
     now = datetime.now(UTC)
-    await connection.execute(delete(sessions).where(sessions.c.expires <= now))
     session = NewSession(secrets.token_urlsafe(32), secrets.token_urlsafe(32), now + IDLE)
-    await connection.execute(
-        insert(sessions).values(
-            id_hash=id_hash(session.id),
-            administrator_id=administrator_id,
-            csrf_token=session.csrf_token,
-            created=now,
-            expires=session.expires,
-        )
+    await identities.insert_session(
+        connection, id_hash(session.id), administrator_id, session.csrf_token, now, session.expires
     )
     return session
 
 
-async def lookup(connection: AsyncConnection, session_id: str, *columns: Any) -> Row[Any] | None:
-    """The live session with this id, or None (unknown, logged out or expired).
-
-    The row has the session's columns, its administrator's ``tenant_id``, ``hsa_id``,
-    ``given_name`` and ``family_name``, the organisation's ``organisation`` (name) and ``kind``,
-    and ``columns``. Using the session moves its idle deadline forward.
-    """
-    statement = (
-        select(
-            sessions,
-            administrators.c.tenant_id,
-            administrators.c.hsa_id,
-            administrators.c.given_name,
-            administrators.c.family_name,
-            tenants.c.name.label("organisation"),
-            tenants.c.kind,
-            *columns,
-        )
-        .select_from(
-            sessions.join(administrators, administrators.c.id == sessions.c.administrator_id).join(
-                tenants, tenants.c.id == administrators.c.tenant_id
-            )
-        )
-        .where(sessions.c.id_hash == id_hash(session_id))
-    )
-    row = (await connection.execute(statement)).first()
+async def lookup(connection: AsyncConnection, session_id: str) -> Row[Any] | None:
+    """The live session with this id, or None (unknown, logged out or expired), as
+    ``identities.session`` reads it. Using the session moves its idle deadline forward."""
+    row = await identities.session(connection, id_hash(session_id))
     now = datetime.now(UTC)
     if row is None or _aware(row.expires) <= now:
         return None
     deadline = min(now + IDLE, _aware(row.created) + LIFETIME)
     if deadline - _aware(row.expires) >= _SLIDE_EVERY:
-        await connection.execute(
-            update(sessions).where(sessions.c.id_hash == row.id_hash).values(expires=deadline)
-        )
+        await identities.move_session_deadline(connection, row.id_hash, deadline)
     return row
 
 
 async def end(connection: AsyncConnection, session_id: str) -> bool:
     """Log out: the session's row is deleted; False if there was none."""
-    result = await connection.execute(
-        delete(sessions).where(sessions.c.id_hash == id_hash(session_id))
-    )
-    return bool(result.rowcount)
+    return await identities.delete_session(connection, id_hash(session_id))
 
 
 def csrf_ok(method: str, presented: str | None, csrf_token: str) -> bool:

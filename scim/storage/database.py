@@ -10,8 +10,9 @@ import msgspec
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event
+from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -106,3 +107,16 @@ async def upgrade(engine: AsyncEngine, revision: str = "head") -> None:
 async def downgrade(engine: AsyncEngine, revision: str) -> None:
     async with engine.begin() as connection:
         await connection.run_sync(lambda sync: command.downgrade(_alembic_config(sync), revision))
+
+
+async def revision(engine: AsyncEngine) -> str | None:
+    """The migration the database is at (None: never migrated); the driver's error if the
+    database cannot be reached."""
+    async with engine.connect() as connection:
+        await connection.execute(text("SELECT 1"))
+        try:
+            version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+        except DBAPIError:  # no migration table
+            return None
+        current: str | None = version.scalar()
+        return current

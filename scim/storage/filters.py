@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -526,3 +526,46 @@ def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause,
     """The membership rows (``members`` joined to the member) a ``members[...]`` filter selects."""
     many = _membership(json, group_side=True)
     return many.froms[0], Compiler(None, json, ElementScope(many)).visit(val_filter)
+
+
+def search_filter(
+    kinds: Sequence[ResourceKind],
+    json: JsonSql,
+    filter_: ScimFilter[Any] | None,
+    computed: Computed | None = None,
+) -> Condition | None:
+    """The WHERE condition of a query over one resource type or, at the root, several."""
+    if filter_ is None:
+        return None
+    if len(kinds) == 1:
+        # SearchRequest[model] has parsed it and resolved every attribute (400 otherwise).
+        return compile_filter(kinds[0], json, filter_, computed)
+    # RFC 7644 §3.4.2.1: at the root, an attribute a type lacks is false for it.
+    return or_(
+        *(
+            and_(
+                resources.c.resource_type == kind.name,
+                compile_filter(kind, json, filter_, computed),
+            )
+            for kind in kinds
+        )
+    )
+
+
+def sort_key(
+    kinds: Sequence[ResourceKind],
+    json: JsonSql,
+    sort_by: Any,
+    computed: Computed | None = None,
+) -> ColumnElement[Any] | None:
+    """RFC 7644 §3.4.2.3: what ``sortBy`` sorts on, for the first type that has it."""
+    if sort_by is None:
+        return None
+    for kind in kinds:
+        binding = Path[kind.model](str(sort_by)).resolve()  # type: ignore[name-defined]
+        if binding is not None:
+            target = attribute(kind, json, binding, computed)
+            if isinstance(target, Many | Either):
+                return target.primary_sort_key(binding)
+            return target.sort_key()
+    return None

@@ -1,13 +1,110 @@
-"""The administrators the operator registered, as the browser client's login reads them."""
+"""Who may call, as the operator registered them: administrators, system clients and their
+tokens, browser sessions, and users by the person key their certificates carry. Each row
+read for authentication comes with its organisation's ``org_kind`` and ``org_agreements``
+(comma-separated), so that one query tells both who calls and for which organisation."""
 
 from __future__ import annotations
 
+from datetime import datetime
+from functools import cache
 from typing import Any
 
-from sqlalchemy import Row, Select, select
+from sqlalchemy import (
+    ColumnElement,
+    Row,
+    Select,
+    and_,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scim.storage.tables import administrators, tenants
+from scim.storage.tables import (
+    administrators,
+    agreements,
+    resources,
+    sessions,
+    system_clients,
+    tenants,
+    tokens,
+)
+
+
+def _organisation(tenant_id: ColumnElement[Any], postgres: bool) -> tuple[Any, Any]:
+    """The kind and agreements of a row's organisation, read with the row itself."""
+    concatenate = func.string_agg if postgres else func.group_concat
+    listed = (
+        select(concatenate(agreements.c.service_id, ","))
+        .where(agreements.c.tenant_id == tenant_id)
+        .correlate_except(agreements)
+        .scalar_subquery()
+    )
+    kind = (
+        select(tenants.c.kind)
+        .where(tenants.c.id == tenant_id)
+        .correlate_except(tenants)
+        .scalar_subquery()
+    )
+    return kind.label("org_kind"), listed.label("org_agreements")
+
+
+def _postgres(connection: AsyncConnection) -> bool:
+    return connection.dialect.name == "postgresql"
+
+
+# -- system clients and tokens ------------------------------------------------------------
+
+
+@cache
+def _token_statement(postgres: bool) -> Select[Any]:
+    # Built once: on every request, building it would cost more than running it.
+    return (
+        select(
+            system_clients.c.id,
+            system_clients.c.tenant_id,
+            system_clients.c.name,
+            tokens.c.expires,
+            tokens.c.revoked,
+            *_organisation(system_clients.c.tenant_id, postgres),
+        )
+        .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
+        .where(tokens.c.token_hash == bindparam("hash"))
+    )
+
+
+async def client_by_token(connection: AsyncConnection, token_hash: str) -> Row[Any] | None:
+    """The system client holding the token with this hash, and the token's dates."""
+    result = await connection.execute(_token_statement(_postgres(connection)), {"hash": token_hash})
+    row: Row[Any] | None = result.first()
+    return row
+
+
+async def clients_by_certificate(
+    connection: AsyncConnection, fingerprint: str, person: str | None
+) -> list[Row[Any]]:
+    """The system clients pinned to this certificate fingerprint or registered by the id in
+    its subject, with their organisation's ``organisation`` (name)."""
+    matches = [system_clients.c.fingerprint == fingerprint]
+    if person:
+        matches.append(system_clients.c.hsa_id == person)
+    statement = (
+        select(
+            system_clients,
+            tenants.c.name.label("organisation"),
+            *_organisation(system_clients.c.tenant_id, _postgres(connection)),
+        )
+        .join(tenants, tenants.c.id == system_clients.c.tenant_id)
+        .where(and_(or_(*matches)))
+    )
+    return list((await connection.execute(statement)).all())
+
+
+# -- administrators and users -------------------------------------------------------------
 
 
 def _administrators() -> Select[Any]:
@@ -24,8 +121,12 @@ def _administrators() -> Select[Any]:
 async def administrator(
     connection: AsyncConnection, hsa_id: str, tenant_id: int | None = None
 ) -> Row[Any] | None:
-    """The administrator with this id (in this organisation, if given), or None."""
-    statement = _administrators().where(administrators.c.hsa_id == hsa_id)
+    """The administrator with this id (in this organisation, if given), or None; with the
+    organisation's kind and agreements for authentication."""
+    statement = _administrators().add_columns(
+        *_organisation(administrators.c.tenant_id, _postgres(connection))
+    )
+    statement = statement.where(administrators.c.hsa_id == hsa_id)
     if tenant_id is not None:
         statement = statement.where(administrators.c.tenant_id == tenant_id)
     row: Row[Any] | None = (await connection.execute(statement)).first()
@@ -38,3 +139,82 @@ async def every_administrator(connection: AsyncConnection) -> list[Row[Any]]:
         tenants.c.name, administrators.c.family_name, administrators.c.given_name
     )
     return list((await connection.execute(statement)).all())
+
+
+async def users_by_person(connection: AsyncConnection, person: str) -> list[Row[Any]]:
+    """The Users whose person key is ``person``, in any organisation, with its name."""
+    statement: Select[Any] = (
+        select(
+            resources.c.id,
+            resources.c.tenant_id,
+            resources.c.display,
+            tenants.c.name.label("organisation"),
+            *_organisation(resources.c.tenant_id, _postgres(connection)),
+        )
+        .join(tenants, tenants.c.id == resources.c.tenant_id)
+        .where(resources.c.resource_type == "User", resources.c.hsa_id_key == person.lower())
+    )
+    return list((await connection.execute(statement)).all())
+
+
+# -- browser sessions ---------------------------------------------------------------------
+
+
+async def insert_session(
+    connection: AsyncConnection,
+    id_hash: str,
+    administrator_id: str,
+    csrf_token: str,
+    created: datetime,
+    expires: datetime,
+) -> None:
+    """A new session; the ended sessions of anyone are cleared out."""
+    await connection.execute(delete(sessions).where(sessions.c.expires <= created))
+    await connection.execute(
+        insert(sessions).values(
+            id_hash=id_hash,
+            administrator_id=administrator_id,
+            csrf_token=csrf_token,
+            created=created,
+            expires=expires,
+        )
+    )
+
+
+async def session(connection: AsyncConnection, id_hash: str) -> Row[Any] | None:
+    """The session with this hash, whether or not it has ended: its columns, its
+    administrator's ``tenant_id``, ``hsa_id``, ``given_name`` and ``family_name``, the
+    organisation's ``organisation`` (name) and ``kind``, ``org_kind`` and ``org_agreements``."""
+    statement = (
+        select(
+            sessions,
+            administrators.c.tenant_id,
+            administrators.c.hsa_id,
+            administrators.c.given_name,
+            administrators.c.family_name,
+            tenants.c.name.label("organisation"),
+            tenants.c.kind,
+            *_organisation(administrators.c.tenant_id, _postgres(connection)),
+        )
+        .select_from(
+            sessions.join(administrators, administrators.c.id == sessions.c.administrator_id).join(
+                tenants, tenants.c.id == administrators.c.tenant_id
+            )
+        )
+        .where(sessions.c.id_hash == id_hash)
+    )
+    row: Row[Any] | None = (await connection.execute(statement)).first()
+    return row
+
+
+async def move_session_deadline(
+    connection: AsyncConnection, id_hash: str, expires: datetime
+) -> None:
+    await connection.execute(
+        update(sessions).where(sessions.c.id_hash == id_hash).values(expires=expires)
+    )
+
+
+async def delete_session(connection: AsyncConnection, id_hash: str) -> bool:
+    result = await connection.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
+    return bool(result.rowcount)

@@ -13,8 +13,21 @@ from scim.protocol.paging import Cursor
 from scim.storage.tables import resources
 
 
-def after(cursor: Cursor, key: ColumnElement[Any] | None, descending: bool) -> ColumnElement[bool]:
-    """Rows that come after the cursor in ``ORDER BY key IS NULL, key, id`` (keyset paging)."""
+def after(
+    cursor: Cursor,
+    key: ColumnElement[Any] | None,
+    descending: bool,
+    where: ColumnElement[bool] | None = None,
+) -> ColumnElement[bool]:
+    """Rows (of those ``where`` selects) that come after the cursor in
+    ``ORDER BY key IS NULL, key, id`` (keyset paging)."""
+    following = _following(cursor, key, descending)
+    return following if where is None else and_(where, following)
+
+
+def _following(
+    cursor: Cursor, key: ColumnElement[Any] | None, descending: bool
+) -> ColumnElement[bool]:
     if key is None:
         return resources.c.id > cursor.id
     value = cursor.value

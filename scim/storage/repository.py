@@ -42,7 +42,7 @@ from sqlalchemy.types import JSON
 
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
-from scim.storage.tables import administrators, members, resources
+from scim.storage.tables import administrators, audit_log, members, resources
 
 Member = tuple[str, str | None]
 # What is read of each related resource besides id and display: name → path in its data
@@ -235,6 +235,10 @@ class Repository:
                 for group, member, display in rows
             ],
         )
+
+    async def insert_audit(self, entries: Sequence[dict[str, Any]]) -> None:
+        """Audit records (``audit.entry``) of the changes of this transaction, all at once."""
+        await self.insert_rows(audit_log, entries)
 
     async def insert_rows(self, table: Table, rows: Sequence[dict[str, Any]]) -> None:
         """New rows of ``table`` (each with the same columns), in one go: PostgreSQL's COPY,
