@@ -99,3 +99,12 @@ def run(url: str, *, token: str | None = None, **httpx_options: Any) -> list[Che
         client = SyncSCIMClient(http, provider=provider) if provider else SyncSCIMClient(http)
         results: list[CheckResult] = check_server(client)
     return results
+
+
+def failures(results: list[CheckResult]) -> list[str]:
+    """The checks that did not pass, one line each."""
+    return [
+        f"{result.status.name} {result.resource_type} {result.title}: {result.reason}"
+        for result in results
+        if result.status not in PASSING
+    ]

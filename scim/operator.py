@@ -8,21 +8,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, select, update
-from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.auth.tokens import new_token, token_hash
 from scim.hooks import Domain
-from scim.storage import audit
-from scim.storage.tables import (
-    administrators,
-    agreements,
-    resources,
-    system_clients,
-    tenants,
-    tokens,
-)
+from scim.storage import audit, identities
 
 DEFAULT_CLIENT = "SCIM-klient"
 
@@ -67,24 +57,15 @@ class Operator:
             raise OperatorError("name must not be empty")
         if await self._find_tenant(number) is not None:
             raise OperatorError(f"organisation {number} already exists")
-        result = await self.connection.execute(
-            insert(tenants)
-            .values(
-                org_number=number,
-                name=name.strip(),
-                kind=kind_value,
-                created=datetime.now(UTC),
-            )
-            .returning(tenants.c.id)
+        tenant_id = await identities.insert_tenant(
+            self.connection, number, name.strip(), kind_value, datetime.now(UTC)
         )
-        tenant = Tenant(result.scalar_one(), number, name.strip(), kind_value)
+        tenant = Tenant(tenant_id, number, name.strip(), kind_value)
         await self._audit(tenant.id, "tenant.add", changes={"name": tenant.name, "kind": kind})
         return tenant
 
     async def _find_tenant(self, org_number: str) -> Tenant | None:
-        row = (
-            await self.connection.execute(select(tenants).where(tenants.c.org_number == org_number))
-        ).first()
+        row = await identities.tenant_by_number(self.connection, org_number)
         return Tenant(row.id, row.org_number, row.name, row.kind) if row else None
 
     async def tenant(self, org_number: str) -> Tenant:
@@ -98,20 +79,8 @@ class Operator:
         return tenant
 
     async def tenants(self) -> list[dict[str, Any]]:
-        counts = (
-            select(administrators.c.tenant_id, func.count().label("admins"))
-            .group_by(administrators.c.tenant_id)
-            .subquery()
-        )
-        rows = (
-            await self.connection.execute(
-                select(tenants, func.coalesce(counts.c.admins, 0).label("admins"))
-                .select_from(tenants.outerjoin(counts, counts.c.tenant_id == tenants.c.id))
-                .order_by(tenants.c.org_number)
-            )
-        ).all()
         result = []
-        for row in rows:
+        for row in await identities.tenants_listed(self.connection):
             services = await self.agreements(row.id)
             result.append(
                 {
@@ -125,20 +94,11 @@ class Operator:
         return result
 
     async def agreements(self, tenant_id: int) -> list[str]:
-        statement = (
-            select(agreements.c.service_id)
-            .where(agreements.c.tenant_id == tenant_id)
-            .order_by(agreements.c.service_id)
-        )
-        return list((await self.connection.execute(statement)).scalars())
+        return await identities.agreements_of(self.connection, tenant_id)
 
     async def set_agreements(self, tenant: Tenant, services: list[str]) -> None:
         wanted = sorted({service.strip() for service in services if service.strip()})
-        await self.connection.execute(delete(agreements).where(agreements.c.tenant_id == tenant.id))
-        if wanted:
-            await self.connection.execute(
-                insert(agreements), [{"tenant_id": tenant.id, "service_id": s} for s in wanted]
-            )
+        await identities.replace_agreements(self.connection, tenant.id, wanted)
         await self._audit(tenant.id, "agreements.set", changes={"services": wanted})
 
     # -- administrators -----------------------------------------------------------
@@ -159,36 +119,25 @@ class Operator:
                 raise OperatorError(f"{label} must not be empty")
         if "@" not in email:
             raise OperatorError(f"{email!r} is not an e-mail address")
-        user = (
-            await self.connection.execute(
-                select(resources.c.id).where(
-                    resources.c.tenant_id == tenant.id,
-                    resources.c.resource_type == "User",
-                    resources.c.hsa_id_key == hsa.lower(),
-                )
-            )
-        ).first()
-        if user is not None:
+        user_id = await identities.user_of(self.connection, tenant.id, hsa)
+        if user_id is not None:
             # Administrator and user are exclusive roles within an organisation.
             raise OperatorError(
-                f"{hsa} is a user of {tenant.name} (User {user.id}); an administrator cannot "
+                f"{hsa} is a user of {tenant.name} (User {user_id}); an administrator cannot "
                 "also be a user: delete the user first"
             )
         administrator_id = str(uuid.uuid4())
-        try:
-            await self.connection.execute(
-                insert(administrators).values(
-                    id=administrator_id,
-                    tenant_id=tenant.id,
-                    hsa_id=hsa,
-                    given_name=given_name.strip(),
-                    family_name=family_name.strip(),
-                    email=email.strip(),
-                    created=datetime.now(UTC),
-                )
-            )
-        except IntegrityError as error:
-            raise OperatorError(f"{hsa} is already an administrator") from error
+        if not await identities.insert_administrator(
+            self.connection,
+            id=administrator_id,
+            tenant_id=tenant.id,
+            hsa_id=hsa,
+            given_name=given_name.strip(),
+            family_name=family_name.strip(),
+            email=email.strip(),
+            created=datetime.now(UTC),
+        ):
+            raise OperatorError(f"{hsa} is already an administrator")
         await self._audit(
             tenant.id,
             "administrator.add",
@@ -200,17 +149,8 @@ class Operator:
 
     async def remove_administrator(self, tenant: Tenant, hsa_id: str) -> None:
         hsa = hsa_id.strip().upper()
-        remaining = (
-            await self.connection.execute(
-                select(func.count()).where(administrators.c.tenant_id == tenant.id)
-            )
-        ).scalar_one()
-        result = await self.connection.execute(
-            delete(administrators).where(
-                administrators.c.tenant_id == tenant.id, administrators.c.hsa_id == hsa
-            )
-        )
-        if not result.rowcount:
+        remaining = await identities.administrators_count(self.connection, tenant.id)
+        if not await identities.delete_administrator(self.connection, tenant.id, hsa):
             raise OperatorError(f"{hsa} is not an administrator of {tenant.name}")
         if remaining <= 1:
             raise OperatorError(
@@ -221,13 +161,7 @@ class Operator:
         )
 
     async def administrators(self, tenant: Tenant) -> list[dict[str, Any]]:
-        rows = (
-            await self.connection.execute(
-                select(administrators)
-                .where(administrators.c.tenant_id == tenant.id)
-                .order_by(administrators.c.family_name, administrators.c.given_name)
-            )
-        ).all()
+        rows = await identities.administrators_of(self.connection, tenant.id)
         return [
             {
                 "hsa_id": r.hsa_id,
@@ -260,19 +194,16 @@ class Operator:
         ):
             raise OperatorError("fingerprint must be the SHA-256 of the certificate, 64 hex digits")
         client_id = str(uuid.uuid4())
-        try:
-            await self.connection.execute(
-                insert(system_clients).values(
-                    id=client_id,
-                    tenant_id=tenant.id,
-                    name=name.strip() or DEFAULT_CLIENT,
-                    hsa_id=hsa,
-                    fingerprint=pinned,
-                    created=datetime.now(UTC),
-                )
-            )
-        except IntegrityError as error:
-            raise OperatorError("that HSA-id or fingerprint is already registered") from error
+        if not await identities.insert_client(
+            self.connection,
+            id=client_id,
+            tenant_id=tenant.id,
+            name=name.strip() or DEFAULT_CLIENT,
+            hsa_id=hsa,
+            fingerprint=pinned,
+            created=datetime.now(UTC),
+        ):
+            raise OperatorError("that HSA-id or fingerprint is already registered")
         await self._audit(
             tenant.id,
             "client.register",
@@ -283,13 +214,7 @@ class Operator:
         return client_id
 
     async def clients(self, tenant: Tenant) -> list[dict[str, Any]]:
-        rows = (
-            await self.connection.execute(
-                select(system_clients)
-                .where(system_clients.c.tenant_id == tenant.id)
-                .order_by(system_clients.c.created)
-            )
-        ).all()
+        rows = await identities.clients_of(self.connection, tenant.id)
         return [
             {"id": r.id, "name": r.name, "hsa_id": r.hsa_id, "fingerprint": r.fingerprint}
             for r in rows
@@ -301,36 +226,25 @@ class Operator:
         """A new token for a client of the tenant (its first client, made if there is none).
         Returns (token id, token); the token itself is never stored."""
         if client_id is None:
-            client_id = (
-                await self.connection.execute(
-                    select(system_clients.c.id)
-                    .where(system_clients.c.tenant_id == tenant.id)
-                    .order_by(system_clients.c.created)
-                    .limit(1)
-                )
-            ).scalar()
-            if client_id is None:
+            registered = await identities.clients_of(self.connection, tenant.id)
+            if registered:
+                client_id = str(registered[0].id)
+            else:
                 client_id = await self.register_client(tenant, DEFAULT_CLIENT)
         else:
-            owner = (
-                await self.connection.execute(
-                    select(system_clients.c.tenant_id).where(system_clients.c.id == client_id)
-                )
-            ).scalar()
-            if owner != tenant.id:
+            if await identities.client_owner(self.connection, client_id) != tenant.id:
                 raise OperatorError(f"no system client {client_id} in {tenant.name}")
         if days is not None and days <= 0:
             raise OperatorError("a token must be valid for at least one day")
         now = datetime.now(UTC)
         token, token_id = new_token(), str(uuid.uuid4())
-        await self.connection.execute(
-            insert(tokens).values(
-                id=token_id,
-                client_id=client_id,
-                token_hash=token_hash(token),
-                created=now,
-                expires=now + timedelta(days=days) if days else None,
-            )
+        await identities.insert_token(
+            self.connection,
+            id=token_id,
+            client_id=client_id,
+            token_hash=token_hash(token),
+            created=now,
+            expires=now + timedelta(days=days) if days else None,
         )
         await self._audit(
             tenant.id,
@@ -342,27 +256,14 @@ class Operator:
         return token_id, token
 
     async def revoke_token(self, tenant: Tenant, token_id: str) -> None:
-        owned = select(system_clients.c.id).where(system_clients.c.tenant_id == tenant.id)
-        result = await self.connection.execute(
-            update(tokens)
-            .where(
-                tokens.c.id == token_id, tokens.c.client_id.in_(owned), tokens.c.revoked.is_(None)
-            )
-            .values(revoked=datetime.now(UTC))
-        )
-        if not result.rowcount:
+        if not await identities.revoke_token(
+            self.connection, tenant.id, token_id, datetime.now(UTC)
+        ):
             raise OperatorError(f"no active token {token_id} in {tenant.name}")
         await self._audit(tenant.id, "token.revoke", resource_type="Token", resource_id=token_id)
 
     async def tokens(self, tenant: Tenant) -> list[dict[str, Any]]:
-        rows = (
-            await self.connection.execute(
-                select(tokens, system_clients.c.name)
-                .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
-                .where(system_clients.c.tenant_id == tenant.id)
-                .order_by(tokens.c.created)
-            )
-        ).all()
+        rows = await identities.tokens_of(self.connection, tenant.id)
         return [
             {
                 "id": r.id,

@@ -50,8 +50,7 @@ from scim.storage.repository import (
     Repository,
     UniquenessConflict,
 )
-from scim.storage.tables import members as member_table
-from scim.storage.tables import resources
+from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
@@ -844,11 +843,8 @@ def _administrator(person: str) -> ConflictException:
     )
 
 
-_MEMBER_DISPLAY_LIMIT: int = getattr(member_table.c.display.type, "length", None) or 255
-
-
 def _check_member_displays(new_members: list[Member]) -> None:
-    limit = _MEMBER_DISPLAY_LIMIT
+    limit = MEMBER_DISPLAY_LIMIT
     if any(display is not None and len(display) > limit for _, display in new_members):
         raise InvalidValueException(detail=f"members: a display is longer than {limit} characters")
 
@@ -914,18 +910,10 @@ _KEY_ATTRIBUTES = {
 }
 
 
-# The length of each bounded search key column, looked up once: this runs for every write.
-_KEY_LIMITS: dict[str, int] = {
-    column.name: length
-    for column in resources.c
-    if isinstance(length := getattr(column.type, "length", None), int)
-}
-
-
 def _check_lengths(kind: ResourceKind, keys: dict[str, Any]) -> None:
     """The search keys are bounded columns; a longer value is invalidValue, not a 500."""
     for column, value in keys.items():
-        limit = _KEY_LIMITS.get(column)
+        limit = KEY_LIMITS.get(column)
         if isinstance(value, str) and limit is not None and len(value) > limit:
             name = _KEY_ATTRIBUTES.get(column, column)
             if column == "hsa_id_key" and kind.person_key is not None:

@@ -13,6 +13,7 @@ from sqlalchemy import (
     ColumnElement,
     Row,
     Select,
+    Table,
     and_,
     bindparam,
     delete,
@@ -22,6 +23,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.storage.tables import (
@@ -218,3 +220,154 @@ async def move_session_deadline(
 async def delete_session(connection: AsyncConnection, id_hash: str) -> bool:
     result = await connection.execute(delete(sessions).where(sessions.c.id_hash == id_hash))
     return bool(result.rowcount)
+
+
+# -- what the operator registers ----------------------------------------------------------
+
+
+async def insert_tenant(
+    connection: AsyncConnection, org_number: str, name: str, kind: str, created: datetime
+) -> int:
+    result = await connection.execute(
+        insert(tenants)
+        .values(org_number=org_number, name=name, kind=kind, created=created)
+        .returning(tenants.c.id)
+    )
+    tenant_id: int = result.scalar_one()
+    return tenant_id
+
+
+async def tenant_by_number(connection: AsyncConnection, org_number: str) -> Row[Any] | None:
+    statement = select(tenants).where(tenants.c.org_number == org_number)
+    row: Row[Any] | None = (await connection.execute(statement)).first()
+    return row
+
+
+async def tenants_listed(connection: AsyncConnection) -> list[Row[Any]]:
+    """Every organisation, by number, with how many ``admins`` it has."""
+    counts = (
+        select(administrators.c.tenant_id, func.count().label("admins"))
+        .group_by(administrators.c.tenant_id)
+        .subquery()
+    )
+    statement = (
+        select(tenants, func.coalesce(counts.c.admins, 0).label("admins"))
+        .select_from(tenants.outerjoin(counts, counts.c.tenant_id == tenants.c.id))
+        .order_by(tenants.c.org_number)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+async def agreements_of(connection: AsyncConnection, tenant_id: int) -> list[str]:
+    statement = (
+        select(agreements.c.service_id)
+        .where(agreements.c.tenant_id == tenant_id)
+        .order_by(agreements.c.service_id)
+    )
+    return list((await connection.execute(statement)).scalars())
+
+
+async def replace_agreements(
+    connection: AsyncConnection, tenant_id: int, services: list[str]
+) -> None:
+    await connection.execute(delete(agreements).where(agreements.c.tenant_id == tenant_id))
+    if services:
+        await connection.execute(
+            insert(agreements), [{"tenant_id": tenant_id, "service_id": s} for s in services]
+        )
+
+
+async def user_of(connection: AsyncConnection, tenant_id: int, person: str) -> str | None:
+    """The id of the organisation's User whose person key is ``person``, if any."""
+    statement = select(resources.c.id).where(
+        resources.c.tenant_id == tenant_id,
+        resources.c.resource_type == "User",
+        resources.c.hsa_id_key == person.lower(),
+    )
+    found: str | None = (await connection.execute(statement)).scalar()
+    return found
+
+
+async def _insert_new(connection: AsyncConnection, table: Table, values: dict[str, Any]) -> bool:
+    """False if a unique key of the row is taken (the transaction is then spoilt: the caller
+    gives up)."""
+    try:
+        await connection.execute(insert(table).values(**values))
+    except IntegrityError:
+        return False
+    return True
+
+
+async def insert_administrator(connection: AsyncConnection, **values: Any) -> bool:
+    """False if the id is already an administrator's."""
+    return await _insert_new(connection, administrators, values)
+
+
+async def administrators_count(connection: AsyncConnection, tenant_id: int) -> int:
+    statement = select(func.count()).where(administrators.c.tenant_id == tenant_id)
+    return int((await connection.execute(statement)).scalar_one())
+
+
+async def delete_administrator(connection: AsyncConnection, tenant_id: int, hsa_id: str) -> bool:
+    result = await connection.execute(
+        delete(administrators).where(
+            administrators.c.tenant_id == tenant_id, administrators.c.hsa_id == hsa_id
+        )
+    )
+    return bool(result.rowcount)
+
+
+async def administrators_of(connection: AsyncConnection, tenant_id: int) -> list[Row[Any]]:
+    statement = (
+        select(administrators)
+        .where(administrators.c.tenant_id == tenant_id)
+        .order_by(administrators.c.family_name, administrators.c.given_name)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+async def insert_client(connection: AsyncConnection, **values: Any) -> bool:
+    """False if its HSA-id or fingerprint is already registered."""
+    return await _insert_new(connection, system_clients, values)
+
+
+async def clients_of(connection: AsyncConnection, tenant_id: int) -> list[Row[Any]]:
+    statement = (
+        select(system_clients)
+        .where(system_clients.c.tenant_id == tenant_id)
+        .order_by(system_clients.c.created)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+async def client_owner(connection: AsyncConnection, client_id: str) -> int | None:
+    statement = select(system_clients.c.tenant_id).where(system_clients.c.id == client_id)
+    owner: int | None = (await connection.execute(statement)).scalar()
+    return owner
+
+
+async def insert_token(connection: AsyncConnection, **values: Any) -> None:
+    await connection.execute(insert(tokens).values(**values))
+
+
+async def revoke_token(
+    connection: AsyncConnection, tenant_id: int, token_id: str, now: datetime
+) -> bool:
+    """False unless the token is the organisation's and not revoked yet."""
+    owned = select(system_clients.c.id).where(system_clients.c.tenant_id == tenant_id)
+    result = await connection.execute(
+        update(tokens)
+        .where(tokens.c.id == token_id, tokens.c.client_id.in_(owned), tokens.c.revoked.is_(None))
+        .values(revoked=now)
+    )
+    return bool(result.rowcount)
+
+
+async def tokens_of(connection: AsyncConnection, tenant_id: int) -> list[Row[Any]]:
+    statement = (
+        select(tokens, system_clients.c.name)
+        .select_from(tokens.join(system_clients, system_clients.c.id == tokens.c.client_id))
+        .where(system_clients.c.tenant_id == tenant_id)
+        .order_by(tokens.c.created)
+    )
+    return list((await connection.execute(statement)).all())

@@ -187,3 +187,12 @@ members = Table(
 )
 # User.groups is derived by looking memberships up from the member's side.
 Index("ix_members_member_id", members.c.member_id)
+
+# The length of each bounded search key column, and of a member's display: looked up once,
+# for the checks of every write (a longer value is invalidValue, not a 500).
+KEY_LIMITS: dict[str, int] = {
+    column.name: length
+    for column in resources.c
+    if isinstance(length := getattr(column.type, "length", None), int)
+}
+MEMBER_DISPLAY_LIMIT: int = getattr(members.c.display.type, "length", None) or 255
