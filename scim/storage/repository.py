@@ -191,6 +191,10 @@ class Repository:
         many in one round trip)."""
         if not hsa_ids:
             return set()
+        if len(hsa_ids) == 1:
+            # A plain comparison: an expanding IN is rendered anew for every execution.
+            (hsa_id,) = hsa_ids
+            return {hsa_id} if await self.is_administrator(hsa_id) else set()
         parameters = {"tenant_id": self.tenant_id, "hsa_ids": list(hsa_ids)}
         return set((await self.connection.execute(_ADMINISTRATORS, parameters)).scalars())
 
