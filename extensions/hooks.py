@@ -79,6 +79,8 @@ class EServices(Domain):
         ),
     )
 
+    tenant_kinds = tuple(kind.value for kind in Kind)
+
     def __init__(self, catalogue: Catalogue) -> None:
         self.catalogue = catalogue
         self.rules = Rules(catalogue)
@@ -157,12 +159,6 @@ class EServices(Domain):
 
     def tenant_number(self, number: str, kind: str | None) -> str:
         return normalise_org_number(number, Kind(kind) if kind is not None else None)
-
-    def tenant_kind(self, kind: str) -> str:
-        try:
-            return Kind(kind).value
-        except ValueError:
-            raise ValueError(f"kind must be kommun or region, not {kind!r}") from None
 
     def person_id(self, value: str) -> str:
         return normalise_hsa_id(value)

@@ -393,7 +393,7 @@ def _parser() -> argparse.ArgumentParser:
     add = command(tenant, "add", _tenant_add, "add an organisation", tenant=False)
     add.add_argument("--org-number", required=True)
     add.add_argument("--name", required=True)
-    add.add_argument("--kind", required=True, choices=["kommun", "region"])
+    add.add_argument("--kind", required=True, choices=DOMAIN.tenant_kinds or None)
     command(tenant, "list", _tenant_list, "list organisations", tenant=False)
     agreements = command(tenant, "agreements", _tenant_agreements, "set the e-service agreements")
     agreements.add_argument("services", nargs="*", metavar="SERVICE")

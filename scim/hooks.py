@@ -87,6 +87,8 @@ class Domain:
 
     #: Operator commands the CLI offers besides its own.
     commands: ClassVar[Sequence[Command]] = ()
+    #: The kinds of organisation the domain tells apart (none: any kind).
+    tenant_kinds: ClassVar[Sequence[str]] = ()
 
     #: Schema extensions, by resource type.
     schema_extensions: Sequence[SchemaExtension] = ()
@@ -156,6 +158,8 @@ class Domain:
 
     def tenant_kind(self, kind: str) -> str:
         """An organisation's kind as stored; ValueError if the domain knows no such kind."""
+        if self.tenant_kinds and kind not in self.tenant_kinds:
+            raise ValueError(f"kind must be {' or '.join(self.tenant_kinds)}, not {kind!r}")
         return kind.strip()
 
     def person_id(self, value: str) -> str:
