@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import re
 
-_HSA_ID = re.compile(r"^SE\d{10}-[A-Z0-9]+$")
+_HSA_ID = re.compile(r"SE[0-9]{10}-[A-Z0-9]+", re.ASCII)
 
 
 def normalise_hsa_id(value: str) -> str:
@@ -14,7 +14,7 @@ def normalise_hsa_id(value: str) -> str:
     candidate = value.strip().upper()
     if len(candidate) > 31:
         raise ValueError(f"{value!r} is not an HSA-id: at most 31 characters")
-    if not _HSA_ID.match(candidate):
+    if not _HSA_ID.fullmatch(candidate):
         raise ValueError(
             f"{value!r} is not an HSA-id: SE, ten digits, a hyphen, then letters or digits"
         )

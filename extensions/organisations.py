@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from enum import StrEnum
 
-_DIGITS = re.compile(r"^\d{10}$")
+_DIGITS = re.compile(r"[0-9]{10}", re.ASCII)
 
 
 class Kind(StrEnum):
@@ -30,7 +30,7 @@ def luhn_valid(digits: str) -> bool:
 def normalise_org_number(value: str, kind: Kind | None = None) -> str:
     """``NNNNNN-NNNN`` or ``NNNNNNNNNN`` as ten digits; ValueError saying what is wrong."""
     digits = value.replace("-", "").strip()
-    if not _DIGITS.match(digits):
+    if not _DIGITS.fullmatch(digits):
         raise ValueError(f"{value!r} is not an organisation number: it must be 10 digits")
     if not luhn_valid(digits):
         raise ValueError(f"{value!r} has a wrong check digit")

@@ -23,6 +23,9 @@ def test_valid_organisation_numbers(number: str) -> None:
         ("21200001420", "10 digits"),
         ("21200OO142", "10 digits"),
         ("", "10 digits"),
+        # Digits of other scripts are digits to Python's \d, not to the registry.
+        ("\uff12\uff11\uff12\uff10\uff10\uff10\uff10\uff11\uff14\uff12", "10 digits"),
+        ("212000\u0661\u0664\u0662", "10 digits"),
     ],
 )
 def test_invalid_organisation_numbers_say_why(number: str, reason: str) -> None:
@@ -64,6 +67,10 @@ def test_valid_hsa_ids(value: str, expected: str) -> None:
         ("SE2321000016", "ten digits"),
         ("SE2321000016-", "ten digits"),
         ("SE2321000016-4H K5", "ten digits"),
+        # Full-width and Arabic-Indic digits look like, or stand for, the ASCII ones.
+        ("SE\uff12\uff13\uff12\uff11000016-4HK5", "ten digits"),
+        ("SE2321000016-\u0664HK5", "ten digits"),
+        ("SE232100001\u0666-4HK5", "ten digits"),
         ("SE2321000016-" + "A" * 20, "31 characters"),
     ],
 )

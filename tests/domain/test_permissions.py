@@ -278,6 +278,9 @@ async def test_patching_the_extension_keeps_the_hsa_id(client: httpx.AsyncClient
         pytest.param("SE2120000142-AB-C", "letters or digits", id="second-hyphen"),
         pytest.param("SE2120000142-ÅÄÖ", "letters or digits", id="non-ascii-letters"),
         pytest.param("SE21200001X2-ABC", "ten digits", id="letter-among-digits"),
+        # An administrator's id in full-width digits must not pass for another person's.
+        pytest.param("SE\uff12120000142-ADM1", "ten digits", id="full-width-digit"),
+        pytest.param("SE2120000142-\u0661", "letters or digits", id="arabic-indic-digit"),
         pytest.param("", "HSA-id", id="empty"),
         pytest.param("   ", "HSA-id", id="blank"),
         pytest.param("SE2120000142-" + "A" * 19, "31 characters", id="32-characters"),
