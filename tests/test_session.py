@@ -385,6 +385,13 @@ async def test_demo_mode_answers_only_on_loopback(demo_app: Litestar, administra
         (LOOPBACK, "http://rebound.example:8000", {}),
         # A proxy on this machine, forwarding someone else.
         (LOOPBACK, "http://127.0.0.1:8000", {"X-Forwarded-For": "203.0.113.9"}),
+        # The README's nginx block: the client's own Host, X-Forwarded-Proto, no client address.
+        (LOOPBACK, "http://localhost:8000", {"X-Forwarded-Proto": "https"}),
+        (LOOPBACK, "http://localhost:8000", {"X-SSL-Client-Cert": "-----BEGIN%20CERT"}),
+        (LOOPBACK, "http://localhost:8000", {"Client-Cert": ":AAAA:"}),
+        (LOOPBACK, "http://localhost:8000", {"X-Real-IP": "203.0.113.9"}),
+        (LOOPBACK, "http://localhost:8000", {"Forwarded": "for=203.0.113.9"}),
+        (LOOPBACK, "http://localhost:8000", {"Via": "1.1 proxy"}),
     ):
         async with browser(demo_app, peer=peer, origin=origin) as remote:
             listed = await remote.get("/session/demo", headers=headers)
@@ -396,6 +403,26 @@ async def test_demo_mode_answers_only_on_loopback(demo_app: Litestar, administra
             assert "set-cookie" not in response.headers
     async with browser(demo_app, peer=LOOPBACK, origin="http://localhost:8000") as local:
         assert (await local.get("/session/demo")).status_code == 200
+
+
+@pytest.fixture
+async def demo_behind_a_proxy(database_url: str, engine: AsyncEngine) -> AsyncIterator[Litestar]:
+    """Demo mode with a proxy on this machine trusted (as behind the README's nginx)."""
+    settings = Settings(database_url=database_url, demo=True, trusted_proxies=("127.0.0.1",))
+    app = create_app(settings)
+    yield app
+    await app.state.engine.dispose()
+
+
+async def test_demo_mode_refuses_a_trusted_proxy_even_without_forwarding_headers(
+    demo_behind_a_proxy: Litestar, administrator: str
+) -> None:
+    async with browser(
+        demo_behind_a_proxy, peer=LOOPBACK, origin="http://localhost:8000"
+    ) as proxied:
+        assert (await proxied.get("/session/demo")).status_code == 403
+        response = await proxied.post("/session/demo", json={"hsaId": administrator})
+        assert response.status_code == 403 and "set-cookie" not in response.headers
 
 
 def test_serve_demo_turns_demo_mode_on(

@@ -98,21 +98,40 @@ async def _log_in(request: AnyRequest, administrator: Any, method: str) -> Respo
 
 def _demo_allowed(request: AnyRequest) -> Response[bytes] | None:
     """404 outside demo mode (as if there were no such endpoint); 403 unless the browser is
-    on this machine: a loopback peer, no proxy in between, a loopback Host (no DNS rebinding)."""
+    on this machine: a loopback peer that is no trusted proxy and says it forwards nothing
+    (no proxy in between), and a loopback Host (no DNS rebinding)."""
     if not request.app.state.settings.demo:
         raise NotFoundException()
     client = request.scope.get("client")
     host = request.url.hostname or ""
+    authenticator: Authenticator = request.app.state.authenticator
     local = (
         client is not None
         and _loopback(client[0])
         and (host == "localhost" or _loopback(host.strip("[]")))
-        and "forwarded" not in request.headers
-        and "x-forwarded-for" not in request.headers
+        and not authenticator.from_trusted_proxy(request)
+        and not any(_forwarding(name, request) for name in request.headers)
     )
     if local:
         return None
     return _refused(403, "Demo mode answers only on loopback", DEMO_ONLY_LOCAL)
+
+
+# Headers a proxy adds about the client it forwards (RFC 7239, RFC 9110 §7.6.3, RFC 9440, and
+# the customary X- ones): a request carrying any came through one.
+_FORWARDING_HEADERS = frozenset(
+    {"forwarded", "via", "x-real-ip", "client-cert", "client-cert-chain"}
+)
+_FORWARDING_PREFIXES = ("x-forwarded-", "x-ssl-", "x-client-")
+
+
+def _forwarding(name: str, request: AnyRequest) -> bool:
+    lowered = name.lower()
+    return (
+        lowered in _FORWARDING_HEADERS
+        or lowered.startswith(_FORWARDING_PREFIXES)
+        or lowered == request.app.state.settings.proxy_cert_header.lower()
+    )
 
 
 def _loopback(address: str) -> bool:

@@ -113,7 +113,7 @@ class Authenticator:
         try:
             if chain:
                 return certificates.load_chain("".join(chain).encode())
-            if not self._from_trusted_proxy(request):
+            if not self.from_trusted_proxy(request):
                 # Certificate headers from anyone else are ignored.
                 return None
             if value := request.headers.get("client-cert"):
@@ -147,11 +147,11 @@ class Authenticator:
     def forwarded_scheme(self, request: Request[Any, Any, Any]) -> str | None:
         """The scheme a trusted TLS-terminating proxy says the client used, if it says one."""
         scheme = request.headers.get("x-forwarded-proto", "").strip().lower()
-        if scheme in ("http", "https") and self._from_trusted_proxy(request):
+        if scheme in ("http", "https") and self.from_trusted_proxy(request):
             return scheme
         return None
 
-    def _from_trusted_proxy(self, request: Request[Any, Any, Any]) -> bool:
+    def from_trusted_proxy(self, request: Request[Any, Any, Any]) -> bool:
         client = request.scope.get("client")
         if not client or not self.proxies:
             return False
