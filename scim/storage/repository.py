@@ -94,6 +94,8 @@ class Repository:
     ) -> Row[Any] | None:
         """A resource, with its members (Group) or groups (User) and their ``relations``
         fields unless that is None."""
+        if "\x00" in resource_id:
+            return None  # PostgreSQL's text cannot hold U+0000: no id holds it
         statement = _get_statement(
             kind_name, relations, for_update and self.postgres, self.postgres
         )

@@ -143,6 +143,22 @@ async def test_a_member_deleted_while_a_group_is_created_is_refused_not_a_500(
     assert await count_resources(engine) == 0
 
 
+@pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
+async def test_an_id_holding_u0000_names_no_resource(
+    client: httpx.AsyncClient, method: str
+) -> None:
+    """PostgreSQL's text cannot hold U+0000: such an id is unknown (404), not a 500."""
+    body: dict[str, Any] = (
+        patch_body({"op": "replace", "path": "displayName", "value": "X"})
+        if method == "PATCH"
+        else user_body("nul@example.se")
+    )
+    response = await client.request(
+        method, "/Users/a%00b", json=None if method in ("GET", "DELETE") else body
+    )
+    assert_error(response, 404)
+
+
 @pytest.mark.parametrize(
     ("body", "scim_type"),
     [
