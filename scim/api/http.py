@@ -11,6 +11,10 @@ from scim2_models import InvalidSyntaxException, InvalidValueException, PayloadT
 from scim.errors import SCIM_MEDIA_TYPE, UnsupportedMediaType
 
 _ACCEPTED_BODIES = ("application/scim+json", "application/json")
+# SCIM bodies nest a few levels (a Bulk operation's data's members: six); this bounds what
+# every recursive walk of a body meets.
+MAX_DEPTH = 64
+_TOO_DEEP = f"The body nests objects and arrays deeper than {MAX_DEPTH} levels"
 
 
 def base_url(request: Request[Any, Any, Any]) -> str:
@@ -44,12 +48,31 @@ async def read_json(
         value = msgspec.json.decode(body)
     except msgspec.DecodeError as error:
         raise InvalidSyntaxException(detail=f"The body is not valid JSON: {error}") from error
+    except RecursionError:  # deeper than the interpreter goes, so deeper than MAX_DEPTH
+        raise InvalidSyntaxException(detail=_TOO_DEEP) from None
     if not isinstance(value, dict):
         raise InvalidSyntaxException(detail="The body must be a JSON object")
+    if _deeper_than(value, MAX_DEPTH):
+        raise InvalidSyntaxException(detail=_TOO_DEEP)
     # JSON writes U+0000 only escaped: one search (in C) tells when a walk is needed.
     if stored and b"\\u0000" in body and _holds_nul(value):
         raise InvalidValueException(detail="Text may not contain the character U+0000")
     return value
+
+
+def _deeper_than(value: Any, limit: int) -> bool:
+    """Whether objects and arrays nest deeper than ``limit``; without recursion, so that
+    what walks a body afterwards (validation, Bulk's references, redaction) never meets a
+    nesting it cannot follow."""
+    containers = (dict, list)
+    stack: list[tuple[Any, int]] = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = item.values() if isinstance(item, dict) else item
+        stack.extend((child, depth + 1) for child in children if isinstance(child, containers))
+    return False
 
 
 def _holds_nul(value: Any) -> bool:
