@@ -19,11 +19,13 @@ NOW = dt.datetime.now(dt.UTC)
 
 
 def _name(
-    common_name: str, organisation: str | None = None, serial: str | None = None
+    common_name: str, organisation: str | tuple[str, ...] | None = None, serial: str | None = None
 ) -> x509.Name:
+    """A subject; ``organisation`` may be several (an O attribute each), as no SITHS card is."""
     attributes = [x509.NameAttribute(NameOID.COUNTRY_NAME, "SE")]
-    if organisation:
-        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, organisation))
+    organisations = (organisation,) if isinstance(organisation, str) else organisation or ()
+    for name in organisations:
+        attributes.append(x509.NameAttribute(NameOID.ORGANIZATION_NAME, name))
     if serial:
         attributes.append(x509.NameAttribute(NameOID.SERIAL_NUMBER, serial))
     attributes.append(x509.NameAttribute(NameOID.COMMON_NAME, common_name))
@@ -110,7 +112,7 @@ class Authority:
         common_name: str,
         *,
         hsa_id: str | None = None,
-        organisation: str | None = None,
+        organisation: str | tuple[str, ...] | None = None,
         client_auth: bool | None = True,
         server_names: list[str] | None = None,
         ip_addresses: list[str] | None = None,

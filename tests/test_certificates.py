@@ -39,6 +39,14 @@ def test_a_person_certificate_gives_hsa_id_organisation_and_fingerprint() -> Non
     assert identity.fingerprint == person.fingerprint
 
 
+def test_a_certificate_naming_two_organisations_is_refused() -> None:
+    two = INTERMEDIATE.issue(
+        "Anna Admin", hsa_id="SE2120000142-1234", organisation=("Göteborgs stad", "Stockholms stad")
+    )
+    with pytest.raises(CertificateError, match="more than one organisation"):
+        VERIFIER.verify(two.certificate, [INTERMEDIATE.certificate])
+
+
 def test_a_certificate_without_subject_alt_name_or_eku_is_accepted() -> None:
     bare = INTERMEDIATE.issue("Bare", organisation="Stockholms stad", client_auth=None)
     assert VERIFIER.verify(bare.certificate, [INTERMEDIATE.certificate]).hsa_id is None

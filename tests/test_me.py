@@ -11,11 +11,13 @@ from urllib.parse import quote
 import httpx
 import pytest
 from litestar import Litestar
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
+from scim.storage.tables import administrators
 from tests.conftest import (
     ESERVICES,
     ESERVICES_GROUP,
@@ -178,6 +180,39 @@ async def test_unknown_people_and_wrong_organisations_are_refused(
         response = await me.get("/Me")
     assert response.status_code == 401
     assert "not the registered organisation" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    "organisation", [None, ("Stockholms stad", "Göteborgs stad")], ids=["no-O", "two-O"]
+)
+async def test_a_certificate_must_name_exactly_one_organisation(
+    client: httpx.AsyncClient,
+    cert_app: Litestar,
+    engine: AsyncEngine,
+    organisations: Organisations,
+    organisation: tuple[str, ...] | None,
+) -> None:
+    """Without one O, the organisation of the registration cannot be checked: a user of
+    another organisation, or an administrator, is not let in on the serialNumber alone."""
+    await enrol(client, "SE2120000142-ME06")
+    person = ISSUING.issue("Person", hsa_id="SE2120000142-ME06", organisation=organisation)
+    async with signed_in(cert_app, person) as me:
+        response = await me.get("/Me")
+    assert response.status_code == 401, response.text
+    assert "organisation" in response.json()["detail"]
+    async with engine.begin() as connection:
+        operator = Operator(connection, "tests")
+        tenant = await operator.tenant(organisations.goteborg.org_number)
+        await operator.add_administrator(tenant, "SE2120001355-MEADM", "Ada", "Admin", "a@b.se")
+    admin = ISSUING.issue("Ada Admin", hsa_id="SE2120001355-MEADM", organisation=organisation)
+    try:
+        async with signed_in(cert_app, admin) as signed:
+            assert (await signed.get("/Users")).status_code == 401
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                delete(administrators).where(administrators.c.hsa_id == "SE2120001355-MEADM")
+            )
 
 
 async def test_me_is_404_for_administrators(

@@ -168,10 +168,12 @@ class Authenticator:
             identity = self.verifier.verify(leaf, intermediates)
         except CertificateError as error:
             raise Unauthenticated(detail=str(error)) from error
+        if identity.organisation is None:
+            # SITHS certificates name their organisation: without it, the organisation a
+            # registration is for could not be checked.
+            raise Unauthenticated(detail="The client certificate names no organisation (O)")
         principal, organisation = await self._registered(identity)
-        if identity.organisation and _normalise_name(identity.organisation) != _normalise_name(
-            organisation
-        ):
+        if _normalise_name(identity.organisation) != _normalise_name(organisation):
             raise Unregistered(
                 detail=f"The certificate's organisation {identity.organisation!r} is not the "
                 f"registered organisation {organisation!r}"

@@ -40,10 +40,14 @@ class CertificateIdentity:
     fingerprint: str  # SHA-256 of the DER encoding, lower-case hex
 
 
-def _attribute(name: x509.Name, oid: x509.ObjectIdentifier) -> str | None:
+def _attribute(name: x509.Name, oid: x509.ObjectIdentifier, what: str) -> str | None:
+    """The one value of an attribute of the subject, or None; a second one would leave which
+    to believe to chance, so it makes the certificate unusable."""
     values = name.get_attributes_for_oid(oid)
     if not values:
         return None
+    if len(values) > 1:
+        raise CertificateError(f"The client certificate names more than one {what}")
     value = values[0].value
     return value.decode() if isinstance(value, bytes) else str(value)
 
@@ -87,9 +91,9 @@ class CertificateVerifier:
             raise CertificateError(f"The client certificate is not trusted: {error}") from error
         subject = leaf.subject
         return CertificateIdentity(
-            hsa_id=_attribute(subject, NameOID.SERIAL_NUMBER),
-            organisation=_attribute(subject, NameOID.ORGANIZATION_NAME),
-            common_name=_attribute(subject, NameOID.COMMON_NAME),
+            hsa_id=_attribute(subject, NameOID.SERIAL_NUMBER, "serialNumber"),
+            organisation=_attribute(subject, NameOID.ORGANIZATION_NAME, "organisation (O)"),
+            common_name=_attribute(subject, NameOID.COMMON_NAME, "common name (CN)"),
             fingerprint=fingerprint(leaf),
         )
 
