@@ -7,7 +7,7 @@ projected as dicts, never round-tripped through pydantic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Container, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -47,6 +47,7 @@ from scim.storage.repository import (
     BatchConflict,
     Fields,
     Member,
+    MemberGone,
     Repository,
     UniquenessConflict,
 )
@@ -465,6 +466,20 @@ class ResourceService:
         if_match: str | None,
         plan: Plan | None,
     ) -> Written:
+        """RFC 7644 §3.5.1."""
+        return await self._again_if_a_member_went(
+            self._replace, caller, kind, resource_id, body, if_match, plan
+        )
+
+    async def _replace(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        plan: Plan | None,
+    ) -> Written:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         async with self.engine.begin() as connection:
@@ -553,6 +568,34 @@ class ResourceService:
         plan: Plan | None,
     ) -> Written:
         """RFC 7644 §3.5.2. Group membership is changed in SQL, one row per member."""
+        return await self._again_if_a_member_went(
+            self._patch, caller, kind, resource_id, body, if_match, plan
+        )
+
+    async def _again_if_a_member_went(
+        self, write: Callable[..., Awaitable[Written]], *arguments: Any
+    ) -> Written:
+        """A write in a transaction of its own, again if a member it adds was deleted by a
+        concurrent request after the check (its foreign key failed): the next check finds
+        the member gone and refuses it (400), as if the write had come after the delete."""
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                return await write(*arguments)
+            except MemberGone:
+                continue
+        raise ConflictException(
+            detail="Concurrent changes kept this write from happening; try again"
+        )
+
+    async def _patch(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        body: dict[str, Any],
+        if_match: str | None,
+        plan: Plan | None,
+    ) -> Written:
         operations = body.get("Operations") if isinstance(body, dict) else None
         if not isinstance(operations, list) or not operations:
             raise InvalidValueException(detail="Operations must hold one or more operations")

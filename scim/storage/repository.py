@@ -59,6 +59,10 @@ class UniquenessConflict(BatchConflict):
     """A write hit a unique key (userName, or the person key, within the tenant)."""
 
 
+class MemberGone(BatchConflict):
+    """A member added was deleted by a concurrent request after it was looked up."""
+
+
 def _conflict(error: Exception) -> BatchConflict:
     """A failed key or reference as the conflict it is: SQLSTATE 23505 (PostgreSQL) or
     SQLite's own words say which unique key."""
@@ -326,7 +330,10 @@ class Repository:
             return 0
         dialect_insert = pg_insert if self.postgres else sqlite_insert
         statement = dialect_insert(members).values(rows).on_conflict_do_nothing()
-        result = await self.connection.execute(statement)
+        try:
+            result = await self.connection.execute(statement)
+        except IntegrityError as error:  # the group is locked: a member's row went away
+            raise MemberGone(str(error)) from error
         return int(result.rowcount or 0)
 
     async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:

@@ -11,7 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.service import search_keys
@@ -141,6 +141,42 @@ async def test_a_member_deleted_while_a_group_is_created_is_refused_not_a_500(
     assert_error(response, 400, "invalidValue")
     assert member["id"] in response.json()["detail"]
     assert await count_resources(engine) == 0
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCIM_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass"
+)
+@pytest.mark.parametrize("method", ["PATCH", "PUT"])
+async def test_a_member_deleted_while_it_is_added_is_refused_not_a_500(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+    method: str,
+) -> None:
+    """As for a create: the write is tried again, and refuses the member it no longer finds."""
+    member = await create_user(client, "soon.gone@example.se")
+    group = (
+        await client.post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": "G"})
+    ).json()
+    looked_up = Repository.existing
+
+    async def before_the_delete(repository: Repository, ids: Any) -> Any:
+        monkeypatch.setattr(Repository, "existing", looked_up)
+        found = await looked_up(repository, ids)
+        async with engine.begin() as connection:  # another request deletes the member
+            await connection.execute(delete(resources).where(resources.c.id == member["id"]))
+        return found
+
+    monkeypatch.setattr(Repository, "existing", before_the_delete)
+    adding = [{"value": member["id"]}]
+    if method == "PATCH":
+        body = patch_body({"op": "add", "path": "members", "value": adding})
+    else:
+        body = {"schemas": [GROUP_SCHEMA], "displayName": "G", "members": adding}
+    response = await client.request(method, f"/Groups/{group['id']}", json=body)
+    assert_error(response, 400, "invalidValue")
+    assert member["id"] in response.json()["detail"]
+    assert "members" not in (await client.get(f"/Groups/{group['id']}")).json()
 
 
 @pytest.mark.parametrize("method", ["GET", "PUT", "PATCH", "DELETE"])
