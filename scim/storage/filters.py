@@ -69,7 +69,10 @@ COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "meta.resourcetype": (resources.c.resource_type, False),
 }
 
-_VERSION = re.compile(r'^(?:W/)?"(\d+)"$')
+_VERSION = re.compile(r'^(?:W/)?"([0-9]+)"$', re.ASCII)
+# Versions are a 32-bit column: a larger number is no version this server gives.
+_MAX_VERSION = 2**31 - 1
+_TEXT_OPERATORS = (CompareOperator.co, CompareOperator.sw, CompareOperator.ew)
 
 # Comparisons and presence tests a filter may hold, so that its SQL stays within the
 # bind parameters a statement takes (32766 in SQLite, 32767 in asyncpg).
@@ -146,6 +149,7 @@ class Scalar:
         if isinstance(value, str) and "\x00" in value:
             # PostgreSQL text cannot hold U+0000, so no stored value can either.
             raise InvalidFilterException(detail="A filter value cannot contain U+0000")
+        self._comparable(op)
         key, operand = self._key(), self._operand(value)
         has_value = key.is_not(None)
         if op == CompareOperator.eq:
@@ -170,6 +174,18 @@ class Scalar:
 
     def sort_key(self) -> ColumnElement[Any]:
         return self._key()
+
+    def _comparable(self, op: CompareOperator) -> None:
+        """RFC 7644 §3.4.2.2: a complex attribute is compared through its sub-attributes
+        (only ``pr`` applies to it as a whole), and ``co``, ``sw`` and ``ew`` compare text."""
+        if self.value_type == "complex":
+            raise InvalidFilterException(
+                detail=f"A complex attribute takes no {op.value}: compare its sub-attributes"
+            )
+        if op in _TEXT_OPERATORS and self.value_type not in ("string", "binary"):
+            raise InvalidFilterException(
+                detail=f"{op.value} compares text, not a {self.value_type} value"
+            )
 
 
 @dataclass
@@ -376,7 +392,10 @@ def _compare_version(op: CompareOperator, value: Any) -> Condition:
     match = _VERSION.match(str(value))
     if op not in (CompareOperator.eq, CompareOperator.ne) or match is None:
         raise InvalidFilterException(detail='meta.version compares with eq or ne to W/"<n>"')
-    condition = resources.c.version == int(match.group(1))
+    version = int(match.group(1))
+    if version > _MAX_VERSION:
+        raise InvalidFilterException(detail=f"No version is above {_MAX_VERSION}")
+    condition = resources.c.version == version
     return condition if op == CompareOperator.eq else ~condition
 
 
