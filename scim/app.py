@@ -15,8 +15,6 @@ from litestar.datastructures import State
 from litestar.exceptions import HTTPException
 from litestar.plugins.prometheus import PrometheusController
 from scim2_models import SCIMException
-from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
-from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 
 from extensions import EServices
 from scim.api.browser import client_files, root, security_headers
@@ -27,13 +25,14 @@ from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
-from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, with_status
+from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, unavailable, with_status
 from scim.hooks import Domain
 from scim.observability import prometheus_config, request_ids, watch_pool
 from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
+from scim.storage import database
 from scim.storage.database import create_engine
 
 logger = logging.getLogger("scim")
@@ -67,33 +66,13 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     )
 
 
-# PostgreSQL's SQLSTATEs for "not now": connection exceptions (class 08), shutting down or
-# starting up (57P01–57P03), too many connections (53300).
-_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
-
-
-def _database_unavailable(error: BaseException) -> bool:
-    """Whether an error means "the database cannot be reached now" (down, restarting, pool
-    exhausted) rather than a fault in this request."""
-    if isinstance(error, DBAPIError):
-        if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
-            return True
-        driver_error = error.orig
-        state = getattr(driver_error, "sqlstate", None) or getattr(
-            getattr(driver_error, "__cause__", None), "sqlstate", None
-        )
-        return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
-    return isinstance(error, SQLAlchemyTimeoutError | OSError | TimeoutError)
-
-
 def _internal_error(_: Request[Any, Any, Any], error: Exception) -> Response[bytes]:
-    if _database_unavailable(error):
+    if database.unavailable(error):
         # RFC 7231 §6.6.4: temporary; the client may retry shortly. No stack trace: it is
         # the database's state, logged once per request at warning level.
         logger.warning("database unavailable", extra={"error": type(error).__name__})
-        unavailable = with_status(503, "The database is unavailable; try again shortly")
         return Response(
-            error_body(unavailable),
+            error_body(unavailable()),
             status_code=503,
             media_type=SCIM_MEDIA_TYPE,
             headers={"Retry-After": "1"},

@@ -33,10 +33,11 @@ from scim2_models import (
     SCIMException,
 )
 
-from scim.errors import error_document, internal
+from scim.errors import error_document, internal, unavailable
 from scim.hooks import Tenant
 from scim.registry import ResourceKind
 from scim.service import Caller, CreateBatch, Draft, ResourceService, Written
+from scim.storage import database
 from scim.storage.repository import BatchConflict
 
 logger = logging.getLogger("scim.bulk")
@@ -416,7 +417,11 @@ class BulkService:
             return await self._perform(caller, operation, progress.created)
         except SCIMException as error:
             return Outcome(operation, error.status, error=error)
-        except Exception:
+        except Exception as error:
+            if database.unavailable(error):
+                # What the operation would have answered alone (scim.app).
+                logger.warning("database unavailable", extra={"error": type(error).__name__})
+                return Outcome(operation, 503, error=unavailable())
             logger.exception("bulk operation %s failed", operation.index)
             return Outcome(operation, 500, error=internal())
 

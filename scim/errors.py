@@ -37,6 +37,11 @@ def internal() -> SCIMException:
     return with_status(500, "Internal server error")
 
 
+def unavailable() -> SCIMException:
+    """RFC 9110 §15.6.4: temporary; the client may try again shortly."""
+    return with_status(503, "The database is unavailable; try again shortly")
+
+
 def from_validation(error: ValidationError) -> SCIMException:
     """The SCIM error a pydantic validation failure stands for."""
     first: Any = error.errors()[0]

@@ -665,3 +665,34 @@ async def test_a_batch_whose_commit_fails_reports_what_it_would_have_created_as_
     assert [r["status"] for r in results] == ["500", "400", "500", "400"]
     assert "failed" in results[3]["response"]["detail"]
     assert await stored(engine) == 0
+
+
+async def test_with_the_database_away_each_operation_answers_503_as_alone(
+    client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What a single request answers while the database cannot be reached (503, try again),
+    each operation answers in its entry; other failures stay 500."""
+    existing = await create_user(client, "finns@example.se")
+
+    async def away(*_: Any, **__: Any) -> Any:
+        raise ConnectionRefusedError("the database is restarting")
+
+    monkeypatch.setattr(ResourceService, "create", away)
+    monkeypatch.setattr(ResourceService, "delete", away)
+    results = await send(
+        client,
+        bulk(
+            post_user("a", "a@example.se"),
+            {"method": "DELETE", "path": f"/Users/{existing['id']}"},
+        ),
+    )
+    assert [r["status"] for r in results] == ["503", "503"]
+    assert all(r["response"]["status"] == "503" for r in results)
+    assert "try again" in results[0]["response"]["detail"]
+
+    async def broken(*_: Any, **__: Any) -> Any:
+        raise RuntimeError("a fault of this server")
+
+    monkeypatch.setattr(ResourceService, "delete", broken)
+    results = await send(client, bulk({"method": "DELETE", "path": f"/Users/{existing['id']}"}))
+    assert [r["status"] for r in results] == ["500"]

@@ -12,7 +12,8 @@ from alembic.config import Config
 from alembic.script import ScriptDirectory
 from sqlalchemy import Connection, event, text
 from sqlalchemy.engine import make_url
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 MIGRATIONS = Path(__file__).parent / "migrations"
@@ -120,3 +121,22 @@ async def revision(engine: AsyncEngine) -> str | None:
             return None
         current: str | None = version.scalar()
         return current
+
+
+# PostgreSQL's SQLSTATEs for "not now": connection exceptions (class 08), shutting down or
+# starting up (57P01–57P03), too many connections (53300).
+_UNAVAILABLE_STATES = ("08", "57P01", "57P02", "57P03", "53300")
+
+
+def unavailable(error: BaseException) -> bool:
+    """Whether an error means "the database cannot be reached now" (down, restarting, pool
+    exhausted) rather than a fault in this request."""
+    if isinstance(error, DBAPIError):
+        if error.connection_invalidated or isinstance(error, OperationalError | InterfaceError):
+            return True
+        driver_error = error.orig
+        state = getattr(driver_error, "sqlstate", None) or getattr(
+            getattr(driver_error, "__cause__", None), "sqlstate", None
+        )
+        return isinstance(state, str) and state.startswith(_UNAVAILABLE_STATES)
+    return isinstance(error, SQLAlchemyTimeoutError | OSError | TimeoutError)
