@@ -61,18 +61,21 @@ async def read_json(
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
-    """Whether objects and arrays nest deeper than ``limit``; without recursion, so that
-    what walks a body afterwards (validation, Bulk's references, redaction) never meets a
-    nesting it cannot follow."""
-    containers = (dict, list)
-    stack: list[tuple[Any, int]] = [(value, 1)]
-    while stack:
-        item, depth = stack.pop()
-        if depth > limit:
-            return True
-        children = item.values() if isinstance(item, dict) else item
-        stack.extend((child, depth + 1) for child in children if isinstance(child, containers))
-    return False
+    """Whether objects and arrays nest deeper than ``limit``; level by level, without
+    recursion, so that what walks a body afterwards (validation, Bulk's references,
+    redaction) never meets a nesting it cannot follow."""
+    level = [value]
+    for _ in range(limit):
+        deeper = [
+            child
+            for item in level
+            for child in (item.values() if type(item) is dict else item)
+            if type(child) is dict or type(child) is list
+        ]
+        if not deeper:
+            return False
+        level = deeper
+    return True
 
 
 def _holds_nul(value: Any) -> bool:
