@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable, Container, Seque
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from functools import partial
-from typing import Any
+from functools import partial, wraps
+from typing import Any, ParamSpec
 
 import msgspec
 from pydantic import ValidationError
@@ -55,6 +55,7 @@ from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
 _MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
+P = ParamSpec("P")
 
 
 # RFC 8259 §6: the largest integer every JSON implementation holds exactly. A startIndex
@@ -141,6 +142,27 @@ def if_match_allows(header: str | None, version: int) -> bool:
         return True
     wanted = {tag.strip().removeprefix("W/") for tag in header.split(",")}
     return f'"{version}"' in wanted
+
+
+def _again_if_a_member_went(
+    write: Callable[P, Awaitable[Written]],
+) -> Callable[P, Awaitable[Written]]:
+    """A write in a transaction of its own, again if a member it adds was deleted by a
+    concurrent request after the check (its foreign key failed): the next check finds the
+    member gone and refuses it (400), as if the write had come after the delete."""
+
+    @wraps(write)
+    async def again(*arguments: P.args, **options: P.kwargs) -> Written:
+        for _ in range(_WRITE_ATTEMPTS):
+            try:
+                return await write(*arguments, **options)
+            except MemberGone:
+                continue
+        raise ConflictException(
+            detail="Concurrent changes kept this write from happening; try again"
+        )
+
+    return again
 
 
 class ResourceService:
@@ -457,6 +479,7 @@ class ResourceService:
             )
         return row
 
+    @_again_if_a_member_went
     async def replace(
         self,
         caller: Caller,
@@ -467,19 +490,6 @@ class ResourceService:
         plan: Plan | None,
     ) -> Written:
         """RFC 7644 §3.5.1."""
-        return await self._again_if_a_member_went(
-            self._replace, caller, kind, resource_id, body, if_match, plan
-        )
-
-    async def _replace(
-        self,
-        caller: Caller,
-        kind: ResourceKind,
-        resource_id: str,
-        body: dict[str, Any],
-        if_match: str | None,
-        plan: Plan | None,
-    ) -> Written:
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         async with self.engine.begin() as connection:
@@ -558,6 +568,7 @@ class ResourceService:
         if not written:
             raise PreconditionFailedException(detail="The resource was changed by another request")
 
+    @_again_if_a_member_went
     async def patch(
         self,
         caller: Caller,
@@ -568,34 +579,6 @@ class ResourceService:
         plan: Plan | None,
     ) -> Written:
         """RFC 7644 §3.5.2. Group membership is changed in SQL, one row per member."""
-        return await self._again_if_a_member_went(
-            self._patch, caller, kind, resource_id, body, if_match, plan
-        )
-
-    async def _again_if_a_member_went(
-        self, write: Callable[..., Awaitable[Written]], *arguments: Any
-    ) -> Written:
-        """A write in a transaction of its own, again if a member it adds was deleted by a
-        concurrent request after the check (its foreign key failed): the next check finds
-        the member gone and refuses it (400), as if the write had come after the delete."""
-        for _ in range(_WRITE_ATTEMPTS):
-            try:
-                return await write(*arguments)
-            except MemberGone:
-                continue
-        raise ConflictException(
-            detail="Concurrent changes kept this write from happening; try again"
-        )
-
-    async def _patch(
-        self,
-        caller: Caller,
-        kind: ResourceKind,
-        resource_id: str,
-        body: dict[str, Any],
-        if_match: str | None,
-        plan: Plan | None,
-    ) -> Written:
         operations = body.get("Operations") if isinstance(body, dict) else None
         if not isinstance(operations, list) or not operations:
             raise InvalidValueException(detail="Operations must hold one or more operations")
@@ -770,11 +753,11 @@ class CreateBatch:
             for member_id, _ in draft.members
             if member_id not in own and member_id not in self.existing
         }
-        user_names = {key for d in prepared if (key := d.keys["user_name_key"]) is not None}
-        person_keys = {key for d in prepared if (key := d.keys["hsa_id_key"]) is not None}
         persons = {person for d in prepared if (person := d.kind.person(d.document))}
         self.existing.update(await self.repository.existing(member_ids))
         if self.probe_keys:
+            user_names = {k for d in prepared if (k := d.keys["user_name_key"]) is not None}
+            person_keys = {k for d in prepared if (k := d.keys["hsa_id_key"]) is not None}
             taken_user_names, taken_person_keys = await self.repository.taken(
                 user_names - self.user_names, person_keys - self.person_keys
             )
