@@ -119,7 +119,8 @@ def _serve(args: argparse.Namespace) -> int:
     if args.workers > 1:
         # Worker processes import the app themselves and read their settings from the
         # environment they inherit: these settings, written there once.
-        os.environ.update(settings.environment())
+        # One cursor secret for them all, so any worker takes another's cursors.
+        os.environ.update(settings.with_cursor_secret().environment())
         if not os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
             # Each worker writes its metrics there and /metrics, in any worker, sums them all.
             os.environ["PROMETHEUS_MULTIPROC_DIR"] = tempfile.mkdtemp(prefix="scim-metrics-")

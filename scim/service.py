@@ -172,7 +172,8 @@ class ResourceService:
         self.engine = engine
         # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
-        self.settings = settings
+        self.settings = settings = settings.with_cursor_secret()
+        self._cursor_secret = str(settings.cursor_secret).encode()
         self.projectors = {
             kind.name: Projector(
                 next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
@@ -283,8 +284,13 @@ class ResourceService:
         sort_name = str(request.sort_by or "") + (" descending" if descending else "")
         cursor = None
         where = matching
+        kind_names = [kind.name for kind in kinds]
+        # A cursor is good only in the organisation and for the resource types it came from.
+        cursor_scope = f"{caller.tenant_id}:{','.join(kind_names)}"
         if request.cursor:
-            cursor = paging.Cursor.decode(request.cursor, sort_name)
+            cursor = paging.Cursor.decode(
+                request.cursor, sort_name, self._cursor_secret, cursor_scope
+            )
             where = keyset.after(cursor, key, descending, matching)
         attributes = [str(a) for a in request.attributes or []] or None
         excluded = [str(a) for a in request.excluded_attributes or []] or None
@@ -294,7 +300,6 @@ class ResourceService:
             for kind in kinds
             if (fields := self._relations(kind, plans[kind.name])) is not None
         ]
-        kind_names = [kind.name for kind in kinds]
         paged_by_cursor = request.cursor is not None
         async with self.read_engine.connect() as connection:
             repository = _repository(connection, caller)
@@ -316,9 +321,9 @@ class ResourceService:
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
             last = rows[-1]
-            next_cursor = paging.Cursor(
-                sort_name, getattr(last, "sort_key", None), last.id
-            ).encode()
+            next_cursor = paging.Cursor(sort_name, getattr(last, "sort_key", None), last.id).encode(
+                self._cursor_secret, cursor_scope
+            )
         by_name = {kind.name: kind for kind in kinds}
         resources_out = [
             self.render(caller, by_name[row.resource_type], row, plans[row.resource_type])

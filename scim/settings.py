@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, fields, replace
 from typing import Any
@@ -33,6 +34,10 @@ class Settings:
     # Requests per second per credential and per organisation, over all workers; 0: no limit.
     rate_limit_client: int = 2000
     rate_limit_tenant: int = 5000
+    # The key cursors are signed with (RFC 9865 cursors). Every server behind one address
+    # needs the same; unset, the server draws one when it starts, and cursors it handed out
+    # before a restart are refused as invalidCursor.
+    cursor_secret: str | None = None
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -46,6 +51,12 @@ class Settings:
         if "base_path" in read:
             read["base_path"] = read["base_path"].rstrip("/")
         return replace(cls(**read), **overrides)  # type: ignore[arg-type]
+
+    def with_cursor_secret(self) -> Settings:
+        """These settings with a cursor secret: the configured one, else a fresh one."""
+        if self.cursor_secret:
+            return self
+        return replace(self, cursor_secret=secrets.token_urlsafe(32))
 
     def environment(self) -> dict[str, str]:
         """These settings as ``from_env`` reads them: for worker processes, which get their

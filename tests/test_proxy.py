@@ -406,6 +406,18 @@ def test_two_clients_racing_through_two_workers_lose_nothing_and_duplicate_nothi
         members = valid(client.get(f"/Groups/{group['id']}"))["members"]
     assert sorted(member["value"] for member in members) == sorted(user["id"] for user in users)
 
+    # Cursor paging, each page on a new connection, whichever worker takes it: the workers
+    # sign cursors with one secret.
+    paged: list[str] = []
+    cursor = ""
+    while cursor is not None:
+        with tls_client(pki, pki.function, proxied) as client:
+            query = {"filter": 'userName sw "race"', "count": 1, "cursor": cursor}
+            page = valid(client.get("/Users", params=query))
+        paged += [user["id"] for user in page["Resources"]]
+        cursor = page.get("nextCursor")
+    assert sorted(paged) == sorted(user["id"] for user in users)
+
 
 @pytest.mark.parametrize(
     ("which", "reason"),

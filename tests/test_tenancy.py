@@ -1130,3 +1130,23 @@ async def test_a_certificate_registered_to_two_clients_is_refused(
         response = await client.get("/Users")
     assert_refused(response)
     assert "more than one" in response.json()["detail"]
+
+
+async def test_another_organisations_cursor_is_refused(
+    app: Litestar, organisations: Organisations, clean: None
+) -> None:
+    """A cursor is signed for the organisation it was issued to (and its resource types)."""
+    async with api_client(app, organisations.stockholm.token) as stockholm:
+        for n in range(3):
+            response = await stockholm.post("/Users", json=user_body(f"cursor{n}@stockholm.se"))
+            assert response.status_code == 201, response.text
+        page = await stockholm.get("/Users", params={"cursor": "", "count": 1})
+        cursor = page.json()["nextCursor"]
+        assert (await stockholm.get("/Users", params={"cursor": cursor})).status_code == 200
+        assert_error(
+            await stockholm.get("/Groups", params={"cursor": cursor}), 400, "invalidCursor"
+        )
+        assert_error(await stockholm.get("/", params={"cursor": cursor}), 400, "invalidCursor")
+    async with api_client(app, organisations.goteborg.token) as goteborg:
+        response = await goteborg.get("/Users", params={"cursor": cursor})
+        assert_error(response, 400, "invalidCursor")

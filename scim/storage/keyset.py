@@ -7,7 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from scim2_models import InvalidCursorException
-from sqlalchemy import ColumnElement, and_, literal, or_
+from sqlalchemy import BigInteger, ColumnElement, and_, literal, or_
 
 from scim.protocol.paging import Cursor
 from scim.storage.tables import resources
@@ -52,6 +52,11 @@ def _bound(key: ColumnElement[Any], value: Any) -> ColumnElement[Any]:
     fits = python_type is None or isinstance(value, python_type)
     if python_type is float:
         fits = isinstance(value, int | float) and not isinstance(value, bool)
+        value = float(value) if fits else value
+    elif python_type is int and fits:
+        # What the column holds: 32 bits, or 64 for a BigInteger.
+        bits = 64 if isinstance(key.type, BigInteger) else 32
+        fits = not isinstance(value, bool) and -(2 ** (bits - 1)) <= value < 2 ** (bits - 1)
     if not fits or isinstance(value, dict | list) or value is None:
         raise InvalidCursorException(detail="The cursor is not one this server issued")
     return literal(value, key.type)

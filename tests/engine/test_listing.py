@@ -7,6 +7,7 @@ import asyncio
 import base64
 import json
 from collections.abc import AsyncIterator
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
@@ -16,6 +17,7 @@ from litestar import Litestar
 
 from scim.app import create_app
 from scim.hooks import Domain
+from scim.protocol import paging
 from scim.settings import Settings
 from tests.conftest import (
     ENTERPRISE,
@@ -23,6 +25,8 @@ from tests.conftest import (
     SCIM,
     SEARCH_SCHEMA,
     USER_SCHEMA,
+    Organisations,
+    api_client,
     create_group,
 )
 from tests.engine.conftest import create_user, user_body
@@ -721,35 +725,101 @@ async def test_garbage_cursor_is_400_invalid_cursor(
 
 
 def forged(*parts: Any) -> str:
-    """A cursor in the server's format (base64url JSON) that it never issued."""
-    raw = json.dumps(list(parts)).encode()
+    """A cursor in the server's layout (a tag, then JSON) that it never signed."""
+    raw = bytes(paging.TAG_SIZE) + json.dumps(list(parts)).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-@pytest.mark.parametrize(
-    ("sort_by", "cursor"),
-    [
-        ("userName", forged("userName", {"x": 1}, "id")),
-        ("userName", forged("userName", 5, "id")),
-        ("userName", forged("userName", [1, 2], "id")),
-        ("userName", forged("userName", "a")),
-        ("userName", forged("userName", "a", 7)),
-        ("userName", forged({"a": 1})),
-        ("userName", forged()),
-        ("meta.created", forged("meta.created", "not a date", "id")),
-        ("meta.created", forged("meta.created", 12, "id")),
-        ("active", forged("active", "yes", "id")),
-        ("", forged("", None, 3)),
-    ],
-)
+def signed(app: Litestar, tenant_id: int, *parts: Any) -> str:
+    """``parts`` signed with the server's own secret, as only the server could."""
+    secret = str(app.state.service.settings.cursor_secret).encode()
+    return paging.seal(json.dumps(list(parts)).encode(), secret, f"{tenant_id}:User")
+
+
+# Cursors a client might make up: the layout is no secret, the key is.
+FORGED = [
+    ("", ["", None, "\u0000"]),
+    ("", ["", None, "x' OR 1=1 --"]),
+    ("userName", ["userName", {"x": 1}, "id"]),
+    ("userName", ["userName", 5, "id"]),
+    ("userName", ["userName", [1, 2], "id"]),
+    ("userName", ["userName", "a"]),
+    ("userName", ["userName", "a", 7]),
+    ("userName", [{"a": 1}]),
+    ("userName", []),
+    ("meta.created", ["meta.created", "not a date", "id"]),
+    ("meta.created", ["meta.created", 12, "id"]),
+    ("meta.version", ["meta.version", 2**63 + 1, "id"]),
+    ("meta.version", ["meta.version", -(2**64), "id"]),
+    ("active", ["active", "yes", "id"]),
+    ("", ["", None, 3]),
+]
+
+
+@pytest.mark.parametrize(("sort_by", "parts"), FORGED)
 async def test_forged_cursor_is_400_invalid_cursor(
-    client: httpx.AsyncClient, sort_by: str, cursor: str
+    client: httpx.AsyncClient, sort_by: str, parts: list[Any]
 ) -> None:
     await create_users(client, 2)
-    params = {"cursor": cursor, "count": 1}
+    params = {"cursor": forged(*parts), "count": 1}
     if sort_by:
         params["sortBy"] = sort_by
     assert_scim_error(await client.get("/Users", params=params), 400, "invalidCursor")
+
+
+# The first two are well formed: signed, they would be good cursors.
+@pytest.mark.parametrize(("sort_by", "parts"), FORGED[2:])
+async def test_signed_cursor_of_the_wrong_shape_is_400_invalid_cursor(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    organisations: Organisations,
+    sort_by: str,
+    parts: list[Any],
+) -> None:
+    """Were the secret to leak, a cursor of the wrong shape or type still never reaches SQL."""
+    await create_users(client, 2)
+    params = {"cursor": signed(app, organisations.stockholm.id, *parts), "count": 1}
+    if sort_by:
+        params["sortBy"] = sort_by
+    assert_scim_error(await client.get("/Users", params=params), 400, "invalidCursor")
+
+
+async def test_a_changed_cursor_is_400_invalid_cursor(client: httpx.AsyncClient) -> None:
+    """Any change to a cursor the server issued, of any byte, is refused."""
+    await create_users(client, 3)
+    body = await listing(client, cursor="", count=1, sortBy="userName")
+    issued = base64.urlsafe_b64decode(body["nextCursor"] + "==")
+    assert await listing(client, cursor=body["nextCursor"], count=1, sortBy="userName")
+    for position in range(len(issued)):
+        changed = bytearray(issued)
+        changed[position] ^= 0x01
+        text = base64.urlsafe_b64encode(bytes(changed)).decode().rstrip("=")
+        response = await client.get(
+            "/Users", params={"cursor": text, "count": 1, "sortBy": "userName"}
+        )
+        assert_scim_error(response, 400, "invalidCursor")
+
+
+async def test_cursor_survives_a_restart_with_the_same_secret(
+    settings: Settings, organisations: Organisations, clean: None
+) -> None:
+    """Servers sharing ``SCIM_CURSOR_SECRET`` take each other's cursors; others refuse them."""
+    shared = replace(settings, cursor_secret="one secret for every server")
+    apps = [create_app(shared, Domain()) for _ in range(2)]
+    stranger = create_app(settings, Domain())
+    try:
+        async with api_client(apps[0], organisations.stockholm.token) as first:
+            await create_users(first, 3)
+            cursor = (await listing(first, cursor="", count=1))["nextCursor"]
+        async with api_client(apps[1], organisations.stockholm.token) as second:
+            body = await listing(second, cursor=cursor, count=1)
+            assert body["itemsPerPage"] == 1
+        async with api_client(stranger, organisations.stockholm.token) as third:
+            response = await third.get("/Users", params={"cursor": cursor, "count": 1})
+            assert_scim_error(response, 400, "invalidCursor")
+    finally:
+        for app in [*apps, stranger]:
+            await app.state.engine.dispose()
 
 
 async def test_cursor_from_another_sort_is_400_invalid_cursor(client: httpx.AsyncClient) -> None:
