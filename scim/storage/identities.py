@@ -5,6 +5,7 @@ read for authentication comes with its organisation's ``org_kind`` and ``org_agr
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -21,6 +22,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     update,
 )
 from sqlalchemy.exc import IntegrityError
@@ -275,6 +277,28 @@ async def replace_agreements(
         await connection.execute(
             insert(agreements), [{"tenant_id": tenant_id, "service_id": s} for s in services]
         )
+
+
+# One PostgreSQL advisory lock per (organisation, person key), in hash order so that two
+# writers of overlapping persons never wait on each other in a circle.
+_HOLD_PERSONS = text(
+    "SELECT pg_advisory_xact_lock(:tenant_id, h) FROM "
+    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
+)
+
+
+async def hold_persons(connection: AsyncConnection, tenant_id: int, persons: Iterable[str]) -> None:
+    """Hold these persons of the organisation until the transaction ends.
+
+    Administrator and user are exclusive roles. Adding an administrator and writing a user
+    with the same person key each check the other's table, then write their own: two
+    transactions doing so at once would each miss the other's write. Both take this lock
+    first, so the second one's check sees the first one's row. SQLite needs none: its
+    transactions begin IMMEDIATE and so run one at a time.
+    """
+    keys = sorted({person.lower() for person in persons})
+    if keys and connection.dialect.name == "postgresql":
+        await connection.execute(_HOLD_PERSONS, {"tenant_id": tenant_id, "keys": keys})
 
 
 async def user_of(connection: AsyncConnection, tenant_id: int, person: str) -> str | None:

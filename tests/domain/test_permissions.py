@@ -4,6 +4,7 @@ on the extension, administrators versus users, and the read-only core ``entitlem
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -12,11 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
+from sqlalchemy import delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
-from scim.operator import Operator
+from scim.operator import Operator, OperatorError
 from scim.settings import Settings
+from scim.storage import identities
+from scim.storage.tables import administrators
 from tests.conftest import (
     ENSAMKOMMANDE,
     ESERVICES,
@@ -36,6 +40,7 @@ from tests.conftest import (
 )
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
+BULK_REQUEST = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 CORE_USER = USER_SCHEMA
 CATALOGUE_FILE = Path(__file__).resolve().parents[2] / "extensions" / "catalogue.toml"
 
@@ -1268,6 +1273,71 @@ async def test_an_administrator_cannot_also_be_a_user(
         goteborg, "admin", **with_permissions(GRUND, hsa_id=administrator)
     )
     assert ext(elsewhere)["hsaId"] == administrator
+
+
+async def test_an_administrator_and_a_user_added_at_once_are_never_both(
+    client: httpx.AsyncClient, engine: AsyncEngine, organisations: Organisations
+) -> None:
+    """The operator adds an administrator while the identity system writes a user with the
+    same HSA-id (POST, Bulk, PUT, PATCH in turn), 48 times: at most one of them succeeds
+    each time, and never both roles end up held."""
+    async with engine.connect() as connection:
+        tenant = await Operator(connection, "tests").tenant(organisations.stockholm.org_number)
+
+    async def add_administrator(hsa_id: str) -> bool:
+        try:
+            async with engine.begin() as connection:
+                await Operator(connection, "tests").add_administrator(
+                    tenant, hsa_id, "Rut", "Racer", "rut.racer@stockholm.se"
+                )
+        except OperatorError:
+            return False
+        return True
+
+    async def write_user(way: str, hsa_id: str, existing: dict[str, Any]) -> httpx.Response:
+        body = user_body(f"racer-{hsa_id}", **with_permissions(GRUND, hsa_id=hsa_id))
+        if way == "post":
+            return await client.post("/Users", json=body)
+        if way == "bulk":
+            operation = {"method": "POST", "path": "/Users", "bulkId": "u", "data": body}
+            request = {"schemas": [BULK_REQUEST], "Operations": [operation]}
+            response = await client.post("/Bulk", json=request)
+            status = int(response.json()["Operations"][0]["status"])
+            return httpx.Response(status, json=response.json()["Operations"][0].get("response"))
+        if way == "put":
+            replaced = replacement(existing, **{ESERVICES: {"hsaId": hsa_id, **granting(GRUND)}})
+            return await client.put(location(existing), json=replaced)
+        operation = {"op": "replace", "path": HSA_ID, "value": hsa_id}
+        return await client.patch(location(existing), json=patch_body(operation))
+
+    both = []
+    hsa_ids = []
+    try:
+        for round_number in range(48):
+            way = ("post", "bulk", "put", "patch")[round_number % 4]
+            existing = await create_user(
+                client, f"before-{round_number}", **with_permissions(GRUND)
+            )
+            hsa_id = new_hsa_id()
+            hsa_ids.append(hsa_id)
+            admin_added, response = await asyncio.gather(
+                add_administrator(hsa_id), write_user(way, hsa_id, existing)
+            )
+            assert response.status_code in (200, 201, 409), response.text
+            if admin_added and response.status_code < 300:
+                both.append((way, hsa_id))
+            assert admin_added or response.status_code < 300, "neither got the HSA-id"
+        assert both == [], f"both roles in {len(both)} of 48 rounds"
+        for hsa_id in hsa_ids:
+            users = await user_names(client, f'{HSA_ID} eq "{hsa_id}"')
+            async with engine.connect() as connection:
+                admins = await identities.administrators_of(connection, tenant.id)
+            assert not (users and hsa_id in {admin.hsa_id for admin in admins})
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(
+                delete(administrators).where(administrators.c.hsa_id.in_(hsa_ids))
+            )
 
 
 # -- 8. entitlements are read-only -------------------------------------------------------------
