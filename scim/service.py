@@ -38,6 +38,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from scim.errors import from_validation
 from scim.hooks import Tenant
 from scim.protocol import paging
+from scim.protocol.folding import fold
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
@@ -74,7 +75,7 @@ def _timestamp(value: datetime) -> str:
 
 
 def _fold(value: Any) -> str | None:
-    return value.lower() if isinstance(value, str) else None
+    return fold(value) if isinstance(value, str) else None
 
 
 def search_keys(document: dict[str, Any], person: str | None = None) -> dict[str, Any]:
@@ -949,7 +950,10 @@ def _check_lengths(kind: ResourceKind, keys: dict[str, Any]) -> None:
             name = _KEY_ATTRIBUTES.get(column, column)
             if column == "hsa_id_key" and kind.person_key is not None:
                 name = kind.person_key[1]
-            raise InvalidValueException(detail=f"{name} is longer than {limit} characters")
+            raise InvalidValueException(
+                detail=f"{name} is longer than {limit} characters as compared "
+                "(Unicode NFKC, case folded)"
+            )
 
 
 def _check_patch_schemas(body: dict[str, Any]) -> None:

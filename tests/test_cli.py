@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import subprocess
 import sys
+import unicodedata
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import inspect
+import pytest
+from sqlalchemy import insert, inspect, select
 
 from scim.storage.database import create_engine, downgrade, upgrade
+from scim.storage.tables import resources, tenants
 from tests.conftest import fresh_database
 
 
@@ -86,3 +92,74 @@ def test_demo_is_refused_off_loopback() -> None:
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+def test_migration_0005_folds_the_stored_keys_and_keeps_the_first_holder(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Keys stored by lower() are folded anew; of two names that only now read the same, the
+    one whose key does not change keeps it, and the other is named in the log."""
+    now = datetime.now(UTC)
+    nfd = unicodedata.normalize("NFD", "Åsa")
+    full_width = "".join(chr(0xFF21 + ord(c) - ord("A")) for c in "ADMIN")
+    stored = {  # id: userName, displayName
+        "u1": ("straße", "Gatan"),
+        "u2": ("STRASSE", None),
+        "u3": (nfd, full_width),
+        "u4": ("plain", "Plain"),
+    }
+
+    async def run(url: str) -> dict[str, tuple[str | None, str | None]]:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0004")
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(tenants).values(
+                        id=1, name="Kommunen", org_number="2120000142", kind="kommun", created=now
+                    )
+                )
+                for number, (resource_id, (user_name, display)) in enumerate(stored.items()):
+                    data = {"userName": user_name, **({"displayName": display} if display else {})}
+                    await connection.execute(
+                        insert(resources).values(
+                            tenant_id=1,
+                            id=resource_id,
+                            resource_type="User",
+                            created=now + timedelta(seconds=number),
+                            last_modified=now,
+                            version=1,
+                            user_name_key=user_name.lower(),
+                            display_name_key=display.lower() if display else None,
+                            data=data,
+                        )
+                    )
+            await upgrade(engine)
+            keys = await read_keys(engine)
+            await downgrade(engine, "0004")
+            assert await read_keys(engine) == {
+                rid: (name.lower(), display.lower() if display else None)
+                for rid, (name, display) in stored.items()
+            }
+            return keys
+        finally:
+            await engine.dispose()
+
+    async def read_keys(engine: Any) -> dict[str, tuple[str | None, str | None]]:
+        async with engine.connect() as connection:
+            rows = await connection.execute(
+                select(resources.c.id, resources.c.user_name_key, resources.c.display_name_key)
+            )
+            return {row.id: (row.user_name_key, row.display_name_key) for row in rows}
+
+    with caplog.at_level(logging.WARNING), fresh_database() as url:
+        keys = asyncio.run(run(url))
+    assert keys == {
+        "u1": ("straße", "gatan"),  # "strasse" is u2's: u1 keeps its old key
+        "u2": ("strasse", None),
+        "u3": ("åsa", "admin"),
+        "u4": ("plain", "plain"),
+    }
+    assert unicodedata.is_normalized("NFC", keys["u3"][0] or "")
+    warned = [record.getMessage() for record in caplog.records]
+    assert any("u1" in message and "u2" in message for message in warned), warned

@@ -49,6 +49,7 @@ from sqlalchemy import (
 from sqlalchemy.sql.elements import Grouping
 from sqlalchemy.sql.expression import func, not_
 
+from scim.protocol.folding import fold
 from scim.registry import ResourceKind
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import members, resources
@@ -120,7 +121,10 @@ class Scalar:
         if isinstance(value, Enum):
             value = value.value
         if self.value_type == "string" and isinstance(value, str):
-            return value if self.case_exact else value.lower()
+            if self.case_exact:
+                return value
+            # A key column holds fold(value); other text is lowered in SQL (``_key``).
+            return fold(value) if self.folded else value.lower()
         if self.value_type == "datetime" and isinstance(value, datetime):
             return value.astimezone(UTC)
         if self.value_type == "binary" and isinstance(value, bytes):

@@ -28,6 +28,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scim.protocol.folding import fold
 from scim.storage.tables import (
     administrators,
     agreements,
@@ -156,7 +157,7 @@ async def users_by_person(connection: AsyncConnection, person: str) -> list[Row[
             *_organisation(resources.c.tenant_id, _postgres(connection)),
         )
         .join(tenants, tenants.c.id == resources.c.tenant_id)
-        .where(resources.c.resource_type == "User", resources.c.hsa_id_key == person.lower())
+        .where(resources.c.resource_type == "User", resources.c.hsa_id_key == fold(person))
     )
     return list((await connection.execute(statement)).all())
 
@@ -296,7 +297,7 @@ async def hold_persons(connection: AsyncConnection, tenant_id: int, persons: Ite
     first, so the second one's check sees the first one's row. SQLite needs none: its
     transactions begin IMMEDIATE and so run one at a time.
     """
-    keys = sorted({person.lower() for person in persons})
+    keys = sorted({fold(person) for person in persons})
     if keys and connection.dialect.name == "postgresql":
         await connection.execute(_HOLD_PERSONS, {"tenant_id": tenant_id, "keys": keys})
 
@@ -306,7 +307,7 @@ async def user_of(connection: AsyncConnection, tenant_id: int, person: str) -> s
     statement = select(resources.c.id).where(
         resources.c.tenant_id == tenant_id,
         resources.c.resource_type == "User",
-        resources.c.hsa_id_key == person.lower(),
+        resources.c.hsa_id_key == fold(person),
     )
     found: str | None = (await connection.execute(statement)).scalar()
     return found
