@@ -20,12 +20,10 @@ from scim2_models import (
     ConflictException,
     Context,
     InvalidFilterException,
-    InvalidPathException,
-    InvalidSyntaxException,
     InvalidValueException,
-    MutabilityException,
     NotFoundException,
     PatchOp,
+    PayloadTooLargeException,
     PreconditionFailedException,
     Resource,
     SCIMException,
@@ -37,8 +35,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.errors import from_validation
 from scim.hooks import Tenant
-from scim.protocol import paging
+from scim.protocol import membership, paging
 from scim.protocol.folding import fold
+from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
@@ -47,14 +46,12 @@ from scim.storage.json_sql import JsonSql
 from scim.storage.repository import (
     BatchConflict,
     Fields,
-    Member,
     MemberGone,
     Repository,
     UniquenessConflict,
 )
 from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
-_MEMBERS_URN = "urn:ietf:params:scim:schemas:core:2.0:group:members"
 _WRITE_ATTEMPTS = 3
 P = ParamSpec("P")
 
@@ -588,9 +585,25 @@ class ResourceService:
         operations = body.get("Operations") if isinstance(body, dict) else None
         if not isinstance(operations, list) or not operations:
             raise InvalidValueException(detail="Operations must hold one or more operations")
-        member_operations: list[dict[str, Any]] = []
+        limit = self.settings.max_patch_operations
+        if len(operations) > limit:
+            # As Bulk's maxOperations (RFC 7644 §3.7.4); advertised as patch.maxOperations.
+            error = PayloadTooLargeException(
+                detail=f"The request holds {len(operations)} operations; at most {limit} are "
+                "taken (patch.maxOperations): send the rest in another request"
+            )
+            error.scim_type = "tooMany"
+            raise error
+        # Member changes are read, and their filters compiled, before the transaction
+        # begins: on SQLite it holds the database's one write lock.
+        member_steps: list[tuple[membership.Step, list[filters.Selection]]] = []
         if kind.name == "Group":
-            operations, member_operations = _split_member_operations(operations)
+            operations, member_operations = membership.split(operations)
+            json = JsonSql(self.engine.dialect.name)
+            member_steps = [
+                (step, list(filters.member_selections(json, step.wheres)))
+                for step in membership.steps(member_operations)
+            ]
         patch = self._parse_patch(kind, body, operations) if operations else None
         if patch is None:
             _check_patch_schemas(body)
@@ -621,9 +634,9 @@ class ResourceService:
                     _require_text(kind, model)
                     await self._write(repository, caller, kind, row, self._storable(kind, model))
             members_changed = False
-            for operation in member_operations:
-                members_changed |= await self._apply_member_operation(
-                    repository, resource_id, operation
+            for step, selections in member_steps:
+                members_changed |= await self._apply_member_step(
+                    repository, resource_id, step, selections
                 )
             if (
                 members_changed
@@ -657,41 +670,30 @@ class ResourceService:
         except ValidationError as error:
             raise from_validation(error) from error
 
-    async def _apply_member_operation(
-        self, repository: Repository, group_id: str, operation: dict[str, Any]
+    async def _apply_member_step(
+        self,
+        repository: Repository,
+        group_id: str,
+        step: membership.Step,
+        selections: list[filters.Selection],
     ) -> bool:
-        op = str(operation.get("op", "")).lower()
-        selector: str = operation.get("selector", "")
-        value = operation.get("value")
-        if selector.startswith("."):
-            raise MutabilityException(
-                detail=f"members{selector} cannot be written; add or remove members by value"
-            )
-        if op in ("add", "replace"):
-            if selector:
-                raise InvalidPathException(
-                    detail=f"{op} takes the path 'members' with a list of members, not a filter"
-                )
-            new_members = _values(value)
-            await self._check_members(repository, group_id, new_members)
-            removed = await repository.remove_members(group_id, None) if op == "replace" else 0
-            added = await repository.add_members(group_id, new_members)
+        """One step of a PATCH of members (its filters compiled to ``selections``), in a
+        statement or two; whether it changed any."""
+        action = step.action
+        if action in (membership.Action.ADD, membership.Action.REPLACE):
+            await self._check_members(repository, group_id, step.members)
+            removed = 0
+            if action is membership.Action.REPLACE:
+                removed = await repository.remove_members(group_id, None)
+            added = await repository.add_members(group_id, step.members)
             return bool(removed or added)
-        if op != "remove":
-            raise InvalidValueException(detail=f"Unknown PATCH op {operation.get('op')!r}")
-        if selector:
-            val_filter = _member_filter(selector)
-            rows, condition = filters.member_selection(repository.json, val_filter)
-            ids = await repository.member_ids(group_id, rows, condition)
-            return bool(await repository.remove_members(group_id, ids))
-        if value is None:
+        if action is membership.Action.CLEAR:
             return bool(await repository.remove_members(group_id, None))
-        # Microsoft Entra: remove named members with a value list and no filter.
-        return bool(
-            await repository.remove_members(
-                group_id, [member_id for member_id, _ in _values(value)]
-            )
-        )
+        removed = await repository.remove_members(group_id, step.ids)
+        for rows, condition in selections:
+            ids = await repository.member_ids(group_id, rows, condition)
+            removed += await repository.remove_members(group_id, ids)
+        return bool(removed)
 
     async def delete(
         self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
@@ -966,70 +968,3 @@ def _check_patch_schemas(body: dict[str, Any]) -> None:
 
 def _members(members: Any) -> list[Member]:
     return [(str(member.value), member.display) for member in members or [] if member.value]
-
-
-def _values(value: Any) -> list[Member]:
-    items = value if isinstance(value, list) else [value]
-    found: list[Member] = []
-    for item in items:
-        if not isinstance(item, dict) or not isinstance(item.get("value"), str):
-            raise InvalidValueException(
-                detail='members: each member is an object with a "value" holding its id'
-            )
-        display = item.get("display")
-        found.append((item["value"], display if isinstance(display, str) else None))
-    return found
-
-
-def _split_member_operations(
-    operations: list[Any],
-) -> tuple[list[Any], list[dict[str, Any]]]:
-    """Split what touches ``members`` (applied in SQL) from the rest (applied by scim2-models)."""
-    others: list[Any] = []
-    member_operations: list[dict[str, Any]] = []
-    for operation in operations:
-        if not isinstance(operation, dict):
-            raise InvalidSyntaxException(detail="Each operation is a JSON object")
-        path = operation.get("path")
-        if isinstance(path, str):
-            lowered = path.strip().lower()
-            for prefix in (_MEMBERS_URN, "members"):
-                if lowered.startswith(prefix) and lowered[len(prefix) : len(prefix) + 1] in (
-                    "",
-                    "[",
-                    ".",
-                ):
-                    selector = path.strip()[len(prefix) :]
-                    member_operations.append({**operation, "selector": selector})
-                    break
-            else:
-                others.append(operation)
-            continue
-        value = operation.get("value")
-        if isinstance(value, dict):
-            member_keys = [k for k in value if k.lower() in ("members", _MEMBERS_URN)]
-            if member_keys:
-                rest = {k: v for k, v in value.items() if k not in member_keys}
-                for key in member_keys:
-                    member_operations.append(
-                        {"op": operation.get("op"), "selector": "", "value": value[key]}
-                    )
-                if rest:
-                    others.append({**operation, "value": rest})
-                continue
-        others.append(operation)
-    return others, member_operations
-
-
-def _member_filter(selector: str) -> Any:
-    """The filter of a ``members[...]`` path."""
-    if not (selector.startswith("[") and selector.endswith("]")):
-        raise InvalidPathException(detail=f"Invalid members path members{selector}")
-    from scim2_models import ScimFilter
-
-    try:
-        return ScimFilter(selector[1:-1]).ast
-    except SCIMException:
-        raise
-    except ValueError as error:
-        raise InvalidPathException(detail=str(error)) from error

@@ -20,6 +20,8 @@ class Settings:
     # RFC 7644 §3.7.4: a first sync of 1,000 users fits in one Bulk request.
     max_payload_size: int = 4 * 1024 * 1024
     max_bulk_operations: int = 1000
+    # Operations one PATCH may hold (advertised as patch.maxOperations; 413 above it).
+    max_patch_operations: int = 1000
     pool_size: int = 10
     # PEM file of the CAs whose client certificates are trusted (SITHS roots).
     ca_bundle: str | None = None

@@ -69,7 +69,7 @@ def test_the_document_describes_every_resource_operation(served: Served) -> None
 # The document the server serves, built here (as the server builds it) so that pytest can
 # collect one test per operation; the test below checks the served one is the same.
 REGISTRY = Registry(Settings(), EServices.from_settings(Settings()))
-DOCUMENT = json.loads(document(Settings().base_path, REGISTRY))
+DOCUMENT = json.loads(document(Settings(), REGISTRY))
 schema = schemathesis.openapi.from_dict(DOCUMENT)
 schema.config.phases.update(phases=["examples", "fuzzing"])
 

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, get
 
 from scim.registry import Registry
+from scim.settings import Settings
 
 SCIM_JSON = "application/scim+json"
 _LIST_PARAMETERS = [
@@ -197,8 +198,20 @@ _MESSAGES: dict[str, Any] = {
 
 
 @cache
-def document(base_path: str, registry: Registry) -> bytes:
+def document(settings: Settings, registry: Registry) -> bytes:
+    base_path = settings.base_path
     components: dict[str, Any] = dict(_MESSAGES)
+    # The operations a PATCH or a Bulk request may hold (413 tooMany above).
+    for message, limit in (
+        ("PatchOp", settings.max_patch_operations),
+        ("BulkRequest", settings.max_bulk_operations),
+    ):
+        schema = components[message]
+        operations = {**schema["properties"]["Operations"], "maxItems": limit}
+        components[message] = {
+            **schema,
+            "properties": {**schema["properties"], "Operations": operations},
+        }
     paths: dict[str, Any] = {}
     resource_id = {"name": "id", "in": "path", "required": True, "schema": {"type": "string"}}
     for kind in registry.kinds.values():
@@ -275,6 +288,5 @@ def document(base_path: str, registry: Registry) -> bytes:
 
 @get("/openapi.json", name="openapi", include_in_schema=False)
 async def openapi(request: Request[Any, Any, Any]) -> Response[bytes]:
-    settings = request.app.state.settings
-    body = document(settings.base_path, request.app.state.registry)
+    body = document(request.app.state.settings, request.app.state.registry)
     return Response(body, media_type="application/json")

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import base64
 import re
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
@@ -545,10 +545,30 @@ def compile_filter(
     return Compiler(kind, json, computed=computed).visit(filter_.ast)
 
 
-def member_selection(json: JsonSql, val_filter: FilterNode) -> tuple[FromClause, Condition]:
-    """The membership rows (``members`` joined to the member) a ``members[...]`` filter selects."""
+# Membership rows (``members`` joined to the member) and a condition over them.
+Selection = tuple[FromClause, Condition]
+
+
+def member_selections(json: JsonSql, val_filters: Sequence[FilterNode]) -> Iterator[Selection]:
+    """The membership rows (``members`` joined to the member) any of these ``members[...]``
+    filters selects: as few conditions as keep each within MAX_FILTER_TERMS comparisons."""
     many = _membership(json, group_side=True)
-    return many.froms[0], Compiler(None, json, ElementScope(many)).visit(val_filter)
+    compiler = Compiler(None, json, ElementScope(many))
+    batch: list[Condition] = []
+    terms = 0
+    for val_filter in val_filters:
+        count = _terms(val_filter)
+        if count > MAX_FILTER_TERMS:
+            raise InvalidFilterException(
+                detail=f"A members filter holds more than {MAX_FILTER_TERMS} comparisons"
+            )
+        if batch and terms + count > MAX_FILTER_TERMS:
+            yield many.froms[0], _balanced(or_, batch)
+            batch, terms = [], 0
+        batch.append(compiler.visit(val_filter))
+        terms += count
+    if batch:
+        yield many.froms[0], _balanced(or_, batch)
 
 
 def search_filter(

@@ -6,10 +6,10 @@ tenant cannot name another tenant's rows.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import cache
-from typing import Any
+from typing import Any, TypeVar
 
 import asyncpg
 from sqlalchemy import (
@@ -40,12 +40,12 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
+from scim.protocol.membership import Member
 from scim.storage import identities
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
 
-Member = tuple[str, str | None]
 # What is read of each related resource besides id and display: name → path in its data
 # (``scim.hooks.Related``).
 Fields = tuple[tuple[str, tuple[str, ...]], ...]
@@ -170,12 +170,12 @@ class Repository:
 
     async def existing(self, ids: Iterable[str]) -> dict[str, Any]:
         """Which of these ids name a resource of this tenant, with their type and display."""
-        wanted = list(set(ids))
-        if not wanted:
-            return {}
-        parameters = {"tenant_id": self.tenant_id, "ids": wanted}
-        rows = (await self.connection.execute(_EXISTING, parameters)).all()
-        return {row.id: row for row in rows}
+        found: dict[str, Any] = {}
+        for wanted in _chunks(list(set(ids))):
+            parameters = {"tenant_id": self.tenant_id, "ids": wanted}
+            rows = (await self.connection.execute(_EXISTING, parameters)).all()
+            found.update((row.id, row) for row in rows)
+        return found
 
     async def taken(
         self, user_name_keys: Collection[str], hsa_id_keys: Collection[str]
@@ -332,28 +332,42 @@ class Repository:
             }
             for member_id, display in dict(new_members).items()
         ]
-        if not rows:
-            return 0
         dialect_insert = pg_insert if self.postgres else sqlite_insert
-        statement = dialect_insert(members).values(rows).on_conflict_do_nothing()
-        try:
-            result = await self.connection.execute(statement)
-        except IntegrityError as error:  # the group is locked: a member's row went away
-            raise MemberGone(str(error)) from error
-        return int(result.rowcount or 0)
+        added = 0
+        for chunk in _chunks(rows, _ROWS_PER_STATEMENT):
+            statement = dialect_insert(members).values(chunk).on_conflict_do_nothing()
+            try:
+                result = await self.connection.execute(statement)
+            except IntegrityError as error:  # the group is locked: a member's row went away
+                raise MemberGone(str(error)) from error
+            added += int(result.rowcount or 0)
+        return added
 
     async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:
         """Remove these members, or every member when ``member_ids`` is None."""
         statement = delete(members).where(
             members.c.tenant_id == self.tenant_id, members.c.group_id == group_id
         )
-        if member_ids is not None:
-            ids = list(member_ids)
-            if not ids:
-                return 0
-            statement = statement.where(members.c.member_id.in_(ids))
-        result = await self.connection.execute(statement)
-        return int(result.rowcount or 0)
+        if member_ids is None:
+            return int((await self.connection.execute(statement)).rowcount or 0)
+        removed = 0
+        for ids in _chunks(list(set(member_ids))):
+            result = await self.connection.execute(statement.where(members.c.member_id.in_(ids)))
+            removed += int(result.rowcount or 0)
+        return removed
+
+
+T = TypeVar("T")
+
+# Bound parameters per statement stay well below what the drivers take (32766 in SQLite,
+# 32767 in asyncpg): ids per IN list, and rows per multi-row INSERT of four columns.
+_IDS_PER_STATEMENT = 10000
+_ROWS_PER_STATEMENT = 5000
+
+
+def _chunks(items: list[T], size: int = _IDS_PER_STATEMENT) -> Iterator[list[T]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]
 
 
 def _of_kinds(kind_names: Sequence[str]) -> ColumnElement[bool]:

@@ -9,26 +9,33 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from contextlib import contextmanager
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 from sqlalchemy import event, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scim.app import create_app
+from scim.hooks import Domain
 from scim.service import search_keys
+from scim.settings import Settings
 from scim.storage.tables import members, resources, tenants
 from tests.conftest import (
     ENTERPRISE,
     GROUP_SCHEMA,
     USER_SCHEMA,
+    Organisations,
+    api_client,
     create_group,
     patch_body,
 )
-from tests.engine.conftest import create_user
+from tests.engine.conftest import create_user, user_body
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 MEMBERS_URN = f"{GROUP_SCHEMA}:members"
@@ -1568,3 +1575,144 @@ async def test_a_value_of_the_wrong_type_is_named_as_scim_names_it(
         # Not pydantic's report: no Python field names, class names or links.
         assert detail in body["detail"], body["detail"]
         assert "_" not in body["detail"].split(":")[0] and "pydantic" not in body["detail"]
+
+
+# -- 7. Many member operations in one PATCH --------------------------------------------------
+
+
+def _remove_by_filter(member_id: str) -> dict[str, Any]:
+    return {"op": "remove", "path": f'members[value eq "{member_id}"]'}
+
+
+def _remove_by_value(*member_ids: str) -> dict[str, Any]:
+    # As Microsoft Entra ID sends it: a value list and no filter.
+    return {"op": "remove", "path": "members", "value": [{"value": i} for i in member_ids]}
+
+
+async def test_runs_of_member_operations_are_a_few_statements(
+    client: httpx.AsyncClient, engine: AsyncEngine, app: Litestar
+) -> None:
+    """As many member operations as a PATCH may hold cost a few statements, not one or
+    two each: the write holds its transaction (on SQLite, the database's write lock) for
+    a moment however long the list."""
+    group_id, ids = await _large_group(client, engine)
+    location = f"/Groups/{group_id}"
+    operations = [_remove_by_filter(member_id) for member_id in ids[:998]]
+    operations.append(_remove_by_value(*ids[998:2000]))
+    operations.append(
+        {"op": "remove", "path": f'members[value eq "{ids[2000]}" or display eq "nobody"]'}
+    )
+    assert len(operations) == 1000
+    with captured(engine, app.state.engine) as statements:
+        response = await send(client, location, *operations)
+    assert response.status_code == 204, response.text
+    assert len(statements) <= 12, len(statements)
+    assert await _membership_count(engine, group_id) == LARGE - 2001
+    document, _ = await fetch(client, location)
+    assert {member["value"] for member in document["members"]} == set(ids[2001:])
+
+
+async def test_member_operations_keep_their_order(client: httpx.AsyncClient) -> None:
+    """Runs of like operations are merged; what a PATCH does is still each operation in
+    turn (RFC 7644 §3.5.2)."""
+    users = [await create_user(client, f"order{n}@example.se") for n in range(5)]
+    a, b, c, d, e = (user["id"] for user in users)
+    group = await create_group(client, "Ordered", [a, b])
+    location = f"/Groups/{group['id']}"
+
+    def add(*member_ids: str) -> dict[str, Any]:
+        return {"op": "add", "path": "members", "value": [{"value": i} for i in member_ids]}
+
+    response = await send(
+        client,
+        location,
+        add(c),
+        _remove_by_filter(c),  # added, then removed
+        _remove_by_filter(a),
+        add(a),  # removed, then added back
+        {"op": "replace", "path": "members", "value": [{"value": d}]},
+        add(e),  # after a replace: kept with it
+        add(b),
+        _remove_by_value(b),
+    )
+    assert response.status_code == 204, response.text
+    document, _ = await fetch(client, location)
+    assert {member["value"] for member in document["members"]} == {d, e}
+
+
+async def test_a_patch_holds_at_most_max_patch_operations(
+    client: httpx.AsyncClient, app: Litestar
+) -> None:
+    limit = app.state.settings.max_patch_operations
+    user = await create_user(client, "many@example.se")
+    group = await create_group(client, "Many", [user["id"]])
+    location = f"/Groups/{group['id']}"
+    before = await fetch(client, location)
+    rename = {"op": "replace", "path": "displayName", "value": "Renamed"}
+    response = await send(client, location, *[rename] * limit, _remove_by_filter(user["id"]))
+    assert_error(response, 413, "tooMany")
+    assert str(limit) in response.json()["detail"]
+    await assert_unchanged(client, location, before)
+    response = await send(client, location, *[rename] * (limit - 1), _remove_by_filter(user["id"]))
+    assert response.status_code == 204, response.text
+    # Advertised where a client can read it before sending: the OpenAPI document.
+    served = await client.get(str(client.base_url.join("/openapi.json")))
+    patch_op = served.json()["components"]["schemas"]["PatchOp"]
+    assert patch_op["properties"]["Operations"]["maxItems"] == limit
+
+
+@pytest.fixture
+async def roomy(settings: Settings, clean: None) -> AsyncIterator[Litestar]:
+    """The engine with the default body limit (4 MB), room for the largest PATCH."""
+    app = create_app(replace(settings, max_payload_size=4 * 1024 * 1024), Domain())
+    yield app
+    await app.state.engine.dispose()
+
+
+async def test_one_operation_adds_more_members_than_a_statement_takes_parameters(
+    roomy: Litestar, engine: AsyncEngine, organisations: Organisations
+) -> None:
+    """12,000 members in one add (564 kB): more rows than one INSERT may bind (32,766
+    parameters in SQLite) are written in several."""
+    async with api_client(roomy, organisations.stockholm.token) as client:
+        group = await create_group(client, "Twelve thousand")
+        ids = [str(uuid.uuid4()) for _ in range(12_000)]
+        async with engine.begin() as connection:
+            rows = [_user_row(member_id, f"many{n}@example.se") for n, member_id in enumerate(ids)]
+            await connection.execute(insert(resources), rows)
+        location = f"/Groups/{group['id']}"
+        add = {"op": "add", "path": "members", "value": [{"value": i} for i in ids]}
+        response = await send(client, location, add)
+        assert response.status_code == 204, response.text
+        assert await _membership_count(engine, group["id"]) == 12_000
+        response = await send(client, location, _remove_by_value(*ids))
+        assert response.status_code == 204, response.text
+        assert await _membership_count(engine, group["id"]) == 0
+
+
+async def test_a_big_member_patch_does_not_hold_up_another_organisation(
+    roomy: Litestar, engine: AsyncEngine, organisations: Organisations
+) -> None:
+    """Another organisation writes while one removes 5,000 members in one PATCH: both
+    are answered, neither with 503 (on SQLite they share one write lock)."""
+    async with (
+        api_client(roomy, organisations.stockholm.token) as client,
+        api_client(roomy, organisations.goteborg.token) as other,
+    ):
+        group_id, ids = await _large_group(client, engine)
+        operations = [_remove_by_filter(member_id) for member_id in ids[:999]]
+        operations.append(_remove_by_value(*ids[999:]))
+
+        async def meanwhile() -> list[int]:
+            statuses = []
+            for n in range(5):
+                response = await other.post("/Users", json=user_body(f"meanwhile{n}@goteborg.se"))
+                statuses.append(response.status_code)
+            return statuses
+
+        big, statuses = await asyncio.gather(
+            send(client, f"/Groups/{group_id}", *operations), meanwhile()
+        )
+    assert big.status_code == 204, big.text
+    assert statuses == [201] * 5
+    assert await _membership_count(engine, group_id) == 0
