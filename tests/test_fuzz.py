@@ -23,9 +23,11 @@ The number of cases each property ran, and the statuses seen, are printed by the
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import re
+import unicodedata
 import uuid
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -117,6 +119,10 @@ def count(prop: str, status: int) -> None:
     STATUSES.setdefault(prop, Counter())[status] += 1
 
 
+# Every HTTP request the properties sent (seeding not included), by status.
+REQUESTS: Counter[int] = Counter()
+
+
 # -- the seeded world ----------------------------------------------------------------------
 
 USER_NAMES = ("Åsa.Öberg", "karin.lind", "emil_nord")
@@ -195,6 +201,11 @@ class World:
     groups: list[str] = field(default_factory=list)
     foreign: list[str] = field(default_factory=list)
     seeded: int = 0
+    seeding: bool = False
+
+    async def counted(self, response: httpx.Response) -> None:
+        if not self.seeding:
+            REQUESTS[response.status_code] += 1
 
     @property
     def markers(self) -> dict[str, str]:
@@ -226,6 +237,13 @@ class World:
 
     async def seed(self) -> None:
         """Both organisations emptied and given a few users and groups."""
+        self.seeding = True
+        try:
+            await self._seed()
+        finally:
+            self.seeding = False
+
+    async def _seed(self) -> None:
         async with self.engine.begin() as connection:
             await connection.execute(delete(members))
             await connection.execute(delete(resources))
@@ -322,6 +340,8 @@ async def world(
         world = World(
             engine, organisations.stockholm.id, organisations.goteborg.id, stockholm, goteborg
         )
+        for client in (stockholm, goteborg):
+            client.event_hooks["response"].append(world.counted)
         await world.seed()
         yield world
 
@@ -1516,6 +1536,193 @@ def _check_references(sent: list[Any], entries: list[dict[str, Any]]) -> None:
             assert referred <= succeeded, (item, entry)
 
 
+# -- what an attacker sends ----------------------------------------------------------------
+#
+# Resource ids no resource has (NUL, traversal, look-alikes, 5,000 characters), cursors made
+# up or changed, bodies nested thousands deep, numbers no column holds, user names that read
+# like another user's, HSA-ids with digits of other scripts.
+
+HOSTILE_IDS = st.sampled_from(
+    [
+        "%00",
+        "a%00b",
+        "%2e%2e",
+        "..%2F..%2Fetc%2Fpasswd",
+        "x" * 5000,
+        "%F0%9F%99%82",
+        "%C3%A5",
+        "%EF%BC%A1",
+        "%20",
+        "@user0@%00",
+        "@foreign0@",
+        "@foreign1@",
+        "null",
+        "-1",
+        "9" * 40,
+        "%FF%FE",
+        "@USER0@",
+    ]
+)
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) - 0x21 + 0xFF01) if "!" <= c <= "~" else c for c in text)
+
+
+# Ways of writing a seeded user's name that read the same: each must be refused as taken.
+LOOK_ALIKE = st.sampled_from(
+    [
+        lambda name: name.upper(),
+        lambda name: unicodedata.normalize("NFD", name),
+        lambda name: _full_width(name),
+        lambda name: _full_width(name).upper(),
+        lambda name: unicodedata.normalize("NFD", name.swapcase()),
+    ]
+)
+# The decimal digits of other scripts: full-width, Arabic-Indic, Devanagari, mathematical bold.
+FOREIGN_DIGITS = st.sampled_from(
+    ["".join(chr(zero + n) for n in range(10)) for zero in (0xFF10, 0x0660, 0x0966, 0x1D7CE)]
+)
+HUGE_NUMBERS = st.sampled_from(
+    ["1e999", "-1e999", "9" * 400, "2e308", "1" + "0" * 20, "-0", "1E+9"]
+)
+
+
+def _nested(depth: int, leaf: str = "1") -> bytes:
+    return ("[" * depth + leaf + "]" * depth).encode()
+
+
+@st.composite
+def hostile_cases(draw: st.DrawFn) -> dict[str, Any]:
+    kind = draw(
+        st.sampled_from(["path", "cursor", "nested", "look-alike", "hsa-id", "number", "query"])
+    )
+    case: dict[str, Any] = {"kind": kind, "method": "GET", "path": "/Users", "params": {}}
+    case["content"] = None
+    if kind == "path":
+        case["method"] = draw(st.sampled_from(["GET", "PUT", "PATCH", "DELETE"]))
+        endpoint = draw(st.sampled_from(["Users", "Groups"]))
+        case["path"] = f"/{endpoint}/{draw(HOSTILE_IDS)}"
+        if case["method"] == "PUT":
+            body = _user("ny.hostile", "SE2120000142-HOST1")
+            case["content"] = json.dumps(body).encode()
+        elif case["method"] == "PATCH":
+            operation = {"op": "replace", "path": "displayName", "value": "Hostile"}
+            case["content"] = json.dumps({"schemas": [PATCH_SCHEMA], "Operations": [operation]})
+    elif kind == "cursor":
+        case["path"] = draw(st.sampled_from(["/Users", "/Groups", "/"]))
+        how = draw(st.sampled_from(["random", "flipped", "json"]))
+        case["cursor"] = how
+        if how == "random":
+            raw = draw(st.binary(min_size=1, max_size=80))
+            case["params"]["cursor"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        elif how == "json":
+            parts = draw(
+                st.lists(
+                    st.one_of(st.none(), st.text(max_size=5), st.integers(), st.booleans()),
+                    max_size=4,
+                )
+            )
+            raw = bytes(16) + json.dumps(parts).encode()
+            case["params"]["cursor"] = base64.urlsafe_b64encode(raw).decode().rstrip("=")
+        else:
+            case["flip"] = draw(st.integers(0, 200))
+        if draw(st.booleans()):
+            case["params"]["sortBy"] = draw(st.sampled_from(["meta.created", "meta.lastModified"]))
+    elif kind == "nested":
+        depth = draw(st.sampled_from([63, 64, 65, 100, 1000, 5000, 20000]))
+        case["method"], case["path"] = draw(
+            st.sampled_from(
+                [
+                    ("POST", "/Users"),
+                    ("PATCH", "/Users/@user0@"),
+                    ("POST", "/Bulk"),
+                    ("POST", "/.search"),
+                    ("PUT", "/Groups/@group0@"),
+                ]
+            )
+        )
+        inner = _nested(depth).decode()
+        case["content"] = (
+            '{"schemas": ["' + USER_SCHEMA + '"], "userName": "deep", "x": ' + inner + "}"
+        ).encode()
+    elif kind == "look-alike":
+        case["method"], case["path"] = "POST", "/Users"
+        name = draw(LOOK_ALIKE)(draw(st.sampled_from(USER_NAMES)))
+        case["content"] = json.dumps(_user(name, f"SE2120000142-LA{draw(st.integers(1, 999))}"))
+    elif kind == "hsa-id":
+        case["method"], case["path"] = "POST", "/Users"
+        digits = draw(FOREIGN_DIGITS)
+        serial = "".join(draw(st.sampled_from(digits)) for _ in range(10))
+        case["content"] = json.dumps(_user("ny.hsa", f"SE{serial}-X1"), ensure_ascii=False)
+    elif kind == "number":
+        number = draw(HUGE_NUMBERS)
+        case["method"], case["path"] = draw(
+            st.sampled_from([("POST", "/Users"), ("PUT", "/Users/@user1@"), ("POST", "/Bulk")])
+        )
+        field_name = draw(st.sampled_from(["active", "userName", "x", "version", "failOnErrors"]))
+        case["content"] = (
+            '{"schemas": ["'
+            + USER_SCHEMA
+            + '", "'
+            + BULK
+            + '"], "userName": "ny.number", "'
+            + field_name
+            + '": '
+            + number
+            + "}"
+        ).encode()
+    else:
+        case["params"] = {
+            name: draw(st.sampled_from(["-1", "0", "99999999999999999999", "1e3", "", "x", "½"]))
+            for name in draw(
+                st.sets(st.sampled_from(["startIndex", "count", "attributes", "sortOrder"]))
+            )
+        }
+        case["path"] = draw(st.sampled_from(["/Users", "/Groups", "/"]))
+    return case
+
+
+@fuzz_settings(300)
+@given(case=hostile_cases())
+async def test_hostile_requests(world: World, case: dict[str, Any]) -> None:
+    await world.ready()
+    before, away_before = await world.states()
+    params = dict(case["params"])
+    if case.get("cursor") == "flipped":
+        page = await world.stockholm.get(case["path"], params={"cursor": "", "count": 1})
+        issued = base64.urlsafe_b64decode(page.json()["nextCursor"] + "==")
+        changed = bytearray(issued)
+        changed[case["flip"] % len(changed)] ^= 1 << (case["flip"] % 8)
+        params["cursor"] = base64.urlsafe_b64encode(bytes(changed)).decode().rstrip("=")
+    content = case["content"]
+    if isinstance(content, str):
+        content = content.encode()
+    content = world.resolve(content.decode()).encode() if content else None
+    response = await world.stockholm.request(
+        case["method"],
+        world.resolve(case["path"]),
+        content=content,
+        params=params,
+        headers={"Content-Type": SCIM},
+    )
+    note(f"{response.status_code} {response.text[:500]}")
+    count("hostile", response.status_code)
+    check_response(response)
+    after, away_after = await world.states()
+    assert_unchanged(away_before, away_after, "a hostile request changed another organisation")
+    if response.status_code >= 400:
+        assert_unchanged(before, after, "a refused hostile request changed something")
+    # Only odd numbers and query parameters may be taken; no id here names a resource.
+    if case["kind"] not in ("number", "query"):
+        assert response.status_code >= 400, "a hostile request was carried out"
+    expected = {"look-alike": "uniqueness", "cursor": "invalidCursor", "hsa-id": "invalidValue"}
+    if case["kind"] in expected:
+        assert scim_type(response) == expected[case["kind"]], response.text
+    if case["kind"] == "nested" and (content or b"").count(b"[") > 64:
+        assert scim_type(response) == "invalidSyntax", response.text
+
+
 # -- the tally --------------------------------------------------------------------------------
 
 
@@ -1530,6 +1737,7 @@ COUNTED = {
     "test_filters_and_search_parameters": {"filters"},
     "test_patch_documents": {"patch"},
     "test_bulk_requests": {"bulk"},
+    "test_hostile_requests": {"hostile"},
 }
 
 
@@ -1539,8 +1747,18 @@ def test_report_how_many_cases_ran(
     """Runs last in this file: the number of requests each property sent, by status; every
     property test of this run sent some."""
     database = database_url.split(":", 1)[0]
+    sent = sum(REQUESTS.values())
+    failed = sum(n for status, n in REQUESTS.items() if status >= 500)
     with capsys.disabled():
         print(f"\nfuzz cases on {database}:", *_tally(), sep="\n")
+        print(f"  {sent} requests, {failed} answered 5xx")
+    report = os.environ.get("SCIM_FUZZ_REPORT")
+    if report:
+        by_status = {str(status): n for status, n in sorted(REQUESTS.items())}
+        summary = {"database": database, "requests": sent, "5xx": failed, "by_status": by_status}
+        summary["cases"] = dict(CASES)
+        with open(report, "w") as file:
+            json.dump(summary, file)
     ran = {item.name for item in request.session.items}
     expected = set().union(*(props for test, props in COUNTED.items() if test in ran))
     assert {prop: CASES[prop] for prop in expected if CASES[prop] < 1} == {}
