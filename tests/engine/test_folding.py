@@ -3,6 +3,7 @@ folding, ``scim.protocol.folding``), while what is stored is the value as sent."
 
 from __future__ import annotations
 
+import asyncio
 import unicodedata
 from typing import Any
 
@@ -153,3 +154,22 @@ async def test_no_two_users_read_the_same(client: httpx.AsyncClient, data: Any) 
         return
     assert first.status_code == 201, first.text
     assert_taken(await client.post("/Users", json=user_body(spelling)))
+
+
+async def test_look_alikes_created_at_once_have_one_winner(client: httpx.AsyncClient) -> None:
+    """The unique index holds the folded key: racing creates of one name in six spellings
+    leave one user, whichever request wins."""
+    spellings = ["straße", "STRASSE", "Strasse", "STRAẞE", _full_width("strasse"), "strasse"]
+    responses = await asyncio.gather(
+        *(client.post("/Users", json=user_body(name)) for name in spellings)
+    )
+    statuses = sorted(response.status_code for response in responses)
+    assert statuses == [201] + [409] * 5, [r.text for r in responses]
+    for response in responses:
+        if response.status_code == 409:
+            assert_taken(response)
+    assert len(await user_names(client, 'userName eq "strasse"')) == 1
+
+
+def _full_width(text: str) -> str:
+    return "".join(chr(ord(c) - 0x21 + 0xFF01) if "!" <= c <= "~" else c for c in text)
