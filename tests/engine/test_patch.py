@@ -1716,3 +1716,37 @@ async def test_a_big_member_patch_does_not_hold_up_another_organisation(
     assert big.status_code == 204, big.text
     assert statuses == [201] * 5
     assert await _membership_count(engine, group_id) == 0
+
+
+async def test_many_operations_applied_ahead_lose_no_update_made_meanwhile(
+    client: httpx.AsyncClient, app: Litestar, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A PATCH of many operations is applied before its transaction; a write that lands in
+    between is not lost: the operations are applied again to what it wrote."""
+    user = await create_user(client, "ahead@example.se", title="Before")
+    location = f"/Users/{user['id']}"
+    service = app.state.service
+    applied_ahead = service._patched_ahead
+    interleaved: list[int] = []
+
+    async def and_meanwhile(*args: Any) -> Any:
+        result = await applied_ahead(*args)
+        if not interleaved:
+            response = await send(
+                client, location, {"op": "replace", "path": "title", "value": "Meanwhile"}
+            )
+            interleaved.append(response.status_code)
+        return result
+
+    monkeypatch.setattr(service, "_patched_ahead", and_meanwhile)
+    operations = [
+        {"op": "add", "path": "emails", "value": [{"value": f"e{n}@example.se", "type": "other"}]}
+        for n in range(20)
+    ]
+    response = await send(client, location, *operations)
+    assert response.status_code == 200, response.text
+    assert interleaved == [200]
+    document, etag = await fetch(client, location)
+    assert document["title"] == "Meanwhile"
+    assert len(document["emails"]) == 20
+    assert etag == 'W/"3"'
