@@ -1467,10 +1467,16 @@ async def test_bulk_requests(world: World, request: Any) -> None:
     if fail_on_errors is None:
         assert len(entries) == len(sent), payload
     errors = 0
-    created: dict[str, str] = {}  # id: resource type
     deleted: set[str] = set()
     changed: dict[str, list[str]] = {}  # id: versions reported
     base = "http://scim.test/scim/v2/"
+    # Entries come in request order; an operation naming a POST by bulkId runs after it
+    # wherever it stands, so it may name a resource whose POST is reported later.
+    posted = {
+        _located(entry, base): entry["location"][len(base) :].split("/")[0][:-1]
+        for entry in entries
+        if entry.get("method") == "POST" and entry.get("status") == "201"
+    }
     for entry in entries:
         status = int(entry["status"])
         assert entry["status"] == str(status) and status in BULK_STATUSES, entry
@@ -1487,16 +1493,16 @@ async def test_bulk_requests(world: World, request: Any) -> None:
         if method == "POST":
             assert status == 201, entry
             assert resource_id not in before.resources, entry
-            created[resource_id] = kind[:-1]
+            assert posted[resource_id] == kind[:-1], entry
         elif method == "DELETE":
             assert status == 204 and "version" not in entry, entry
-            assert resource_id in before.resources or resource_id in created, entry
+            assert resource_id in before.resources or resource_id in posted, entry
             deleted.add(resource_id)
-            created.pop(resource_id, None)
         else:
             assert method in ("PUT", "PATCH") and status in (200, 204), entry
-            assert resource_id in before.resources or resource_id in created, entry
+            assert resource_id in before.resources or resource_id in posted, entry
             changed.setdefault(resource_id, []).append(entry["version"])
+    created = {key: kind for key, kind in posted.items() if key not in deleted}
     if fail_on_errors is not None:
         assert errors <= fail_on_errors, payload
         if len(entries) < len(sent):
