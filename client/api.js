@@ -2,7 +2,7 @@
 
 export const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
 export const PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
-export const ESERVICES = "urn:behorigheter:scim:schemas:extension:eservices:1.0:User";
+export const ESERVICES = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User";
 const SCIM_TYPE = "application/scim+json";
 const CHANGES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 

@@ -24,8 +24,10 @@ from scim2_models import (
 
 from scim.models import User as CoreUser
 
-USER_EXTENSION = "urn:behorigheter:scim:schemas:extension:eservices:1.0:User"
-GROUP_EXTENSION = "urn:behorigheter:scim:schemas:extension:eservices:1.0:Group"
+# In the form Microsoft Entra ID maps custom attributes to:
+# urn:ietf:params:scim:schemas:extension:<name>:2.0:User:<attribute>.
+USER_EXTENSION = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User"
+GROUP_EXTENSION = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:Group"
 
 
 class Permission(ComplexAttribute):

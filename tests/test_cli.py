@@ -13,9 +13,12 @@ from typing import Any
 import pytest
 from sqlalchemy import insert, inspect, select
 
+from scim.app import create_app
+from scim.operator import Operator
+from scim.settings import Settings
 from scim.storage.database import create_engine, downgrade, upgrade
 from scim.storage.tables import resources, tenants
-from tests.conftest import fresh_database
+from tests.conftest import api_client, fresh_database
 
 
 def _tables(url: str) -> set[str]:
@@ -163,3 +166,81 @@ def test_migration_0005_folds_the_stored_keys_and_keeps_the_first_holder(
     assert unicodedata.is_normalized("NFC", keys["u3"][0] or "")
     warned = [record.getMessage() for record in caplog.records]
     assert any("u1" in message and "u2" in message for message in warned), warned
+
+
+def test_migration_0006_moves_stored_documents_to_the_new_extension_urn() -> None:
+    """A user and a group stored under the old URNs are read, filtered and written under the
+    new ones after ``scim db upgrade``; downgrading puts the old ones back."""
+    old = "urn:behorigheter:scim:schemas:extension:eservices:1.0:"
+    new = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:"
+    core = "urn:ietf:params:scim:schemas:core:2.0:"
+    now = datetime.now(UTC)
+    permission = "ansok-om-statlig-ersattning:grundersattning"
+    user = {
+        "schemas": [f"{core}User", f"{old}User"],
+        "userName": "kvar@stockholm.se",
+        "name": {"givenName": "Kvar", "familyName": "Sedan"},
+        "emails": [{"value": "kvar@stockholm.se"}],
+        f"{old}User": {"hsaId": "SE2120000142-OLD1", "permissions": [{"value": permission}]},
+    }
+    group = {
+        "schemas": [f"{core}Group", f"{old}Group"],
+        "displayName": "Handläggare",
+        f"{old}Group": {"permissions": [{"value": permission}]},
+    }
+
+    async def run(url: str) -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0005")
+            async with engine.begin() as connection:
+                operator = Operator(connection, "tests")
+                tenant = await operator.add_tenant("2120000142", "Stockholms stad", "kommun")
+                await operator.set_agreements(tenant, ["ansok-om-statlig-ersattning"])
+                _, token = await operator.issue_token(tenant)
+                for resource_id, kind, data in (("u1", "User", user), ("g1", "Group", group)):
+                    await connection.execute(
+                        insert(resources).values(
+                            tenant_id=tenant.id,
+                            id=resource_id,
+                            resource_type=kind,
+                            created=now,
+                            last_modified=now,
+                            version=1,
+                            user_name_key=data.get("userName"),
+                            display_name_key=str(data.get("displayName", "")).lower() or None,
+                            hsa_id_key="se2120000142-old1" if kind == "User" else None,
+                            data=data,
+                        )
+                    )
+            await upgrade(engine)
+            app = create_app(Settings(database_url=url))
+            try:
+                async with api_client(app, token) as client:
+                    read = (await client.get("/Users/u1")).json()
+                    assert read["schemas"] == [f"{core}User", f"{new}User"]
+                    assert read[f"{new}User"]["hsaId"] == "SE2120000142-OLD1"
+                    assert read[f"{new}User"]["permissions"] == [{"value": permission}]
+                    assert not any(old in key for key in read)
+                    found = await client.get(
+                        "/Users", params={"filter": f'{new}User:hsaId eq "SE2120000142-OLD1"'}
+                    )
+                    assert found.json()["totalResults"] == 1
+                    read_group = (await client.get("/Groups/g1")).json()
+                    assert read_group[f"{new}Group"]["permissions"] == [{"value": permission}]
+                    response = await client.put("/Users/u1", json=read)
+                    assert response.status_code == 200, response.text
+            finally:
+                await app.state.engine.dispose()
+            await downgrade(engine, "0005")
+            async with engine.connect() as connection:
+                rows = await connection.execute(select(resources.c.id, resources.c.data))
+                stored = {row.id: row.data for row in rows}
+            assert stored["u1"]["schemas"] == [f"{core}User", f"{old}User"]
+            assert stored["u1"][f"{old}User"]["hsaId"] == "SE2120000142-OLD1"
+            assert stored["g1"][f"{old}Group"] == group[f"{old}Group"]
+        finally:
+            await engine.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(run(url))

@@ -63,7 +63,7 @@ def test_the_document_describes_every_resource_operation(served: Served) -> None
     ):
         assert methods <= set(served_document["paths"][path]), path
     user = served_document["components"]["schemas"]["User"]["properties"]
-    assert "urn:behorigheter:scim:schemas:extension:eservices:1.0:User" in user
+    assert "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User" in user
 
 
 # The document the server serves, built here (as the server builds it) so that pytest can

@@ -33,7 +33,7 @@ from sqlalchemy import make_url
 
 USER = "urn:ietf:params:scim:schemas:core:2.0:User"
 GROUP = "urn:ietf:params:scim:schemas:core:2.0:Group"
-ESERVICES = "urn:behorigheter:scim:schemas:extension:eservices:1.0:User"
+ESERVICES = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User"
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
 ORG = "2120000142"
 SERVICE = "ansok-om-statlig-ersattning"
