@@ -1,12 +1,15 @@
 """The core resource models the engine serves, as scim2-models defines them except that a
-User's e-mail addresses are validated by ``scim.emails`` (the same result, faster)."""
+User's e-mail addresses are validated by ``scim.emails`` (the same result, faster), and the
+enterprise manager is as RFC 7643 §4.3 has it."""
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import Annotated, Any, ClassVar
 
-from scim2_models import ComplexAttribute
+from pydantic import Field, field_validator
+from scim2_models import CaseExact, ComplexAttribute, Mutability, Reference
 from scim2_models import Email as CoreEmail
+from scim2_models import EnterpriseUser as CoreEnterpriseUser
 from scim2_models import User as CoreUser
 
 from scim.emails import EmailAddress
@@ -24,3 +27,28 @@ class User(CoreUser):  # type: ignore[type-arg]
     """Email addresses for the user."""
 
     Emails: ClassVar[type[ComplexAttribute]] = Email
+
+
+class Manager(ComplexAttribute):
+    # RFC 7643 §4.3: neither sub-attribute is required; a manager may be named by id alone.
+    value: Annotated[str | None, CaseExact.true] = None
+    """The id of the SCIM resource representing the User's manager."""
+
+    ref: Reference["User"] | None = Field(  # noqa: UP037 - the referenced type, by name
+        None, serialization_alias="$ref", validation_alias="$ref"
+    )
+    """The URI of the SCIM resource representing the User's manager."""
+
+    display_name: Annotated[str | None, Mutability.read_only] = None
+    """The displayName of the User's manager."""
+
+
+class EnterpriseUser(CoreEnterpriseUser):
+    manager: Manager | None = None  # type: ignore[assignment]
+    """The User's manager."""
+
+    @field_validator("manager", mode="before")
+    @classmethod
+    def _named_by_id(cls, value: Any) -> Any:
+        """Microsoft Entra ID sends the manager as the bare id of a User."""
+        return {"value": value} if isinstance(value, str) else value

@@ -14,7 +14,6 @@ from scim2_models import (
     AuthenticationScheme,
     Bulk,
     ChangePassword,
-    EnterpriseUser,
     ETag,
     Extension,
     Filter,
@@ -31,7 +30,7 @@ from scim2_models import (
 )
 
 from scim.hooks import Domain, Related
-from scim.models import User
+from scim.models import EnterpriseUser, User
 from scim.settings import Settings
 
 # What identity providers send that the strict reading would refuse: Microsoft

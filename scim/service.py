@@ -53,6 +53,7 @@ from scim.storage.repository import (
 from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
 _WRITE_ATTEMPTS = 3
+_ENTERPRISE = "urn:ietf:params:scim:schemas:extension:enterprise:2.0:User"
 # PATCH operations (not on members) above which they are applied before the transaction.
 _APPLIED_AHEAD = 8
 P = ParamSpec("P")
@@ -204,6 +205,15 @@ class ResourceService:
             "location": self.location(caller, kind, row.id),
             "version": etag(row.version),
         }
+        manager = document.get(_ENTERPRISE, {}).get("manager") if kind.name == "User" else None
+        if isinstance(manager, dict) and isinstance(manager.get("value"), str):
+            # RFC 7643 §4.3: the manager's URI, as this request reaches it.
+            users = self.registry.by_name["User"]
+            reference = self.location(caller, users, manager["value"])
+            document[_ENTERPRISE] = {
+                **document[_ENTERPRISE],
+                "manager": {**manager, "$ref": reference},
+            }
         relations = getattr(row, "relations", None)
         if isinstance(relations, str | bytes):
             relations = msgspec.json.decode(relations)
@@ -346,6 +356,7 @@ class ResourceService:
     def _validate(
         self, kind: ResourceKind, body: dict[str, Any], context: Context
     ) -> Resource[Any]:
+        body = _without_empty_schemas(kind, body)
         try:
             with self.registry.provider:
                 model = kind.model.model_validate(body, scim_ctx=context)
@@ -411,6 +422,9 @@ class ResourceService:
                     row = await self._reload(repository, kind, draft.resource_id, plan)
                 return Written(self.render(caller, kind, row, plan), row.version, location)
             except BatchConflict as error:
+                if isinstance(error, UniquenessConflict) and error.key == "display_name_key":
+                    # A key no lookup probes: the database's word is the answer.
+                    raise _taken(kind, draft.document, error) from None
                 # A unique key taken, or a member deleted (concurrently): the lookups of a
                 # batch say which, as for any draft of a batch; if none is, try again.
                 conflict = error
@@ -596,6 +610,7 @@ class ResourceService:
             )
             error.scim_type = "tooMany"
             raise error
+        operations = _without_own_id(operations, resource_id)
         # Member changes are read, and their filters compiled, before the transaction
         # begins: on SQLite it holds the database's one write lock.
         member_steps: list[tuple[membership.Step, list[filters.Selection]]] = []
@@ -893,7 +908,12 @@ def _taken(
     kind: ResourceKind, document: dict[str, Any], error: UniquenessConflict
 ) -> UniquenessException:
     """Which unique key a write hit, from the database's own message."""
-    return _taken_key(kind, document, person_key="hsa_id" in str(error))
+    if error.key == "display_name_key":
+        return UniquenessException(
+            detail=f"displayName {document.get('displayName')!r} is already used by a group "
+            "in this organisation"
+        )
+    return _taken_key(kind, document, person_key=error.key == "hsa_id_key")
 
 
 def _taken_key(
@@ -994,6 +1014,52 @@ def _check_lengths(kind: ResourceKind, keys: dict[str, Any]) -> None:
                 detail=f"{name} is longer than {limit} characters as compared "
                 "(Unicode NFKC, case folded)"
             )
+
+
+def _without_empty_schemas(kind: ResourceKind, body: dict[str, Any]) -> dict[str, Any]:
+    """The body, less the schemas it names that this resource type lacks and under which it
+    sends nothing.
+
+    Microsoft Entra ID's Create Group names
+    ``http://schemas.microsoft.com/2006/11/ResourceManagement/ADSCIM/2.0/Group`` with no data
+    under it. Such a URI says nothing; data under a schema the server lacks is still refused.
+    """
+    schemas = body.get("schemas") if isinstance(body, dict) else None
+    if not isinstance(schemas, list):
+        return body
+    known = {kind.schema.lower(), *(urn.lower() for urn in kind.extensions)}
+    sent = {key.lower() for key in body}
+    kept = [
+        urn
+        for urn in schemas
+        if not isinstance(urn, str) or urn.lower() in known or urn.lower() in sent
+    ]
+    return body if len(kept) == len(schemas) else {**body, "schemas": kept}
+
+
+def _without_own_id(operations: list[Any], resource_id: str) -> list[Any]:
+    """The operations, less any that sets ``id`` to the resource's own id.
+
+    Okta renames a group with ``{"op": "replace", "value": {"id": <its id>, "displayName":
+    ...}}``. Giving a read-only attribute the value it has modifies nothing (RFC 7644
+    §3.5.2), so it is no attempt to write ``id``; another value still is (400 mutability).
+    """
+    kept: list[Any] = []
+    for operation in operations:
+        if isinstance(operation, dict) and str(operation.get("op", "")).lower() in (
+            "add",
+            "replace",
+        ):
+            path, value = operation.get("path"), operation.get("value")
+            if path is None and isinstance(value, dict) and value.get("id") == resource_id:
+                value = {key: item for key, item in value.items() if key != "id"}
+                if not value:
+                    continue
+                operation = {**operation, "value": value}
+            elif isinstance(path, str) and path.strip().lower() == "id" and value == resource_id:
+                continue
+        kept.append(operation)
+    return kept
 
 
 def _check_patch_schemas(body: dict[str, Any]) -> None:

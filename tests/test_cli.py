@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, inspect, select
+from sqlalchemy import insert, inspect, select, text, update
 
 from scim.app import create_app
 from scim.operator import Operator
@@ -239,6 +239,51 @@ def test_migration_0006_moves_stored_documents_to_the_new_extension_urn() -> Non
             assert stored["u1"]["schemas"] == [f"{core}User", f"{old}User"]
             assert stored["u1"][f"{old}User"]["hsaId"] == "SE2120000142-OLD1"
             assert stored["g1"][f"{old}Group"] == group[f"{old}Group"]
+        finally:
+            await engine.dispose()
+
+    with fresh_database() as url:
+        asyncio.run(run(url))
+
+
+def test_migration_0007_names_groups_that_share_a_name_and_changes_nothing() -> None:
+    now = datetime.now(UTC)
+
+    async def run(url: str) -> None:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0006")
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(tenants).values(
+                        id=1, name="Kommunen", org_number="2120000142", kind="kommun", created=now
+                    )
+                )
+                for resource_id, name in (("g1", "Chefer"), ("g2", "CHEFER")):
+                    await connection.execute(
+                        insert(resources).values(
+                            tenant_id=1,
+                            id=resource_id,
+                            resource_type="Group",
+                            created=now,
+                            last_modified=now,
+                            version=1,
+                            display_name_key=name.lower(),
+                            data={"displayName": name},
+                        )
+                    )
+            with pytest.raises(RuntimeError, match="2 groups named 'chefer'"):
+                await upgrade(engine)
+            async with engine.connect() as connection:
+                version = await connection.execute(text("SELECT version_num FROM alembic_version"))
+                assert version.scalar() == "0006"
+            async with engine.begin() as connection:
+                await connection.execute(
+                    update(resources)
+                    .where(resources.c.id == "g2")
+                    .values(display_name_key="chefer 2", data={"displayName": "Chefer 2"})
+                )
+            await upgrade(engine)
         finally:
             await engine.dispose()
 

@@ -6,6 +6,7 @@ tenant cannot name another tenant's rows.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import cache
@@ -57,7 +58,30 @@ class BatchConflict(Exception):
 
 
 class UniquenessConflict(BatchConflict):
-    """A write hit a unique key (userName, or the person key, within the tenant)."""
+    """A write hit a unique key of ``resources``: ``key`` names its column."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.key = _unique_key(message)
+
+
+# The unique indexes of ``resources`` by name (PostgreSQL's words) and their key column.
+_UNIQUE_INDEXES = {
+    "uq_resources_user_name": "user_name_key",
+    "uq_resources_hsa_id": "hsa_id_key",
+    "uq_resources_group_display_name": "display_name_key",
+}
+_POSTGRES_UNIQUE = re.compile(r'unique constraint "(\w+)"')
+_SQLITE_UNIQUE = re.compile(r"UNIQUE constraint failed: (?:[\w.]+, )*resources\.(\w+)")
+
+
+def _unique_key(message: str) -> str | None:
+    """The key column a driver's message says a write hit."""
+    if found := _POSTGRES_UNIQUE.search(message):
+        return _UNIQUE_INDEXES.get(found.group(1))
+    if found := _SQLITE_UNIQUE.search(message):
+        return found.group(1)
+    return None
 
 
 class MemberGone(BatchConflict):

@@ -173,6 +173,16 @@ Index("ix_resources_given_name", resources.c.tenant_id, resources.c.given_name_k
 Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
 # HSA-ids are unique within the organisation, like userName.
 Index("uq_resources_hsa_id", resources.c.tenant_id, resources.c.hsa_id_key, unique=True)
+# So are groups' displayNames: Microsoft Entra ID finds a group by its displayName.
+_GROUPS = resources.c.resource_type == "Group"
+Index(
+    "uq_resources_group_display_name",
+    resources.c.tenant_id,
+    resources.c.display_name_key,
+    unique=True,
+    sqlite_where=_GROUPS,
+    postgresql_where=_GROUPS,
+)
 
 members = Table(
     "members",

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.conftest import GROUP_SCHEMA, PATCH_SCHEMA
+from tests.conftest import GROUP_SCHEMA, PATCH_SCHEMA, api_client
 from tests.engine.conftest import create_user, user_body
 
 ERROR = "urn:ietf:params:scim:api:messages:2.0:Error"
@@ -173,3 +173,39 @@ async def test_look_alikes_created_at_once_have_one_winner(client: httpx.AsyncCl
 
 def _full_width(text: str) -> str:
     return "".join(chr(ord(c) - 0x21 + 0xFF01) if "!" <= c <= "~" else c for c in text)
+
+
+async def test_a_group_display_name_is_taken_once_per_organisation(
+    client: httpx.AsyncClient, app: Any, organisations: Any
+) -> None:
+    """Microsoft Entra ID finds groups by displayName: two groups of one name (as people
+    read it) in an organisation would be one group to it."""
+
+    def group(name: str) -> dict[str, Any]:
+        return {"schemas": [GROUP_SCHEMA], "displayName": name}
+
+    first = await client.post("/Groups", json=group("Handläggare"))
+    assert first.status_code == 201, first.text
+    for name in ("handläggare", "HANDLÄGGARE", unicodedata.normalize("NFD", "Handläggare")):
+        assert_taken(await client.post("/Groups", json=group(name)))
+    other = (await client.post("/Groups", json=group("Chefer"))).json()
+    where = f"/Groups/{other['id']}"
+    assert_taken(await client.put(where, json=group("HANDLÄGGARE")))
+    rename = {"op": "replace", "path": "displayName", "value": "handläggare"}
+    response = await client.patch(where, json={"schemas": [PATCH_SCHEMA], "Operations": [rename]})
+    assert_taken(response)
+    assert "displayName" in response.json()["detail"]
+    operations = [
+        {"method": "POST", "path": "/Groups", "bulkId": str(n), "data": group(name)}
+        for n, name in enumerate(("Nya", "NYA", "Handläggare"))
+    ]
+    response = await client.post(
+        "/Bulk", json={"schemas": [BULK_REQUEST], "Operations": operations}
+    )
+    assert [op["status"] for op in response.json()["Operations"]] == ["201", "409", "409"]
+    # A user may share a group's name, and another organisation may have a group of it.
+    user = await client.post("/Users", json=user_body("handlaggare", displayName="Handläggare"))
+    assert user.status_code == 201, user.text
+    async with api_client(app, organisations.goteborg.token) as goteborg:
+        elsewhere = await goteborg.post("/Groups", json=group("Handläggare"))
+        assert elsewhere.status_code == 201, elsewhere.text
