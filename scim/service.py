@@ -376,7 +376,8 @@ class ResourceService:
         context: Context = Context.RESOURCE_REPLACEMENT_REQUEST,
     ) -> dict[str, Any]:
         """The document to store: the model as a request carries it, without what the server
-        keeps elsewhere (id, meta, members, groups) or not at all (password)."""
+        keeps elsewhere (id, meta, members, groups), makes on reading (the manager's $ref)
+        or not at all (password)."""
         with self.registry.provider:
             document = model.model_dump(scim_ctx=context)
         # Passwords are write-only and this server authenticates no one by them.
@@ -385,6 +386,10 @@ class ResourceService:
         document.pop("groups", None)
         for key in ("id", "meta"):
             document.pop(key, None)
+        manager = document.get(_ENTERPRISE, {}).get("manager")
+        if isinstance(manager, dict):
+            # Its URI is this server's to give, on every read (``render``).
+            manager.pop("$ref", None)
         return document
 
     def _stored_model(self, kind: ResourceKind, row: Row[Any]) -> Resource[Any]:
@@ -393,10 +398,17 @@ class ResourceService:
 
     async def _check_members(
         self, repository: Repository, group_id: str, new_members: list[Member]
-    ) -> None:
+    ) -> list[Member]:
+        """The members, once each is known to be a resource of the organisation; a display
+        that is the member's own is not kept as the client's (a group read and sent back
+        is the group as it was)."""
         _check_member_displays(new_members)
         found = await repository.existing(member_id for member_id, _ in new_members)
         _check_member_ids(group_id, new_members, found)
+        return [
+            (member_id, None if display == found[member_id].display else display)
+            for member_id, display in new_members
+        ]
 
     async def create(
         self, caller: Caller, kind: ResourceKind, body: dict[str, Any], plan: Plan | None
@@ -520,14 +532,21 @@ class ResourceService:
             except SCIMException:
                 raise
             document = self._storable(kind, model)
+            members_changed = False
             if kind.name == "Group":
-                await self._check_members(repository, resource_id, new_members)
-                await repository.remove_members(resource_id, None)
-                await repository.add_members(resource_id, new_members)
-            await self._write(repository, caller, kind, row, document)
-            await self._audit(connection, caller, kind, "replace", resource_id, body)
+                members_changed = await self._replace_members(repository, resource_id, new_members)
+            # A resource sent back as it was read changes nothing, its version included.
+            changed = await self._write(repository, caller, kind, row, document, unless_same=True)
+            touched = members_changed and not changed
+            if touched and not await repository.touch(resource_id, row.version, datetime.now(UTC)):
+                raise PreconditionFailedException(
+                    detail="The resource was changed by another request"
+                )
+            version = row.version + (1 if changed or members_changed else 0)
+            if changed or members_changed:
+                await self._audit(connection, caller, kind, "replace", resource_id, body)
             if plan is None:
-                return Written(None, row.version + 1, self.location(caller, kind, resource_id))
+                return Written(None, version, self.location(caller, kind, resource_id))
             row = await self._reload(repository, kind, resource_id, plan)
         return Written(
             self.render(caller, kind, row, plan),
@@ -572,8 +591,14 @@ class ResourceService:
         kind: ResourceKind,
         row: Row[Any],
         document: dict[str, Any],
-    ) -> None:
+        *,
+        unless_same: bool = False,
+    ) -> bool:
+        """Store ``document`` as the next version of ``row``; with ``unless_same``, not if it
+        is what is stored. Whether it was stored."""
         keys = await self._prepare(repository, caller, kind, document, row.data)
+        if unless_same and document == row.data:
+            return False
         values = {
             "data": document,
             "version": row.version + 1,
@@ -586,6 +611,18 @@ class ResourceService:
             raise _taken(kind, document, error) from error
         if not written:
             raise PreconditionFailedException(detail="The resource was changed by another request")
+        return True
+
+    async def _replace_members(
+        self, repository: Repository, group_id: str, new_members: list[Member]
+    ) -> bool:
+        """The group's members made ``new_members``; whether that changed any."""
+        new_members = await self._check_members(repository, group_id, new_members)
+        if set(new_members) == await repository.members_of(group_id):
+            return False
+        await repository.remove_members(group_id, None)
+        await repository.add_members(group_id, new_members)
+        return True
 
     @_again_if_a_member_went
     async def patch(
@@ -734,7 +771,7 @@ class ResourceService:
         statement or two; whether it changed any."""
         action = step.action
         if action in (membership.Action.ADD, membership.Action.REPLACE):
-            await self._check_members(repository, group_id, step.members)
+            step.members = await self._check_members(repository, group_id, step.members)
             removed = 0
             if action is membership.Action.REPLACE:
                 removed = await repository.remove_members(group_id, None)

@@ -234,6 +234,18 @@ class Repository:
         parameters = {"tenant_id": self.tenant_id, "hsa_ids": list(hsa_ids)}
         return set((await self.connection.execute(_ADMINISTRATORS, parameters)).scalars())
 
+    async def members_of(self, group_id: str) -> set[Member]:
+        """A group's members, with the display a client sent for each: None where there is
+        none, or it is the member's own."""
+        member = resources.alias("member")
+        own = case((members.c.display == member.c.display, None), else_=members.c.display)
+        statement = (
+            select(members.c.member_id, own.label("display"))
+            .join(member, member.c.id == members.c.member_id)
+            .where(members.c.tenant_id == self.tenant_id, members.c.group_id == group_id)
+        )
+        return {(row.member_id, row.display) for row in await self.connection.execute(statement)}
+
     async def member_ids(
         self, group_id: str, rows: FromClause, where: ColumnElement[bool]
     ) -> list[str]:
