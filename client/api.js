@@ -3,6 +3,7 @@
 export const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
 export const PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const ESERVICES = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User";
+export const ESERVICES_GROUP = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:Group";
 const SCIM_TYPE = "application/scim+json";
 const CHANGES = new Set(["POST", "PUT", "PATCH", "DELETE"]);
 
@@ -160,6 +161,40 @@ export async function patchUser(id, operations, etag) {
 
 export async function deleteUser(id, etag) {
   await scim("DELETE", `/Users/${encodeURIComponent(id)}`, { etag });
+}
+
+/** A page of the organisation's groups, without their members (a group may have 100,000). */
+export async function listGroups({ filter, sortOrder, startIndex, count }, signal) {
+  const query = new URLSearchParams({
+    sortBy: "displayName",
+    sortOrder,
+    startIndex: String(startIndex),
+    count: String(count),
+    attributes: ["displayName", "externalId", `${ESERVICES_GROUP}:permissions`].join(","),
+  });
+  if (filter) query.set("filter", filter);
+  return (await scim("GET", `/Groups?${query}`, { signal })).data;
+}
+
+/** How many members a group has: a count, not a list. */
+export async function countMembers(groupId, signal) {
+  const filter = `groups.value eq ${filterString(groupId)}`;
+  const query = new URLSearchParams({ filter, count: "0" });
+  return (await scim("GET", `/Users?${query}`, { signal })).data.totalResults;
+}
+
+/** A group without its members, and its ETag for If-Match. */
+export async function getGroup(id) {
+  const attributes = ["displayName", "externalId", `${ESERVICES_GROUP}:permissions`];
+  const query = new URLSearchParams({ attributes: attributes.join(",") });
+  const { data, etag } = await scim("GET", `/Groups/${encodeURIComponent(id)}?${query}`);
+  return { group: data, etag: etag || (data.meta && data.meta.version) };
+}
+
+/** One PATCH of a group, refused with 412 if it changed since ``etag``. */
+export async function patchGroup(id, operations, etag) {
+  const body = { schemas: [PATCH_SCHEMA], Operations: operations };
+  return (await scim("PATCH", `/Groups/${encodeURIComponent(id)}`, { body, etag })).data;
 }
 
 /** A string for a SCIM filter (RFC 7644 §3.4.2.2): JSON string syntax. */

@@ -55,10 +55,19 @@ function navigate(hash, message = "") {
 
 function header() {
   const organisation = session.organisation.name;
+  const inGroups = location.hash.startsWith("#/grupper");
+  const link = (href, label, current) =>
+    h("a", { href, "aria-current": current ? "page" : null }, label);
   return h(
     "header",
     { className: "top" },
     h("p", { className: "app-title" }, T.appTitle),
+    h(
+      "nav",
+      { className: "views", "aria-label": T.navigation },
+      link("#/", T.usersHeading, !inGroups),
+      link("#/grupper", T.groupsHeading, inGroups),
+    ),
     h(
       "div",
       { className: "who" },
@@ -723,16 +732,22 @@ async function showUser(id) {
   );
 }
 
-/** Where each effective permission comes from: "direct" and the names of groups. */
+/** Where each effective permission comes from: "direct", and the groups ({id, name}). */
 function sources(user) {
   const groupNames = new Map((user.groups || []).map((group) => [group.value, group.display || group.value]));
   const found = new Map();
   for (const effective of user[E]?.effectivePermissions || []) {
-    const from = found.get(effective.value) || new Set();
-    from.add(effective.source === "direct" ? "direct" : groupNames.get(effective.source) || effective.source);
+    const from = found.get(effective.value) || new Map();
+    const key = effective.source;
+    from.set(key, key === "direct" ? "direct" : { id: key, name: groupNames.get(key) || key });
     found.set(effective.value, from);
   }
-  return found;
+  return new Map([...found].map(([value, from]) => [value, [...from.values()]]));
+}
+
+/** The groups among a permission's sources. */
+function viaGroups(from) {
+  return (from || []).filter((source) => source !== "direct");
 }
 
 function currentPermissions(user, index) {
@@ -759,9 +774,13 @@ function currentPermissions(user, index) {
           "ul",
           {},
           items.map(([permission, from]) => {
-            const notes = [...from].filter((source) => source !== "direct").map(T.viaGroup);
+            const notes = viaGroups(from).map((group) =>
+              h("a", { href: `#/grupper/${encodeURIComponent(group.id)}` }, T.viaGroup(group.name)),
+            );
             if (permission.retired) notes.push(T.retired);
-            return h("li", {}, permission.name, notes.length ? h("span", { className: "hint" }, ` (${notes.join(", ")})`) : null);
+            if (!notes.length) return h("li", {}, permission.name);
+            const joined = notes.flatMap((note, at) => (at ? [", ", note] : [note]));
+            return h("li", {}, permission.name, h("span", { className: "hint" }, " (", ...joined, ")"));
           }),
         ),
       ]),
@@ -771,15 +790,46 @@ function currentPermissions(user, index) {
 
 // --- 4.5 Ändra och lägg till behörigheter -----------------------------------------------
 
-async function showServices(id) {
+/** What the permission views need of a user or a group, by the first part of the address. */
+const SUBJECTS = {
+  anvandare: {
+    load: async (id, ticket) => {
+      const loaded = await loadUser(id, ticket);
+      return loaded && { item: loaded.user, etag: loaded.etag };
+    },
+    name: fullName,
+    path: `${E}:permissions`,
+    own: (user) => user[E]?.permissions || [],
+    sources,
+    patch: api.patchUser,
+    backToSubject: T.backToUserDetails,
+    choose: T.choosePermissions,
+  },
+  grupper: {
+    load: async (id, ticket) => {
+      const loaded = await loadGroup(id, ticket);
+      return loaded && { item: loaded.group, etag: loaded.etag };
+    },
+    name: (group) => group.displayName,
+    path: `${api.ESERVICES_GROUP}:permissions`,
+    own: (group) => group[api.ESERVICES_GROUP]?.permissions || [],
+    sources: () => new Map(), // a group holds only what it is given
+    patch: api.patchGroup,
+    backToSubject: T.backToGroup,
+    choose: T.choosePermissionsForGroup,
+  },
+};
+
+async function showServices(kind, id) {
+  const subject = SUBJECTS[kind];
   const ticket = navigation;
-  const [{ services }, loaded] = await Promise.all([loadOffering(), loadUser(id, ticket)]);
+  const [{ services }, loaded] = await Promise.all([loadOffering(), subject.load(id, ticket)]);
   if (!loaded || ticket !== navigation) return;
-  const base = `#/anvandare/${encodeURIComponent(id)}`;
+  const base = `#/${kind}/${encodeURIComponent(id)}`;
   show(
-    h("a", { className: "back", href: base }, `← ${T.backToUserDetails}`),
+    h("a", { className: "back", href: base }, `← ${subject.backToSubject}`),
     h("h2", {}, T.editPermissions),
-    h("p", { className: "subject" }, fullName(loaded.user)),
+    h("p", { className: "subject" }, subject.name(loaded.item)),
     h("h3", {}, T.chooseService),
     services.length
       ? h(
@@ -799,23 +849,24 @@ async function showServices(id) {
   );
 }
 
-async function showServicePermissions(id, serviceId) {
+async function showServicePermissions(kind, id, serviceId) {
+  const subject = SUBJECTS[kind];
   const ticket = navigation;
   const [{ services, grantable }, loaded] = await Promise.all([
     loadOffering(),
-    loadUser(id, ticket),
+    subject.load(id, ticket),
   ]);
   if (!loaded || ticket !== navigation) return;
-  const base = `#/anvandare/${encodeURIComponent(id)}`;
+  const base = `#/${kind}/${encodeURIComponent(id)}`;
   const service = services.find((offered) => offered.id === serviceId);
   if (!service) {
     // Never offer an e-service without an agreement, whatever the address says.
     location.hash = `${base}/behorigheter`;
     return;
   }
-  const { user, etag } = loaded;
-  const own = new Set((user[E]?.permissions || []).map((permission) => permission.value));
-  const effective = sources(user);
+  const { item, etag } = loaded;
+  const own = new Set(subject.own(item).map((permission) => permission.value));
+  const effective = subject.sources(item);
   const ticked = new Set([...own].filter((value) => value.startsWith(`${service.id}:`)));
   const problem = h("div");
 
@@ -823,11 +874,11 @@ async function showServicePermissions(id, serviceId) {
     .map((group) => {
       const boxes = group.permissions.flatMap((permission) => {
         const value = `${service.id}:${permission.id}`;
-        const viaGroups = [...(effective.get(value) || [])].filter((source) => source !== "direct");
+        const groupNames = viaGroups(effective.get(value)).map((source) => source.name);
         const held = own.has(value);
-        if (!held && !viaGroups.length && !grantable.has(value)) return []; // retired, never held
-        const fromGroupOnly = viaGroups.length > 0 && !held;
-        const notes = viaGroups.map(T.viaGroup);
+        if (!held && !groupNames.length && !grantable.has(value)) return []; // retired, never held
+        const fromGroupOnly = groupNames.length > 0 && !held;
+        const notes = groupNames.map(T.viaGroup);
         if (permission.retired) notes.push(T.retired);
         return [
           checkbox(
@@ -837,7 +888,7 @@ async function showServicePermissions(id, serviceId) {
             (on) => toggle(ticked, value, on),
             {
               disabled: fromGroupOnly,
-              note: fromGroupOnly ? T.fromGroupCannotUntick(viaGroups.join(", ")) : notes.join(", ") || null,
+              note: fromGroupOnly ? T.fromGroupCannotUntick(groupNames.join(", ")) : notes.join(", ") || null,
             },
           ),
         ];
@@ -853,7 +904,7 @@ async function showServicePermissions(id, serviceId) {
     try {
       if (!unchanged) {
         const value = wanted.map((permission) => ({ value: permission }));
-        await api.patchUser(user.id, [{ op: "replace", path: `${E}:permissions`, value }], etag);
+        await subject.patch(item.id, [{ op: "replace", path: subject.path, value }], etag);
       }
     } catch (error) {
       if (error instanceof api.ApiError && error.status === 412) return fill(problem, staleNotice());
@@ -868,14 +919,270 @@ async function showServicePermissions(id, serviceId) {
   show(
     h("a", { className: "back", href: `${base}/behorigheter` }, `← ${T.backToServices}`),
     h("h2", {}, T.changePermissionsHeading),
-    h("p", { className: "subject" }, fullName(user)),
-    h("h3", {}, `${T.choosePermissions}: ${service.name}`),
+    h("p", { className: "subject" }, subject.name(item)),
+    h("h3", {}, `${subject.choose}: ${service.name}`),
     h("form", { className: "permissions", onsubmit: (event) => { event.preventDefault(); done(); } },
       groups,
       problem,
       h("div", { className: "actions" }, h("button", { type: "submit" }, T.done)),
     ),
   );
+}
+
+// --- Grupper ------------------------------------------------------------------------------
+
+const groupList = { term: "", sortOrder: "ascending", startIndex: 1 };
+
+/** The names of the permissions a group gives, in the catalogue's order. */
+function permissionNames(group, index) {
+  const values = new Set((group[api.ESERVICES_GROUP]?.permissions || []).map((p) => p.value));
+  return [...index].filter(([value]) => values.has(value)).map(([, entry]) => entry.permission.name);
+}
+
+async function showGroups() {
+  const ticket = navigation;
+  const { index } = await loadOffering();
+  if (ticket !== navigation) return;
+  const results = h("div", { id: "results", "aria-busy": "true" });
+  let pending = null;
+
+  const refresh = async () => {
+    pending?.abort();
+    pending = new AbortController();
+    const signal = pending.signal;
+    results.setAttribute("aria-busy", "true");
+    const term = groupList.term.trim();
+    try {
+      const page = await api.listGroups(
+        {
+          filter: term ? `displayName co ${api.filterString(term)}` : null,
+          sortOrder: groupList.sortOrder,
+          startIndex: groupList.startIndex,
+          count: PAGE_SIZE,
+        },
+        signal,
+      );
+      const groups = page.Resources || [];
+      const counts = await Promise.all(groups.map((group) => api.countMembers(group.id, signal)));
+      fill(results, groupsTable(page, counts, index, refresh));
+      results.setAttribute("aria-busy", "false");
+    } catch (error) {
+      failed(error);
+    }
+  };
+  const search = debounce(() => {
+    groupList.startIndex = 1;
+    refresh();
+  }, SEARCH_PAUSE_MS);
+
+  show(
+    h("h2", {}, T.groupsHeading),
+    h(
+      "div",
+      { className: "toolbar" },
+      h(
+        "form",
+        {
+          role: "search",
+          className: "search",
+          onsubmit: (event) => {
+            event.preventDefault();
+            search.now();
+          },
+        },
+        h("label", { for: "search-groups" }, T.searchGroups),
+        h("input", {
+          id: "search-groups",
+          type: "search",
+          value: groupList.term,
+          autocomplete: "off",
+          "aria-describedby": "search-groups-hint",
+          oninput: (event) => {
+            groupList.term = event.target.value;
+            search();
+          },
+        }),
+        h("p", { id: "search-groups-hint", className: "hint" }, T.searchGroupsHint),
+      ),
+    ),
+    results,
+  );
+  await refresh();
+}
+
+function pager(label, showing, first, last, total, state, refresh) {
+  const step = (delta) => () => {
+    state.startIndex = Math.max(1, state.startIndex + delta);
+    refresh();
+  };
+  return h(
+    "nav",
+    { className: "pager", "aria-label": label },
+    h("p", {}, showing(first, last, total)),
+    h("button", { type: "button", className: "secondary", disabled: first <= 1, onclick: step(-PAGE_SIZE) }, T.previous),
+    h("button", { type: "button", className: "secondary", disabled: last >= total, onclick: step(PAGE_SIZE) }, T.next),
+  );
+}
+
+function groupsTable(page, counts, index, refresh) {
+  const groups = page.Resources || [];
+  const total = page.totalResults;
+  const first = total === 0 ? 0 : page.startIndex;
+  const last = first + groups.length - 1;
+  const title = T.groupColumns.name;
+  const sortButton = (order, arrow, label) =>
+    h(
+      "button",
+      {
+        type: "button",
+        className: "sort",
+        "aria-label": label,
+        "aria-pressed": String(groupList.sortOrder === order),
+        onclick: () => {
+          groupList.sortOrder = order;
+          groupList.startIndex = 1;
+          refresh();
+        },
+      },
+      arrow,
+    );
+  const rows = groups.map((group, at) =>
+    h(
+      "tr",
+      {},
+      h(
+        "td",
+        { dataset: { label: T.groupColumns.name } },
+        h("a", { href: `#/grupper/${encodeURIComponent(group.id)}` }, group.displayName),
+      ),
+      h("td", { dataset: { label: T.groupColumns.members } }, String(counts[at])),
+      h("td", { dataset: { label: T.groupColumns.permissions } }, permissionNames(group, index).join(", ") || "–"),
+    ),
+  );
+  return [
+    h(
+      "table",
+      { className: "users groups" },
+      h("caption", { className: "visually-hidden" }, T.groupsCaption),
+      h(
+        "thead",
+        {},
+        h(
+          "tr",
+          {},
+          h(
+            "th",
+            { scope: "col", "aria-sort": groupList.sortOrder },
+            h("span", {}, title),
+            h(
+              "span",
+              { className: "arrows" },
+              sortButton("ascending", "▲", T.sortAscending(title)),
+              sortButton("descending", "▼", T.sortDescending(title)),
+            ),
+          ),
+          h("th", { scope: "col" }, T.groupColumns.members),
+          h("th", { scope: "col" }, T.groupColumns.permissions),
+        ),
+      ),
+      h("tbody", {}, rows),
+    ),
+    groups.length ? null : h("p", { className: "empty" }, groupList.term.trim() ? T.noGroups : T.noGroupsAtAll),
+    pager(T.groupsCaption, T.showingGroups, first, last, total, groupList, refresh),
+  ];
+}
+
+/** A loaded group, or null after showing that it is gone. */
+async function loadGroup(id, ticket) {
+  try {
+    return await api.getGroup(id);
+  } catch (error) {
+    if (error instanceof api.ApiError && error.status === 404) {
+      if (ticket === navigation) {
+        show(h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`), h("h2", {}, T.groupNotFound));
+      }
+      return null;
+    }
+    throw error;
+  }
+}
+
+async function showGroup(id) {
+  const ticket = navigation;
+  const [{ index }, loaded] = await Promise.all([loadOffering(), loadGroup(id, ticket)]);
+  if (!loaded || ticket !== navigation) return;
+  const { group } = loaded;
+  const names = permissionNames(group, index);
+  const members = h("div", { id: "members", "aria-busy": "true" });
+  const memberList = { startIndex: 1 };
+  const refresh = async () => {
+    members.setAttribute("aria-busy", "true");
+    try {
+      const page = await api.listUsers({
+        filter: `groups.value eq ${api.filterString(group.id)}`,
+        sortBy: "name.familyName",
+        sortOrder: "ascending",
+        startIndex: memberList.startIndex,
+        count: PAGE_SIZE,
+        attributes: ["name.givenName", "name.familyName", `${E}:hsaId`],
+      });
+      const users = page.Resources || [];
+      const total = page.totalResults;
+      const first = total === 0 ? 0 : page.startIndex;
+      fill(
+        members,
+        users.length
+          ? h(
+              "table",
+              { className: "users" },
+              h("caption", { className: "visually-hidden" }, T.membersCaption),
+              h("thead", {}, h("tr", {}, ["name", "hsaId"].map((key) => h("th", { scope: "col" }, T.detailColumns[key])))),
+              h(
+                "tbody",
+                {},
+                users.map((user) => {
+                  const cells = userColumns(user);
+                  return h(
+                    "tr",
+                    {},
+                    h(
+                      "td",
+                      { dataset: { label: T.detailColumns.name } },
+                      h("a", { href: `#/anvandare/${encodeURIComponent(user.id)}` }, `${cells.givenName} ${cells.familyName}`.trim() || user.id),
+                    ),
+                    h("td", { dataset: { label: T.detailColumns.hsaId } }, cells.hsaId),
+                  );
+                }),
+              ),
+            )
+          : h("p", { className: "empty" }, T.noMembers),
+        pager(T.membersCaption, T.showingMembers, first, first + users.length - 1, total, memberList, refresh),
+      );
+      members.setAttribute("aria-busy", "false");
+    } catch (error) {
+      failed(error);
+    }
+  };
+  show(
+    h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`),
+    h("h2", {}, group.displayName),
+    group.externalId ? h("p", { className: "notice" }, T.provisionedGroup) : null,
+    h(
+      "section",
+      { "aria-labelledby": "permissions-heading" },
+      h("h3", { id: "permissions-heading" }, T.groupPermissions),
+      h("p", { className: "hint" }, T.groupPermissionsHint),
+      names.length ? h("ul", {}, names.map((name) => h("li", {}, name))) : h("p", {}, T.noGroupPermissions),
+      h("a", { className: "button", href: `#/grupper/${encodeURIComponent(group.id)}/behorigheter` }, T.editPermissions),
+    ),
+    h(
+      "section",
+      { "aria-labelledby": "members-heading" },
+      h("h3", { id: "members-heading" }, T.groupMembers),
+      members,
+    ),
+  );
+  await refresh();
 }
 
 // --- 4.7 Ta bort användare --------------------------------------------------------------
@@ -929,10 +1236,16 @@ async function route() {
   navigation += 1;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   try {
-    if (parts[0] === "anvandare" && parts[1]) {
-      if (parts[2] === "behorigheter" && parts[3]) await showServicePermissions(parts[1], parts[3]);
-      else if (parts[2] === "behorigheter") await showServices(parts[1]);
-      else await showUser(parts[1]);
+    const [kind, id, section, serviceId] = parts;
+    if ((kind === "anvandare" || kind === "grupper") && id && section === "behorigheter") {
+      if (serviceId) await showServicePermissions(kind, id, serviceId);
+      else await showServices(kind, id);
+    } else if (kind === "anvandare" && id) {
+      await showUser(id);
+    } else if (kind === "grupper" && id) {
+      await showGroup(id);
+    } else if (kind === "grupper") {
+      await showGroups();
     } else {
       await showUsers();
     }

@@ -656,3 +656,74 @@ async def test_the_list_works_from_the_keyboard(page: Page, live: Live) -> None:
     await page.get_by_role("link", name="Tillbaka till användare").focus()
     await page.keyboard.press("Enter")
     await expect(page.get_by_role("heading", name="Användare")).to_be_focused()
+
+
+# --- Grupper: permissions through groups ------------------------------------------------
+
+
+async def test_a_group_from_the_identity_system_gives_its_members_permissions(
+    page: Page, live: Live
+) -> None:
+    """Entra ID sends groups and members but no permissions: the administrator gives them
+    to the group here, and every member holds them."""
+    async with live.scim("2120000142") as stockholm:
+        member_ids = []
+        for given, family in (("Gunnel", "Gruppsson"), ("Gustav", "Gruppsson")):
+            body = user_body(
+                f"{given.lower()}.gruppsson@stockholm.se",
+                name={"givenName": given, "familyName": family},
+                emails=[{"value": f"{given.lower()}@stockholm.se", "primary": True}],
+            )
+            member_ids.append((await stockholm.post("/Users", json=body)).json()["id"])
+        group = {
+            "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+            "displayName": "Mottagningsenheten",
+            "externalId": "8aa1a0c0-c4c3-4bc0-b4a5-2ef676900159",
+            "members": [{"value": member_id} for member_id in member_ids],
+        }
+        created = (await stockholm.post("/Groups", json=group)).json()
+
+        await log_in(page, live, STOCKHOLM_ADMIN)
+        await (
+            page.get_by_role("navigation", name="Huvudmeny")
+            .get_by_role("link", name="Grupper")
+            .click()
+        )
+        await expect(page.get_by_role("heading", name="Grupper")).to_be_visible()
+        row = page.locator("table.groups tbody tr", has_text="Mottagningsenheten")
+        await expect(row.locator("td").nth(1)).to_have_text("2")
+        await screenshot(page, "17-grupper")
+
+        await page.get_by_role("link", name="Mottagningsenheten").click()
+        await expect(page.get_by_role("heading", name="Mottagningsenheten")).to_be_visible()
+        await expect(
+            page.get_by_text(re.compile("kommer från organisationens identitetssystem"))
+        ).to_be_visible()
+        await expect(page.locator("#members tbody tr")).to_have_count(2)
+        await expect(page.get_by_text("Gruppen ger inga behörigheter ännu.")).to_be_visible()
+        await page.get_by_role("link", name="Ändra och lägg till behörigheter").click()
+        await page.get_by_role("link", name=STATLIG).click()
+        await page.get_by_label("Grundersättning").check()
+        await page.get_by_role("button", name="Klar").click()
+        await expect(page.get_by_text("Behörigheterna är sparade.")).to_be_visible()
+        await expect(page.get_by_role("heading", name="Mottagningsenheten")).to_be_visible()
+        await expect(page.locator("section li")).to_have_text(["Grundersättning"])
+        await screenshot(page, "18-grupp")
+
+        stored = (await stockholm.get(f"/Groups/{created['id']}")).json()
+        grants = stored["urn:ietf:params:scim:schemas:extension:behorigheter:2.0:Group"]
+        assert [p["value"] for p in grants["permissions"]] == [
+            "ansok-om-statlig-ersattning:grundersattning"
+        ]
+        member = (await stockholm.get(f"/Users/{member_ids[0]}")).json()
+        assert "ansok-om-statlig-ersattning:grundersattning" in [
+            e["value"] for e in member["entitlements"]
+        ]
+
+    # A member's view names the group, and leads back to it.
+    await page.get_by_role("link", name="Gunnel Gruppsson").click()
+    await expect(page.locator(".service li")).to_have_text(
+        ["Grundersättning (via gruppen Mottagningsenheten)"]
+    )
+    await page.get_by_role("link", name="via gruppen Mottagningsenheten").click()
+    await expect(page.get_by_role("heading", name="Mottagningsenheten")).to_be_visible()

@@ -104,6 +104,32 @@ export default {
   ok: "OK",
   userDeleted: (name) => `${name} är borttagen.`,
 
+  // Grupper
+  navigation: "Huvudmeny",
+  groupsHeading: "Grupper",
+  groupColumns: { name: "Namn", members: "Medlemmar", permissions: "Behörigheter" },
+  searchGroups: "Sök grupp",
+  searchGroupsHint: "Sök på valfritt tecken eller ord i gruppens namn.",
+  noGroups: "Inga grupper matchar.",
+  noGroupsAtAll: "Organisationen har inga grupper ännu. Grupper kommer från organisationens identitetssystem.",
+  showingGroups: (first, last, total) =>
+    total === 0 ? "Inga grupper" : `Visar ${first}–${last} av ${total} grupper`,
+  groupsCaption: "Grupper i organisationen",
+  backToGroups: "Tillbaka till grupper",
+  backToGroup: "Tillbaka till gruppen",
+  groupNotFound: "Gruppen finns inte. Den kan ha tagits bort.",
+  provisionedGroup:
+    "Gruppen kommer från organisationens identitetssystem: namn och medlemmar ändras där. Vilka behörigheter gruppen ger bestämmer du här.",
+  groupPermissions: "Behörigheter som gruppen ger",
+  groupPermissionsHint: "Alla medlemmar i gruppen har de här behörigheterna.",
+  noGroupPermissions: "Gruppen ger inga behörigheter ännu.",
+  choosePermissionsForGroup: "Välj behörighet för gruppen",
+  groupMembers: "Medlemmar",
+  membersCaption: "Medlemmar i gruppen",
+  noMembers: "Gruppen har inga medlemmar.",
+  showingMembers: (first, last, total) =>
+    total === 0 ? "Inga medlemmar" : `Visar ${first}–${last} av ${total} medlemmar`,
+
   // Fel
   staleEdit:
     "Användaren har ändrats av någon annan sedan du öppnade den. Dina ändringar är inte sparade. Ladda om för att se de senaste uppgifterna och gör ändringen igen.",
