@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from scim.errors import from_validation
 from scim.hooks import Tenant
 from scim.protocol import membership, paging
-from scim.protocol.folding import fold
+from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
@@ -78,6 +78,10 @@ def _fold(value: Any) -> str | None:
     return fold(value) if isinstance(value, str) else None
 
 
+def _sort_key(value: Any) -> str | None:
+    return sort_key(value) if isinstance(value, str) else None
+
+
 def search_keys(document: dict[str, Any], person: str | None = None) -> dict[str, Any]:
     """The indexed columns derived from a stored document (see ``scim.storage.tables``), with
     the person key it holds (``ResourceKind.person``)."""
@@ -92,6 +96,9 @@ def search_keys(document: dict[str, Any], person: str | None = None) -> dict[str
         "active": active if isinstance(active, bool) else None,
         "display": document.get("displayName") or document.get("userName"),
         "hsa_id_key": _fold(person),
+        "display_name_sort": _sort_key(document.get("displayName")),
+        "family_name_sort": _sort_key(name.get("familyName")),
+        "given_name_sort": _sort_key(name.get("givenName")),
     }
 
 
@@ -1035,6 +1042,9 @@ _KEY_ATTRIBUTES = {
     "display_name_key": "displayName",
     "family_name_key": "name.familyName",
     "given_name_key": "name.givenName",
+    "display_name_sort": "displayName",
+    "family_name_sort": "name.familyName",
+    "given_name_sort": "name.givenName",
     "display": "displayName",
 }
 

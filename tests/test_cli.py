@@ -11,13 +11,13 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import insert, inspect, select, text, update
+from sqlalchemy import column, insert, inspect, select, table, text, update
 
 from scim.app import create_app
 from scim.operator import Operator
 from scim.settings import Settings
 from scim.storage.database import create_engine, downgrade, upgrade
-from scim.storage.tables import resources, tenants
+from scim.storage.tables import Document, resources, tenants
 from tests.conftest import api_client, fresh_database
 
 
@@ -289,3 +289,49 @@ def test_migration_0007_names_groups_that_share_a_name_and_changes_nothing() -> 
 
     with fresh_database() as url:
         asyncio.run(run(url))
+
+
+def test_migration_0008_gives_stored_names_their_swedish_sort_keys() -> None:
+    now = datetime.now(UTC)
+
+    async def run(url: str) -> dict[str, Any]:
+        engine = create_engine(url)
+        try:
+            await upgrade(engine, "0007")
+            async with engine.begin() as connection:
+                await connection.execute(
+                    insert(tenants).values(
+                        id=1, name="Kommunen", org_number="2120000142", kind="kommun", created=now
+                    )
+                )
+                data = {"userName": "x", "displayName": "Örjan", "name": {"givenName": "Åsa"}}
+                # The table as it is at 0007, without the columns this migration adds.
+                at_0007 = table(
+                    "resources",
+                    *(column(name) for name in ("tenant_id", "id", "resource_type")),
+                    *(column(name) for name in ("created", "last_modified", "version")),
+                    column("data", Document),
+                )
+                await connection.execute(
+                    insert(at_0007).values(
+                        tenant_id=1,
+                        id="u1",
+                        resource_type="User",
+                        created=now,
+                        last_modified=now,
+                        version=1,
+                        data=data,
+                    )
+                )
+            await upgrade(engine)
+            async with engine.connect() as connection:
+                row = (await connection.execute(text("SELECT * FROM resources"))).mappings().one()
+            await downgrade(engine, "0007")
+            return dict(row)
+        finally:
+            await engine.dispose()
+
+    with fresh_database() as url:
+        row = asyncio.run(run(url))
+    assert row["given_name_sort"] == "{sa" and row["display_name_sort"] == "}rjan"
+    assert row["family_name_sort"] is None

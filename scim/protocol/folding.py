@@ -18,3 +18,23 @@ def fold(text: str) -> str:
         # Already NFKC; for ASCII, case folding is lowering.
         return text.lower()
     return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
+# Swedish alphabetical order (SAOL, and Svenska skrivregler): å, ä, ö after z in that order;
+# æ with ä, ø with ö, ü with y; other accented letters as their base letter (é as e).
+# In the key they become the three characters after "z" in code point order.
+_SWEDISH_LETTERS = str.maketrans({"å": "{", "ä": "|", "æ": "|", "ö": "}", "ø": "}", "ü": "y"})
+
+
+def sort_key(text: str) -> str:
+    """The key by which names sort in Swedish order, case-insensitively, when compared code
+    point by code point (as both databases compare ``sort_key`` columns, and their indexes
+    hold them): "Zoran", "Åsa", "Ängel", "Örjan"."""
+    folded = fold(text)
+    if folded.isascii():
+        return folded
+    lettered = folded.translate(_SWEDISH_LETTERS)
+    bare = "".join(
+        c for c in unicodedata.normalize("NFD", lettered) if not unicodedata.combining(c)
+    )
+    return unicodedata.normalize("NFC", bare)

@@ -70,6 +70,13 @@ COLUMNS: dict[str, tuple[ColumnElement[Any], bool]] = {
     "meta.resourcetype": (resources.c.resource_type, False),
 }
 
+# What the name columns sort by: their Swedish sort keys (``scim.protocol.folding.sort_key``).
+SORT_COLUMNS: dict[str, ColumnElement[Any]] = {
+    "displayname": resources.c.display_name_sort,
+    "name.familyname": resources.c.family_name_sort,
+    "name.givenname": resources.c.given_name_sort,
+}
+
 _VERSION = re.compile(r'^(?:W/)?"([0-9]+)"$', re.ASCII)
 # Versions are a 32-bit column: a larger number is no version this server gives.
 _MAX_VERSION = 2**31 - 1
@@ -111,6 +118,8 @@ class Scalar:
     case_exact: bool
     folded: bool = False
     present_expr: Condition | None = None
+    # What it sorts by, when not by what it compares (names: their Swedish sort keys).
+    sort_expr: ColumnElement[Any] | None = None
 
     def _key(self) -> ColumnElement[Any]:
         if self.value_type == "string" and not self.case_exact and not self.folded:
@@ -177,7 +186,7 @@ class Scalar:
         return has_value & comparisons[op](key, operand)
 
     def sort_key(self) -> ColumnElement[Any]:
-        return self._key()
+        return self._key() if self.sort_expr is None else self.sort_expr
 
     def _comparable(self, op: CompareOperator) -> None:
         """RFC 7644 §3.4.2.2: a complex attribute is compared through its sub-attributes
@@ -426,7 +435,8 @@ def attribute(
 
     if dotted in COLUMNS:
         column, folded = COLUMNS[dotted]
-        return Scalar(column, value_type, binding.case_exact, folded=folded)
+        sort = SORT_COLUMNS.get(dotted)
+        return Scalar(column, value_type, binding.case_exact, folded=folded, sort_expr=sort)
     if kind.person_key is not None and dotted == ".".join(kind.person_key).lower():
         return Scalar(resources.c.hsa_id_key, value_type, binding.case_exact, folded=True)
     if computed is not None and (target := computed(kind.name, path, binding, json)) is not None:

@@ -35,6 +35,8 @@ metadata = MetaData(
 )
 
 Document = JSON().with_variant(JSONB(), "postgresql")
+# Compared code point by code point, whatever the database's own collation (SQLite's BINARY).
+SortKey = String(255).with_variant(String(255, collation="C"), "postgresql")
 
 tenants = Table(
     "tenants",
@@ -152,6 +154,10 @@ resources = Table(
     Column("given_name_key", String(255)),
     Column("active", Boolean),
     Column("hsa_id_key", String(31)),
+    # Sort keys (``scim.protocol.folding.sort_key``): names in Swedish order.
+    Column("display_name_sort", SortKey),
+    Column("family_name_sort", SortKey),
+    Column("given_name_sort", SortKey),
     # What a membership shows as ``display``: displayName, else userName.
     Column("display", String(255)),
     Column("data", Document, nullable=False),
@@ -166,6 +172,13 @@ Index(
     resources.c.id,
 )
 Index("ix_resources_display_name", resources.c.tenant_id, resources.c.display_name_key)
+for _name in ("display_name", "family_name", "given_name"):
+    Index(
+        f"ix_resources_{_name}_sort",
+        resources.c.tenant_id,
+        resources.c[f"{_name}_sort"],
+        resources.c.id,
+    )
 Index(
     "ix_resources_family_name", resources.c.tenant_id, resources.c.family_name_key, resources.c.id
 )
