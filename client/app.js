@@ -79,14 +79,38 @@ function header() {
 }
 
 function show(...children) {
-  fill(app, session ? header() : null, status, fill(main, ...children));
+  const footer = h(
+    "footer",
+    { className: "bottom" },
+    h("a", { href: STATEMENT }, T.accessibilityStatement),
+  );
+  fill(app, session ? header() : null, status, fill(main, ...children), footer);
   say(flash);
   flash = "";
-  const heading = main.querySelector("h1, h2");
+  // WCAG 2.4.2: each view has its own title, the name of what it shows first.
+  const title = main.querySelector("h1")?.textContent;
+  document.title = title && title !== T.appTitle ? `${title} – ${T.appTitle}` : T.appTitle;
+  const heading = main.querySelector("h1");
   if (heading) {
     heading.setAttribute("tabindex", "-1");
     heading.focus();
   }
+}
+
+/**
+ * Fill ``container`` anew, keeping the keyboard where it was: on the sort arrow or page
+ * button just used (WCAG 2.4.3), or its neighbour when that one is now disabled.
+ */
+function redraw(container, ...children) {
+  const active = document.activeElement;
+  const name = (button) => button.getAttribute("aria-label") || button.textContent;
+  const key = active instanceof HTMLButtonElement && container.contains(active) ? name(active) : null;
+  fill(container, ...children);
+  if (key === null) return;
+  const buttons = [...container.querySelectorAll("button")];
+  const again = buttons.find((button) => name(button) === key);
+  const usable = again && !again.disabled ? again : again?.parentElement?.querySelector("button:not([disabled])");
+  (usable || buttons.find((button) => !button.disabled))?.focus();
 }
 
 function failed(error) {
@@ -249,7 +273,7 @@ async function showUsers() {
         },
         pending.signal,
       );
-      fill(results, usersTable(page, refresh));
+      redraw(results, usersTable(page, refresh));
       results.setAttribute("aria-busy", "false");
     } catch (error) {
       failed(error);
@@ -319,7 +343,7 @@ async function showUsers() {
   });
 
   show(
-    h("h2", {}, T.usersHeading),
+    h("h1", {}, T.usersHeading),
     h(
       "div",
       { className: "toolbar" },
@@ -681,7 +705,7 @@ async function loadUser(id, ticket) {
     return await api.getUser(id);
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 404) {
-      if (ticket === navigation) show(backToUsers(), h("h2", {}, T.userNotFound));
+      if (ticket === navigation) show(backToUsers(), h("h1", {}, T.userNotFound));
       return null;
     }
     throw error;
@@ -700,11 +724,11 @@ async function showUser(id) {
   const columns = userColumns(user);
   show(
     backToUsers(),
-    h("h2", {}, fullName(user)),
+    h("h1", {}, fullName(user)),
     h(
       "section",
       { "aria-labelledby": "details-heading", className: "details" },
-      h("h3", { id: "details-heading" }, T.userDetails),
+      h("h2", { id: "details-heading" }, T.userDetails),
       h(
         "dl",
         {},
@@ -720,7 +744,7 @@ async function showUser(id) {
     h(
       "section",
       { "aria-labelledby": "permissions-heading" },
-      h("h3", { id: "permissions-heading" }, T.currentPermissions),
+      h("h2", { id: "permissions-heading" }, T.currentPermissions),
       currentPermissions(user, index),
     ),
     h(
@@ -767,9 +791,9 @@ function currentPermissions(user, index) {
     h(
       "div",
       { className: "service" },
-      h("h4", {}, service.name),
+      h("h3", {}, service.name),
       [...groups].map(([group, items]) => [
-        h("h5", {}, group.name),
+        h("h4", {}, group.name),
         h(
           "ul",
           {},
@@ -828,9 +852,9 @@ async function showServices(kind, id) {
   const base = `#/${kind}/${encodeURIComponent(id)}`;
   show(
     h("a", { className: "back", href: base }, `← ${subject.backToSubject}`),
-    h("h2", {}, T.editPermissions),
+    h("h1", {}, T.editPermissions),
     h("p", { className: "subject" }, subject.name(loaded.item)),
-    h("h3", {}, T.chooseService),
+    h("h2", {}, T.chooseService),
     services.length
       ? h(
           "ul",
@@ -839,7 +863,7 @@ async function showServices(kind, id) {
             h(
               "li",
               { className: "card" },
-              h("h4", {}, service.name),
+              h("h3", {}, service.name),
               h("p", {}, service.description),
               h("a", { className: "button", href: `${base}/behorigheter/${encodeURIComponent(service.id)}` }, service.name),
             ),
@@ -918,9 +942,9 @@ async function showServicePermissions(kind, id, serviceId) {
 
   show(
     h("a", { className: "back", href: `${base}/behorigheter` }, `← ${T.backToServices}`),
-    h("h2", {}, T.changePermissionsHeading),
+    h("h1", {}, T.changePermissionsHeading),
     h("p", { className: "subject" }, subject.name(item)),
-    h("h3", {}, `${subject.choose}: ${service.name}`),
+    h("h2", {}, `${subject.choose}: ${service.name}`),
     h("form", { className: "permissions", onsubmit: (event) => { event.preventDefault(); done(); } },
       groups,
       problem,
@@ -964,7 +988,7 @@ async function showGroups() {
       );
       const groups = page.Resources || [];
       const counts = await Promise.all(groups.map((group) => api.countMembers(group.id, signal)));
-      fill(results, groupsTable(page, counts, index, refresh));
+      redraw(results, groupsTable(page, counts, index, refresh));
       results.setAttribute("aria-busy", "false");
     } catch (error) {
       failed(error);
@@ -976,7 +1000,7 @@ async function showGroups() {
   }, SEARCH_PAUSE_MS);
 
   show(
-    h("h2", {}, T.groupsHeading),
+    h("h1", {}, T.groupsHeading),
     h(
       "div",
       { className: "toolbar" },
@@ -1099,7 +1123,7 @@ async function loadGroup(id, ticket) {
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 404) {
       if (ticket === navigation) {
-        show(h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`), h("h2", {}, T.groupNotFound));
+        show(h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`), h("h1", {}, T.groupNotFound));
       }
       return null;
     }
@@ -1129,7 +1153,7 @@ async function showGroup(id) {
       const users = page.Resources || [];
       const total = page.totalResults;
       const first = total === 0 ? 0 : page.startIndex;
-      fill(
+      redraw(
         members,
         users.length
           ? h(
@@ -1165,12 +1189,12 @@ async function showGroup(id) {
   };
   show(
     h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`),
-    h("h2", {}, group.displayName),
+    h("h1", {}, group.displayName),
     group.externalId ? h("p", { className: "notice" }, T.provisionedGroup) : null,
     h(
       "section",
       { "aria-labelledby": "permissions-heading" },
-      h("h3", { id: "permissions-heading" }, T.groupPermissions),
+      h("h2", { id: "permissions-heading" }, T.groupPermissions),
       h("p", { className: "hint" }, T.groupPermissionsHint),
       names.length ? h("ul", {}, names.map((name) => h("li", {}, name))) : h("p", {}, T.noGroupPermissions),
       h("a", { className: "button", href: `#/grupper/${encodeURIComponent(group.id)}/behorigheter` }, T.editPermissions),
@@ -1178,7 +1202,7 @@ async function showGroup(id) {
     h(
       "section",
       { "aria-labelledby": "members-heading" },
-      h("h3", { id: "members-heading" }, T.groupMembers),
+      h("h2", { id: "members-heading" }, T.groupMembers),
       members,
     ),
   );
@@ -1229,10 +1253,27 @@ function deleteDialog(loaded) {
   dialog.querySelector("button.secondary").focus();
 }
 
+// --- Tillgänglighetsredogörelse (lagen om tillgänglighet till digital offentlig service) ---
+
+const STATEMENT = "#/tillganglighet";
+
+function showStatement() {
+  const back = session ? h("a", { className: "back", href: "#/" }, `← ${T.backToUsers}`) : h("a", { className: "back", href: "#/" }, `← ${T.loginHeading}`);
+  show(
+    back,
+    h("h1", {}, T.accessibilityStatement),
+    T.statement.map(([heading, ...paragraphs]) => [
+      h("h2", {}, heading),
+      paragraphs.map((paragraph) => h("p", {}, paragraph)),
+    ]),
+  );
+}
+
 // --- routing ----------------------------------------------------------------------------
 
 async function route() {
-  if (!session) return;
+  if (location.hash === STATEMENT) return showStatement();
+  if (!session) return showLogin();
   navigation += 1;
   const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
   try {
@@ -1268,8 +1309,7 @@ async function start() {
     show(h("h1", {}, T.appTitle));
     return failed(error);
   }
-  if (session) await route();
-  else await showLogin();
+  await route();
 }
 
 start();

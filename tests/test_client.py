@@ -174,7 +174,7 @@ async def test_every_view_has_organisation_administrator_and_logout(page: Page, 
     await screenshot(page, "03-anvandare")
     for view in ("Anna", "Ändra och lägg till behörigheter", STATLIG):
         await page.get_by_role("link", name=view, exact=True).click()
-        await expect(page.locator("h2")).not_to_have_text("Användare")
+        await expect(page.locator("h1")).not_to_have_text("Användare")
         await expect(header.get_by_role("button", name="Logga ut")).to_be_visible()
         await expect(header).to_contain_text("Stockholms stad")
 
@@ -377,8 +377,8 @@ async def test_add_user_then_grant_permissions_with_one_patch(page: Page, live: 
     await expect(page.get_by_role("status")).to_have_text("Behörigheterna är sparade.")
     assert len(writes) == 1 and writes[0][0] == "PATCH" and writes[0][1], writes
     permissions = page.locator(".service")
-    await expect(permissions.locator("h4")).to_have_text([STATLIG])
-    await expect(permissions.locator("h5")).to_have_text(
+    await expect(permissions.locator("h3")).to_have_text([STATLIG])
+    await expect(permissions.locator("h4")).to_have_text(
         ["Ersättningar som ansöks", re.compile("^Ersättningar som betalas ut utan ansökan")]
     )
     await expect(permissions.locator("li")).to_have_text(
@@ -436,7 +436,7 @@ async def test_unticking_removes_only_that_e_services_permissions(page: Page, li
         await page.get_by_role("link", name=STATLIG).click()
         await page.get_by_label("Grundersättning").uncheck()
         await page.get_by_role("button", name="Klar").click()
-        await expect(page.locator(".service h4")).to_have_text([ENSAMKOMMANDE])
+        await expect(page.locator(".service h3")).to_have_text([ENSAMKOMMANDE])
         after = (await stockholm.get(f"/Users/{created['id']}")).json()
     assert [p["value"] for p in after[ESERVICES]["permissions"]] == [
         f"{ENSAMKOMMANDE_ID}:administrera-barn-utan-vardnadshavare"
@@ -446,7 +446,7 @@ async def test_unticking_removes_only_that_e_services_permissions(page: Page, li
 async def test_the_region_grants_from_its_own_e_service_only(page: Page, live: Live) -> None:
     await log_in(page, live, REGION_ADMIN)
     await open_user(page, "Josef")
-    await expect(page.locator(".service h4")).to_have_text([LANDSTING])
+    await expect(page.locator(".service h3")).to_have_text([LANDSTING])
     await page.get_by_role("link", name="Ändra och lägg till behörigheter").click()
     await expect(page.locator("ul.services").get_by_role("link")).to_have_text([LANDSTING])
     await screenshot(page, "10-region-valj-tjanst")
@@ -630,7 +630,8 @@ async def test_user_supplied_text_is_shown_as_text_under_a_strict_policy(
     await log_in(page, live, STOCKHOLM_ADMIN)
     await expect(page.get_by_role("cell", name=hostile)).to_be_visible()
     assert await page.locator("table.users img").count() == 0
-    assert await page.title() == "Administrera behörigheter för e-tjänster"
+    # Text from an identity system never reaches the title as markup either.
+    assert await page.title() == "Användare – Administrera behörigheter för e-tjänster"
 
 
 async def test_narrow_screens_need_no_sideways_scrolling(browser: Browser, live: Live) -> None:

@@ -130,6 +130,41 @@ export default {
   showingMembers: (first, last, total) =>
     total === 0 ? "Inga medlemmar" : `Visar ${first}–${last} av ${total} medlemmar`,
 
+  // Tillgänglighetsredogörelse (DIGG:s mall för lagen om tillgänglighet till digital offentlig service)
+  accessibilityStatement: "Tillgänglighetsredogörelse",
+  statement: [
+    [
+      "Om tjänsten",
+      "Migrationsverket står bakom den här tjänsten, där kommuner och regioner administrerar sina medarbetares behörigheter i Migrationsverkets e-tjänster. Vi vill att så många som möjligt ska kunna använda den. Här beskriver vi hur tjänsten uppfyller lagen (2018:1937) om tillgänglighet till digital offentlig service, kända brister och hur du kan rapportera problem.",
+    ],
+    [
+      "Hur tillgänglig är tjänsten?",
+      "Tjänsten är förenlig med lagen: den uppfyller kraven i WCAG 2.1 på nivå AA, och även de nya kraven i WCAG 2.2 på nivå AA.",
+      "Allt går att göra med enbart tangentbord, sidan fungerar med skärmläsare och förstoring, och varje vy har en egen rubrik och sidtitel.",
+    ],
+    [
+      "Kända brister",
+      "Vi känner inte till några brister just nu. Om du hittar en vill vi gärna veta det.",
+    ],
+    [
+      "Vad kan du göra om du inte kan använda delar av tjänsten?",
+      "Kontakta Migrationsverkets kontaktcenter, så hjälper vi dig att göra det du behöver på annat sätt eller ändrar behörigheterna åt dig.",
+    ],
+    [
+      "Rapportera brister i tjänstens tillgänglighet",
+      "Kontakta Migrationsverkets kontaktcenter och beskriv vad som inte fungerar. Vi svarar inom två arbetsdagar.",
+    ],
+    [
+      "Tillsyn",
+      "Myndigheten för digital förvaltning (Digg) har ansvaret för tillsynen över lagen. Om du inte är nöjd med hur vi hanterar dina synpunkter kan du kontakta Digg och påtala det (digg.se/tdosanmalan).",
+    ],
+    [
+      "Hur vi testat tjänsten",
+      "Vi testar tjänsten vid varje ändring: ett automatiskt test med axe-core mot alla vyer och dialoger (WCAG 2.0, 2.1 och 2.2, nivå A och AA) och ett test som går igenom alla arbetsmoment med enbart tangentbord.",
+      "Redogörelsen uppdaterades den 5 december 2026.",
+    ],
+  ],
+
   // Fel
   staleEdit:
     "Användaren har ändrats av någon annan sedan du öppnade den. Dina ändringar är inte sparade. Ladda om för att se de senaste uppgifterna och gör ändringen igen.",
