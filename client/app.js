@@ -28,6 +28,9 @@ let flash = ""; // a message for the next view, e.g. "saved" after leaving a dia
 // Bumped by every route(): a view whose data arrives after a newer view was asked for is
 // not drawn, so quick navigation never ends on the older view.
 let navigation = 0;
+// Asked before leaving a view with unsaved changes: true to leave (see onHashChange).
+let leaveGuard = null;
+let currentHash = location.hash;
 let offering = null; // what the organisation may grant: see loadOffering()
 const list = {
   term: "",
@@ -113,14 +116,32 @@ function redraw(container, ...children) {
   (usable || buttons.find((button) => !button.disabled))?.focus();
 }
 
+/**
+ * What to tell a person about a failed request: a Swedish text for every refusal, with the
+ * server's own words (which are English) at most as a second line.
+ */
+function refusal(error) {
+  if (error instanceof api.NetworkError) return [T.networkError, null];
+  if (!(error instanceof api.ApiError)) return [T.serverError, null];
+  const text = T.refused[error.scimType] || T.refused[error.status] || (error.status >= 500 ? T.serverError : T.refused.other);
+  return [text, error.status < 500 && error.detail ? error.detail : null];
+}
+
+function refusalNotice(error) {
+  const [text, detail] = refusal(error);
+  return h(
+    "div",
+    { className: "notice error", role: "alert" },
+    h("p", {}, text),
+    detail ? h("p", { className: "hint", lang: "en" }, `${T.serverSaid} ${detail}`) : null,
+  );
+}
+
 function failed(error) {
   if (error.name === "AbortError") return;
   if (error instanceof api.ApiError && error.status === 401) return; // whenLoggedOut shows login
-  let message = T.serverError;
-  if (error instanceof api.NetworkError) message = T.networkError;
-  else if (error instanceof api.ApiError && error.status === 403) message = T.forbidden;
-  else if (error instanceof api.ApiError && error.status < 500 && error.detail) message = error.detail;
-  say(message, { alert: true });
+  fill(status, refusalNotice(error));
+  status.setAttribute("role", "alert");
 }
 
 async function logOut() {
@@ -541,7 +562,7 @@ function field(key, value) {
       name: key,
       value,
       required: true,
-      maxlength: key === "hsaId" ? 31 : 256,
+      maxlength: key === "hsaId" ? 31 : key === "email" ? EMAIL_LIMIT : NAME_LIMIT,
       type: key === "email" ? "email" : "text",
       autocomplete: "off",
       spellcheck: "false",
@@ -551,11 +572,19 @@ function field(key, value) {
   );
 }
 
+// What the server takes (scim/storage/tables.py): the name becomes displayName, at most 255.
+const NAME_LIMIT = 255;
+const EMAIL_LIMIT = 254;
+
 function checkFields(values) {
   const errors = {};
   for (const key of ["givenName", "familyName", "hsaId", "email"]) {
     if (!values[key]) errors[key] = T.missing[key];
   }
+  if (`${values.givenName} ${values.familyName}`.length > NAME_LIMIT) {
+    errors.familyName = T.nameTooLong(NAME_LIMIT);
+  }
+  if (values.email.length > EMAIL_LIMIT) errors.email = T.tooLongAt(EMAIL_LIMIT);
   if (values.hsaId && (!HSA_ID.test(values.hsaId) || values.hsaId.length > 31)) {
     errors.hsaId = T.invalidHsaId;
   }
@@ -571,7 +600,7 @@ function fieldErrorsOf(error) {
     if (/hsaId|userName/.test(error.detail)) return { hsaId: T.invalidHsaId };
     if (/email/i.test(error.detail)) return { email: T.invalidEmail };
     if (/givenName/.test(error.detail)) return { givenName: T.tooLong };
-    if (/familyName/.test(error.detail)) return { familyName: T.tooLong };
+    if (/familyName|displayName/.test(error.detail)) return { familyName: T.nameTooLong(NAME_LIMIT) };
   }
   return null;
 }
@@ -638,8 +667,8 @@ function userDialog(loaded) {
         dialog.close();
         return route();
       }
-      dialog.close();
-      failed(error);
+      // Whatever else went wrong, what was typed stays, and the dialog says what happened.
+      fill(problem, refusalNotice(error));
     }
   });
 }
@@ -937,8 +966,11 @@ async function showServicePermissions(kind, id, serviceId) {
       }
       return failed(error);
     }
+    leaveGuard = null;
     navigate(base, unchanged ? "" : T.permissionsSaved);
   };
+  const initial = new Set(ticked);
+  const unsaved = () => ticked.size !== initial.size || [...ticked].some((value) => !initial.has(value));
 
   show(
     h("a", { className: "back", href: `${base}/behorigheter` }, `← ${T.backToServices}`),
@@ -948,9 +980,16 @@ async function showServicePermissions(kind, id, serviceId) {
     h("form", { className: "permissions", onsubmit: (event) => { event.preventDefault(); done(); } },
       groups,
       problem,
-      h("div", { className: "actions" }, h("button", { type: "submit" }, T.done)),
+      h(
+        "div",
+        { className: "actions" },
+        h("button", { type: "submit" }, T.done),
+        // Avbryt leaves without saving; going anywhere with unsaved ticks asks first.
+        h("a", { className: "button secondary", href: base }, T.cancel),
+      ),
     ),
   );
+  leaveGuard = { unsaved };
 }
 
 // --- Grupper ------------------------------------------------------------------------------
@@ -1271,7 +1310,19 @@ function showStatement() {
 
 // --- routing ----------------------------------------------------------------------------
 
+/** A new address: the view it names, unless the person chooses to stay with unsaved ticks. */
+function onHashChange() {
+  if (leaveGuard && leaveGuard.unsaved() && !window.confirm(T.leaveUnsaved)) {
+    history.replaceState(null, "", currentHash); // back to where the changes are
+    return;
+  }
+  leaveGuard = null;
+  route();
+}
+
 async function route() {
+  currentHash = location.hash;
+  leaveGuard = null;
   if (location.hash === STATEMENT) return showStatement();
   if (!session) return showLogin();
   navigation += 1;
@@ -1302,7 +1353,10 @@ async function start() {
     offering = null;
     showLogin(T.sessionExpired, { alert: true });
   });
-  window.addEventListener("hashchange", () => route());
+  window.addEventListener("hashchange", onHashChange);
+  window.addEventListener("beforeunload", (event) => {
+    if (leaveGuard && leaveGuard.unsaved()) event.preventDefault();
+  });
   try {
     session = await api.currentSession();
   } catch (error) {

@@ -728,3 +728,48 @@ async def test_a_group_from_the_identity_system_gives_its_members_permissions(
     )
     await page.get_by_role("link", name="via gruppen Mottagningsenheten").click()
     await expect(page.get_by_role("heading", name="Mottagningsenheten")).to_be_visible()
+
+
+async def test_a_refused_save_keeps_what_was_typed_and_says_so_in_swedish(
+    page: Page, live: Live
+) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await page.get_by_role("button", name="Lägg till användare").click()
+    dialog = page.get_by_role("dialog")
+    long_name = "Långnamn" * 31 + "xx"  # 250 characters: with the first name over 255
+    await dialog.get_by_label("Förnamn").fill("Maximiliana")
+    await dialog.get_by_label("Efternamn").fill(long_name)
+    await dialog.get_by_label("HSA-id").fill("SE2120000142-LONG1")
+    await dialog.get_by_label("E-post").fill("lang@stockholm.se")
+    await dialog.get_by_role("button", name="Spara").click()
+    await expect(dialog).to_be_visible()
+    await expect(
+        dialog.get_by_text(re.compile("tillsammans vara högst 254 tecken"))
+    ).to_be_visible()
+    await expect(dialog.get_by_label("Efternamn")).to_have_value(long_name)
+    await expect(dialog.get_by_label("Förnamn")).to_have_value("Maximiliana")
+
+
+async def test_leaving_unsaved_ticks_asks_first_and_avbryt_leaves(page: Page, live: Live) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await open_user(page, "Anna")
+    await page.get_by_role("link", name="Ändra och lägg till behörigheter").click()
+    await page.get_by_role("link", name=STATLIG).click()
+    await page.get_by_label("Grundersättning").click()
+    asked: list[str] = []
+
+    async def stay(dialog: Any) -> None:
+        asked.append(dialog.message)
+        await dialog.dismiss()
+
+    page.once("dialog", stay)
+    await page.get_by_role("link", name="Avbryt").click()
+    assert asked and "utan att spara" in asked[0]
+    await expect(page.get_by_role("button", name="Klar")).to_be_visible()  # stayed
+
+    async def leave(dialog: Any) -> None:
+        await dialog.accept()
+
+    page.once("dialog", leave)
+    await page.get_by_role("link", name="Avbryt").click()
+    await expect(page.get_by_role("heading", name="Aktuella behörigheter")).to_be_visible()

@@ -46,7 +46,7 @@ export default {
   noUsers: "Inga användare matchar.",
   noUsersAtAll: "Organisationen har inga användare ännu.",
   showing: (first, last, total) =>
-    total === 0 ? "Inga användare" : `Visar ${first}–${last} av ${total} användare`,
+    total === 0 ? "" : `Visar ${first}–${last} av ${total} användare`,
   previous: "Föregående",
   next: "Nästa",
   listCaption: "Användare i organisationen",
@@ -69,6 +69,8 @@ export default {
   invalidEmail: "Ange en giltig e-postadress, till exempel fornamn.efternamn@kommun.se.",
   takenHsaId: "HSA-id:t används redan av en annan användare i organisationen.",
   tooLong: "Texten är för lång.",
+  tooLongAt: (limit) => `Högst ${limit} tecken.`,
+  nameTooLong: (limit) => `Förnamn och efternamn får tillsammans vara högst ${limit - 1} tecken.`,
   formHasErrors: "Rätta de markerade fälten.",
   userCreated: (name) => `${name} är sparad. Lägg nu till behörigheter för användaren.`,
   userSaved: "Användaruppgifterna är sparade.",
@@ -96,6 +98,7 @@ export default {
   fromGroupCannotUntick: (group) =>
     `via gruppen ${group}; tas bort i gruppen, inte här`,
   done: "Klar",
+  leaveUnsaved: "Du har ändrat behörigheter utan att klicka på Klar. Vill du lämna sidan utan att spara?",
   permissionsSaved: "Behörigheterna är sparade.",
 
   // 4.7 Ta bort
@@ -113,7 +116,7 @@ export default {
   noGroups: "Inga grupper matchar.",
   noGroupsAtAll: "Organisationen har inga grupper ännu. Grupper kommer från organisationens identitetssystem.",
   showingGroups: (first, last, total) =>
-    total === 0 ? "Inga grupper" : `Visar ${first}–${last} av ${total} grupper`,
+    total === 0 ? "" : `Visar ${first}–${last} av ${total} grupper`,
   groupsCaption: "Grupper i organisationen",
   backToGroups: "Tillbaka till grupper",
   backToGroup: "Tillbaka till gruppen",
@@ -128,7 +131,7 @@ export default {
   membersCaption: "Medlemmar i gruppen",
   noMembers: "Gruppen har inga medlemmar.",
   showingMembers: (first, last, total) =>
-    total === 0 ? "Inga medlemmar" : `Visar ${first}–${last} av ${total} medlemmar`,
+    total === 0 ? "" : `Visar ${first}–${last} av ${total} medlemmar`,
 
   // Tillgänglighetsredogörelse (DIGG:s mall för lagen om tillgänglighet till digital offentlig service)
   accessibilityStatement: "Tillgänglighetsredogörelse",
@@ -172,5 +175,24 @@ export default {
   forbidden: "Du har inte behörighet att göra det här.",
   notGrantable: "En eller flera behörigheter kan inte ges av din organisation.",
   serverError: "Något gick fel. Försök igen om en stund.",
+  serverSaid: "Serverns svar:",
+  // A Swedish text for every refusal, by SCIM error type (RFC 7644 §3.12), else by status.
+  refused: {
+    invalidValue: "Servern godtog inte uppgifterna. Kontrollera dem och försök igen.",
+    uniqueness: "Det finns redan en användare eller grupp med de uppgifterna i organisationen.",
+    mutability: "Den uppgiften går inte att ändra.",
+    invalidFilter: "Sökningen gick inte att göra. Ändra sökorden och försök igen.",
+    invalidSyntax: "Servern förstod inte ändringen. Ladda om sidan och försök igen.",
+    tooMany: "Ändringen är för stor för en gång. Gör den i flera steg.",
+    400: "Servern godtog inte ändringen.",
+    403: "Du har inte behörighet att göra det här.",
+    404: "Det du ville ändra finns inte längre. Det kan ha tagits bort.",
+    409: "Ändringen krockar med organisationens andra uppgifter.",
+    412: "Någon annan har ändrat uppgifterna sedan du öppnade dem. Ladda om och försök igen.",
+    413: "Ändringen är för stor för en gång. Gör den i flera steg.",
+    429: "Servern har många förfrågningar just nu. Vänta en stund och försök igen.",
+    503: "Tjänsten är tillfälligt otillgänglig. Försök igen om en stund.",
+    other: "Servern godtog inte ändringen.",
+  },
   networkError: "Servern svarar inte. Kontrollera anslutningen och försök igen.",
 };
