@@ -41,6 +41,62 @@ const list = {
   startIndex: 1,
 };
 
+// --- the lists' state lives in the address: reload, Back and a shared link show the same --
+
+const ORDER_WORDS = { ascending: "stigande", descending: "fallande" };
+const split = (text) => (text ? text.split(",").filter(Boolean) : []);
+
+/** The user list as ``#/?sok=…&tjanster=…&behorigheter=…&sortera=…&ordning=…&start=…``. */
+function listAddress() {
+  const query = new URLSearchParams();
+  if (list.term) query.set("sok", list.term);
+  if (list.services.size) query.set("tjanster", [...list.services].join(","));
+  if (list.permissions.size) query.set("behorigheter", [...list.permissions].join(","));
+  if (list.sortBy !== "givenName") query.set("sortera", list.sortBy);
+  if (list.sortOrder !== "ascending") query.set("ordning", ORDER_WORDS[list.sortOrder]);
+  if (list.startIndex > 1) query.set("start", String(list.startIndex));
+  return query.size ? `#/?${query}` : "#/";
+}
+
+function groupListAddress() {
+  const query = new URLSearchParams();
+  if (groupList.term) query.set("sok", groupList.term);
+  if (groupList.sortOrder !== "ascending") query.set("ordning", ORDER_WORDS[groupList.sortOrder]);
+  if (groupList.startIndex > 1) query.set("start", String(groupList.startIndex));
+  return query.size ? `#/grupper?${query}` : "#/grupper";
+}
+
+function orderFrom(query) {
+  return query.get("ordning") === ORDER_WORDS.descending ? "descending" : "ascending";
+}
+
+function startFrom(query) {
+  const start = Number.parseInt(query.get("start") || "1", 10);
+  return Number.isFinite(start) && start >= 1 ? start : 1;
+}
+
+function listFromAddress(query) {
+  list.term = query.get("sok") || "";
+  list.services = new Set(split(query.get("tjanster")));
+  list.permissions = new Set(split(query.get("behorigheter")));
+  const sortBy = query.get("sortera");
+  list.sortBy = COLUMNS.some(([key]) => key === sortBy) ? sortBy : "givenName";
+  list.sortOrder = orderFrom(query);
+  list.startIndex = startFrom(query);
+}
+
+function groupListFromAddress(query) {
+  groupList.term = query.get("sok") || "";
+  groupList.sortOrder = orderFrom(query);
+  groupList.startIndex = startFrom(query);
+}
+
+/** The address of what a list shows now, without a new step in the history. */
+function remember(address) {
+  if (location.hash !== address) history.replaceState(history.state, "", address);
+  currentHash = location.hash;
+}
+
 // --- shell ----------------------------------------------------------------------------
 
 function say(message, { alert = false } = {}) {
@@ -68,8 +124,8 @@ function header() {
     h(
       "nav",
       { className: "views", "aria-label": T.navigation },
-      link("#/", T.usersHeading, !inGroups),
-      link("#/grupper", T.groupsHeading, inGroups),
+      link(listAddress(), T.usersHeading, !inGroups),
+      link(groupListAddress(), T.groupsHeading, inGroups),
     ),
     h(
       "div",
@@ -156,6 +212,22 @@ async function logOut() {
   history.replaceState(null, "", location.pathname);
   await showLogin(T.loggedOut);
 }
+
+/** A modal dialog that Back closes: opening it adds a step to the history, closing it
+ * (Avbryt, Escape, or after saving) takes that step back. */
+function modal(labelId, ...children) {
+  const dialog = openDialog(labelId, ...children);
+  history.pushState({ dialog: true }, "", location.hash);
+  dialog.addEventListener("close", () => {
+    if (history.state?.dialog) history.back();
+  });
+  return dialog;
+}
+
+window.addEventListener("popstate", () => {
+  // Back while a dialog is open: the dialog closes, and nothing it would have done happens.
+  for (const dialog of document.querySelectorAll("dialog[open]")) dialog.close();
+});
 
 // --- 3.1 Logga in -----------------------------------------------------------------------
 
@@ -281,6 +353,7 @@ async function showUsers() {
     pending?.abort();
     pending = new AbortController();
     results.setAttribute("aria-busy", "true");
+    remember(listAddress());
     const sortAttribute = COLUMNS.find(([key]) => key === list.sortBy)[1];
     try {
       const page = await api.listUsers(
@@ -635,7 +708,7 @@ function userDialog(loaded) {
       h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
     ),
   );
-  const dialog = openDialog(headingId, form);
+  const dialog = modal(headingId, form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
     fill(problem);
@@ -742,7 +815,7 @@ async function loadUser(id, ticket) {
 }
 
 function backToUsers() {
-  return h("a", { className: "back", href: "#/" }, `← ${T.backToUsers}`);
+  return h("a", { className: "back", href: listAddress() }, `← ${T.backToUsers}`);
 }
 
 async function showUser(id) {
@@ -1015,6 +1088,7 @@ async function showGroups() {
     const signal = pending.signal;
     results.setAttribute("aria-busy", "true");
     const term = groupList.term.trim();
+    remember(groupListAddress());
     try {
       const page = await api.listGroups(
         {
@@ -1162,7 +1236,7 @@ async function loadGroup(id, ticket) {
   } catch (error) {
     if (error instanceof api.ApiError && error.status === 404) {
       if (ticket === navigation) {
-        show(h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`), h("h1", {}, T.groupNotFound));
+        show(h("a", { className: "back", href: groupListAddress() }, `← ${T.backToGroups}`), h("h1", {}, T.groupNotFound));
       }
       return null;
     }
@@ -1227,7 +1301,7 @@ async function showGroup(id) {
     }
   };
   show(
-    h("a", { className: "back", href: "#/grupper" }, `← ${T.backToGroups}`),
+    h("a", { className: "back", href: groupListAddress() }, `← ${T.backToGroups}`),
     h("h1", {}, group.displayName),
     group.externalId ? h("p", { className: "notice" }, T.provisionedGroup) : null,
     h(
@@ -1254,7 +1328,7 @@ function deleteDialog(loaded) {
   const headingId = "delete-heading";
   const name = fullName(loaded.user);
   const problem = h("div");
-  const dialog = openDialog(
+  const dialog = modal(
     headingId,
     h("h2", { id: headingId }, T.deleteHeading),
     h("p", {}, T.deleteQuestion(name, userColumns(loaded.user).hsaId)),
@@ -1280,7 +1354,7 @@ function deleteDialog(loaded) {
               }
             }
             dialog.close();
-            navigate("#/", T.userDeleted(name));
+            navigate(listAddress(), T.userDeleted(name));
           },
         },
         T.ok,
@@ -1326,7 +1400,9 @@ async function route() {
   if (location.hash === STATEMENT) return showStatement();
   if (!session) return showLogin();
   navigation += 1;
-  const parts = location.hash.replace(/^#\/?/, "").split("/").filter(Boolean).map(decodeURIComponent);
+  const [path, search] = location.hash.replace(/^#\/?/, "").split("?");
+  const parts = path.split("/").filter(Boolean).map(decodeURIComponent);
+  const query = new URLSearchParams(search || "");
   try {
     const [kind, id, section, serviceId] = parts;
     if ((kind === "anvandare" || kind === "grupper") && id && section === "behorigheter") {
@@ -1337,8 +1413,10 @@ async function route() {
     } else if (kind === "grupper" && id) {
       await showGroup(id);
     } else if (kind === "grupper") {
+      groupListFromAddress(query);
       await showGroups();
     } else {
+      listFromAddress(query);
       await showUsers();
     }
   } catch (error) {

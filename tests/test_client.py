@@ -773,3 +773,50 @@ async def test_leaving_unsaved_ticks_asks_first_and_avbryt_leaves(page: Page, li
     page.once("dialog", leave)
     await page.get_by_role("link", name="Avbryt").click()
     await expect(page.get_by_role("heading", name="Aktuella behörigheter")).to_be_visible()
+
+
+async def test_the_list_lives_in_the_address(page: Page, live: Live) -> None:
+    """Search, sort and page are in the address: a reload, Back, or the link sent to a
+    colleague shows the same list."""
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await page.get_by_label("Sök", exact=True).fill("berg")
+    await page.get_by_role("button", name="Sortera på Efternamn, fallande").click()
+    await expect(page.locator("table.users tbody td:nth-child(2)")).to_have_text(
+        ["Öberg", "Nilsson-Berg"]
+    )
+    address = page.url
+    assert "sok=berg" in address and "sortera=familyName" in address and "fallande" in address
+    await page.reload()
+    await expect(page.get_by_label("Sök", exact=True)).to_have_value("berg")
+    await expect(page.locator("table.users tbody td:nth-child(2)")).to_have_text(
+        ["Öberg", "Nilsson-Berg"]
+    )
+    await open_user(page, "Åsa")
+    await page.go_back()
+    await expect(page.locator("table.users tbody td:nth-child(2)")).to_have_text(
+        ["Öberg", "Nilsson-Berg"]
+    )
+    colleague = await page.context.new_page()
+    await colleague.goto(address)
+    await expect(colleague.locator("table.users tbody td:nth-child(2)")).to_have_text(
+        ["Öberg", "Nilsson-Berg"]
+    )
+    await colleague.close()
+
+
+async def test_back_with_a_dialog_open_closes_it_and_deletes_nothing(
+    page: Page, live: Live
+) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await open_user(page, "Lena")
+    await page.get_by_role("button", name="Ta bort användare").click()
+    dialog = page.get_by_role("dialog")
+    await expect(dialog).to_be_visible()
+    await page.go_back()
+    await expect(dialog).to_be_hidden()
+    await expect(page.get_by_role("heading", name="Aktuella behörigheter")).to_be_visible()
+    async with live.scim("2120000142") as stockholm:
+        found = (
+            await stockholm.get("/Users", params={"filter": 'name.givenName eq "Lena"'})
+        ).json()
+    assert found["totalResults"] == 1
