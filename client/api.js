@@ -121,6 +121,11 @@ export async function catalogue() {
   return (await guarded("GET", "/catalogue")).data;
 }
 
+/** Who changed a user or a group, what and when (newest first), from the audit log. */
+export async function history(endpoint, id) {
+  return (await guarded("GET", `/history/${endpoint}/${encodeURIComponent(id)}`)).data.Resources;
+}
+
 export async function listUsers({ filter, sortBy, sortOrder, startIndex, count, attributes }, signal) {
   const query = new URLSearchParams();
   if (filter) query.set("filter", filter);

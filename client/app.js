@@ -855,6 +855,7 @@ async function showUser(id) {
       h("a", { className: "button", href: `#/anvandare/${encodeURIComponent(user.id)}/behorigheter` }, T.editPermissions),
       h("button", { type: "button", className: "danger", onclick: () => deleteDialog(loaded) }, T.deleteUser),
     ),
+    historySection("Users", user.id),
   );
 }
 
@@ -1318,6 +1319,7 @@ async function showGroup(id) {
       h("h2", { id: "members-heading" }, T.groupMembers),
       members,
     ),
+    historySection("Groups", group.id),
   );
   await refresh();
 }
@@ -1364,6 +1366,79 @@ function deleteDialog(loaded) {
   );
   // Cancelling is the safe default: focus starts on "Avbryt".
   dialog.querySelector("button.secondary").focus();
+}
+
+// --- Historik: who changed what and when, from the audit log ---------------------------------
+
+const WHEN = new Intl.DateTimeFormat("sv-SE", { dateStyle: "short", timeStyle: "short" });
+
+/** The attributes a change named: a PATCH's paths, or the keys of what was sent. */
+function changedAttributes(changes) {
+  if (!changes || typeof changes !== "object") return [];
+  const names = new Set();
+  const add = (key) => {
+    // 'emails[type eq "work"].value' → emails; "urn:…:User:hsaId" → hsaId; name.givenName → givenName
+    const path = String(key).replace(/\[.*?\]/g, "").split(":").pop().split(".");
+    const name = path[0] === "name" && path[1] ? path[1] : path[0];
+    names.add(T.attributeNames[name] || name);
+  };
+  for (const operation of changes.Operations || []) {
+    if (operation.path) add(operation.path);
+    else if (operation.value && typeof operation.value === "object") Object.keys(operation.value).forEach(add);
+  }
+  if (!changes.Operations) {
+    for (const key of Object.keys(changes)) {
+      if (key === "schemas") continue;
+      if (key.startsWith("urn:") && changes[key] && typeof changes[key] === "object") Object.keys(changes[key]).forEach(add);
+      else add(key);
+    }
+  }
+  return [...names];
+}
+
+function historySection(endpoint, id) {
+  const body = h("div", { id: "history", "aria-busy": "true" }, h("p", {}, T.loading));
+  api
+    .history(endpoint, id)
+    .then((records) => {
+      body.setAttribute("aria-busy", "false");
+      if (!records.length) return fill(body, h("p", {}, T.noHistory));
+      fill(
+        body,
+        h(
+          "table",
+          { className: "users history" },
+          h("caption", { className: "visually-hidden" }, T.historyHeading),
+          h("thead", {}, h("tr", {}, T.historyColumns.map((title) => h("th", { scope: "col" }, title)))),
+          h(
+            "tbody",
+            {},
+            records.map((record) => {
+              const action = T.actions[record.action.split(".").pop()] || record.action;
+              const attributes = changedAttributes(record.changes);
+              return h(
+                "tr",
+                {},
+                h("td", { dataset: { label: T.historyColumns[0] } }, WHEN.format(new Date(record.at))),
+                h("td", { dataset: { label: T.historyColumns[1] } }, record.who),
+                h(
+                  "td",
+                  { dataset: { label: T.historyColumns[2] } },
+                  attributes.length ? `${action}: ${attributes.join(", ")}` : action,
+                ),
+              );
+            }),
+          ),
+        ),
+      );
+    })
+    .catch((error) => fill(body, refusalNotice(error)));
+  return h(
+    "section",
+    { "aria-labelledby": "history-heading" },
+    h("h2", { id: "history-heading" }, T.historyHeading),
+    body,
+  );
 }
 
 // --- Tillgänglighetsredogörelse (lagen om tillgänglighet till digital offentlig service) ---

@@ -20,6 +20,7 @@ from extensions import EServices
 from scim.api.browser import client_files, root, security_headers
 from scim.api.discovery import DiscoveryController
 from scim.api.health import healthz, readyz
+from scim.api.history import history
 from scim.api.openapi import openapi
 from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
@@ -119,8 +120,11 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         route_handlers=[ResourceController],
         before_request=authenticate,
     )
-    # The domain's own routes, outside the SCIM namespace, for the organisation's callers.
-    extras = Router(path="/", route_handlers=list(domain.routes()), before_request=authenticate)
+    # Outside the SCIM namespace, for the organisation's callers: its history, and the
+    # domain's own routes.
+    extras = Router(
+        path="/", route_handlers=[history, *domain.routes()], before_request=authenticate
+    )
     # The browser client (static files, public) and its login and logout, where each handler
     # checks its own credentials.
     return Litestar(

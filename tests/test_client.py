@@ -820,3 +820,26 @@ async def test_back_with_a_dialog_open_closes_it_and_deletes_nothing(
             await stockholm.get("/Users", params={"filter": 'name.givenName eq "Lena"'})
         ).json()
     assert found["totalResults"] == 1
+
+
+async def test_historik_says_who_changed_what_and_when(page: Page, live: Live) -> None:
+    async with live.scim("2120000142") as stockholm:
+        body = user_body(
+            "historik@stockholm.se",
+            name={"givenName": "Hilda", "familyName": "Historia"},
+            emails=[{"value": "hilda@stockholm.se", "primary": True}],
+        )
+        created = (await stockholm.post("/Users", json=body)).json()
+        await log_in(page, live, STOCKHOLM_ADMIN)
+        await page.goto(f"{live.url}/admin/#/anvandare/{created['id']}")
+        await page.get_by_role("link", name="Ändra och lägg till behörigheter").click()
+        await page.get_by_role("link", name=STATLIG).click()
+        await page.get_by_label("Grundersättning").check()
+        await page.get_by_role("button", name="Klar").click()
+        history = page.locator("#history tbody tr")
+        await expect(history).to_have_count(2)
+        await expect(history.nth(0)).to_contain_text(STOCKHOLM_ADMIN)
+        await expect(history.nth(0)).to_contain_text("Ändrad: behörigheter")
+        await expect(history.nth(1)).to_contain_text("IdP Stockholms stad")  # its system
+        await expect(history.nth(1)).to_contain_text("Skapad")
+        await screenshot(page, "19-historik")

@@ -25,7 +25,7 @@ from scim.api.session import NO_CARD, NOT_ADMINISTRATOR, NOT_REGISTERED
 from scim.app import create_app
 from scim.auth import sessions
 from scim.errors import ERROR_SCHEMA
-from scim.operator import Operator
+from scim.operator import DEFAULT_CLIENT, Operator
 from scim.settings import Settings
 from scim.storage.tables import audit_log
 from scim.storage.tables import sessions as sessions_table
@@ -463,3 +463,38 @@ def test_demo_mode_from_the_environment_is_refused_off_loopback() -> None:
     )
     assert result.returncode == 2
     assert "loopback" in result.stderr
+
+
+# -- Historik: a resource's audit records, for its organisation's administrators ------------
+
+
+async def test_an_administrator_reads_who_changed_a_user_and_no_one_else_does(
+    cert_app: Litestar, administrator: str, organisations: Organisations, clean: None
+) -> None:
+    async with api_client(cert_app, organisations.stockholm.token) as system:
+        user = await create_user(system, "historik@stockholm.se")
+        patch = {"op": "replace", "path": "displayName", "value": "Ny"}
+        body = {"schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"], "Operations": [patch]}
+        assert (await system.patch(f"/Users/{user['id']}", json=body)).status_code == 200
+        # The identity system keeps its own log: the history is the administrators'.
+        history = f"http://scim.test/history/Users/{user['id']}"
+        assert (await system.get(history)).status_code == 403
+    async with browser(cert_app, certificate=card(administrator)) as admin:
+        response = await admin.get(f"/history/Users/{user['id']}")
+        assert response.status_code == 200, response.text
+        records = response.json()["Resources"]
+        assert [r["action"] for r in records] == ["User.patch", "User.create"]
+        assert records[0]["changes"]["Operations"] == [patch]
+        # Who: the identity system by the name the operator registered it under.
+        assert {r["who"] for r in records} == {DEFAULT_CLIENT}
+        assert all(r["actor"].startswith("client:") for r in records)
+        assert records[0]["at"] >= records[1]["at"]
+    async with api_client(cert_app, organisations.goteborg.token) as goteborg:
+        assert (await goteborg.get(history)).status_code == 403
+    # Another organisation's administrator finds nothing of it.
+    async with api_client(cert_app, organisations.goteborg.token) as goteborg:
+        other = await create_user(goteborg, "annan@goteborg.se")
+    async with browser(cert_app, certificate=card(administrator)) as admin:
+        response = await admin.get(f"/history/Users/{other['id']}")
+        assert response.status_code == 200 and response.json()["Resources"] == []
+        assert (await admin.get(f"/history/Nothing/{other['id']}")).status_code == 404

@@ -133,6 +133,27 @@ export default {
   showingMembers: (first, last, total) =>
     total === 0 ? "" : `Visar ${first}–${last} av ${total} medlemmar`,
 
+  // Historik
+  historyHeading: "Historik",
+  historyColumns: ["När", "Vem", "Vad"],
+  noHistory: "Ingen ändring är registrerad.",
+  actions: { create: "Skapad", replace: "Ändrad", patch: "Ändrad", delete: "Borttagen" },
+  attributeNames: {
+    userName: "användarnamn",
+    name: "namn",
+    givenName: "förnamn",
+    familyName: "efternamn",
+    displayName: "visningsnamn",
+    emails: "e-post",
+    active: "aktiv",
+    hsaId: "HSA-id",
+    permissions: "behörigheter",
+    members: "medlemmar",
+    externalId: "externt id",
+    title: "titel",
+    manager: "chef",
+  },
+
   // Tillgänglighetsredogörelse (DIGG:s mall för lagen om tillgänglighet till digital offentlig service)
   accessibilityStatement: "Tillgänglighetsredogörelse",
   statement: [

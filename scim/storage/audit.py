@@ -7,10 +7,10 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select
+from sqlalchemy import func, insert, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from scim.storage.tables import audit_log, tenants
+from scim.storage.tables import administrators, audit_log, system_clients, tenants
 
 _INSERT = insert(audit_log)
 
@@ -73,3 +73,51 @@ async def export(
             "resourceId": row.resource_id,
             "changes": row.changes,
         }
+
+
+async def history(
+    connection: AsyncConnection, tenant_id: int, resource_type: str, resource_id: str, limit: int
+) -> list[dict[str, Any]]:
+    """A resource's records in its organisation, newest first, with who acted by name:
+    an administrator's, or the identity system's as the operator registered it."""
+    statement = (
+        select(
+            audit_log.c.at,
+            audit_log.c.actor,
+            audit_log.c.action,
+            audit_log.c.changes,
+            administrators.c.given_name,
+            administrators.c.family_name,
+            system_clients.c.name.label("client_name"),
+        )
+        .select_from(
+            audit_log.outerjoin(
+                administrators,
+                (administrators.c.hsa_id == audit_log.c.actor)
+                & (administrators.c.tenant_id == audit_log.c.tenant_id),
+            ).outerjoin(
+                system_clients,
+                (literal("client:") + system_clients.c.id == audit_log.c.actor)
+                & (system_clients.c.tenant_id == audit_log.c.tenant_id),
+            )
+        )
+        .where(
+            audit_log.c.tenant_id == tenant_id,
+            audit_log.c.resource_id == resource_id,
+            audit_log.c.resource_type == resource_type,
+        )
+        .order_by(audit_log.c.id.desc())
+        .limit(limit)
+    )
+    records = []
+    for row in await connection.execute(statement):
+        if row.given_name is not None:
+            who = f"{row.given_name} {row.family_name}"
+        else:
+            who = row.client_name or row.actor
+        at = row.at if row.at.tzinfo else row.at.replace(tzinfo=UTC)
+        records.append(
+            {"at": at.isoformat(), "actor": row.actor, "who": who, "action": row.action}
+            | {"changes": row.changes}
+        )
+    return records

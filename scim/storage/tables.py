@@ -136,6 +136,8 @@ audit_log = Table(
     Column("changes", Document),
 )
 Index("ix_audit_log_tenant", audit_log.c.tenant_id, audit_log.c.at)
+# A resource's history, newest first (``audit.history``).
+Index("ix_audit_log_resource", audit_log.c.tenant_id, audit_log.c.resource_id, audit_log.c.id)
 
 resources = Table(
     "resources",
