@@ -126,12 +126,14 @@ export async function history(endpoint, id) {
   return (await guarded("GET", `/history/${endpoint}/${encodeURIComponent(id)}`)).data.Resources;
 }
 
-export async function listUsers({ filter, sortBy, sortOrder, startIndex, count, attributes }, signal) {
+export async function listUsers({ filter, sortBy, sortOrder, startIndex, cursor, count, attributes }, signal) {
   const query = new URLSearchParams();
   if (filter) query.set("filter", filter);
   if (sortBy) query.set("sortBy", sortBy);
   if (sortOrder) query.set("sortOrder", sortOrder);
-  query.set("startIndex", String(startIndex));
+  // RFC 9865: a cursor ("" to start) pages through a list however long; else an index.
+  if (cursor !== undefined) query.set("cursor", cursor);
+  else query.set("startIndex", String(startIndex));
   query.set("count", String(count));
   if (attributes) query.set("attributes", attributes.join(","));
   return (await scim("GET", `/Users?${query}`, { signal })).data;

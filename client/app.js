@@ -465,6 +465,11 @@ async function showUsers() {
         T.clearFilters,
       ),
       h(
+        "button",
+        { type: "button", className: "secondary", onclick: () => exportList(index).catch(failed) },
+        T.exportList,
+      ),
+      h(
         "form",
         {
           role: "search",
@@ -1366,6 +1371,54 @@ function deleteDialog(loaded) {
   );
   // Cancelling is the safe default: focus starts on "Avbryt".
   dialog.querySelector("button.secondary").focus();
+}
+
+// --- Exportera: the list as it is filtered, every page, with effective permissions --------
+
+const EXPORT_PAGE = 1000;
+
+/** A CSV cell: quoted, and kept from being read as a formula by a spreadsheet (OWASP). */
+function cell(value) {
+  let text = String(value ?? "");
+  if (/^[=+\-@\t\r]/.test(text)) text = `'${text}`;
+  return `"${text.replaceAll('"', '""')}"`;
+}
+
+async function exportList(index) {
+  say(T.exporting);
+  const sortAttribute = COLUMNS.find(([key]) => key === list.sortBy)[1];
+  const users = [];
+  let cursor = "";
+  while (cursor !== undefined) {
+    const page = await api.listUsers({
+      filter: listFilter(),
+      sortBy: sortAttribute,
+      sortOrder: list.sortOrder,
+      cursor,
+      count: EXPORT_PAGE,
+      attributes: ["name.givenName", "name.familyName", "emails", `${E}:hsaId`, `${E}:effectivePermissions`],
+    });
+    users.push(...(page.Resources || []));
+    cursor = page.nextCursor;
+  }
+  const lines = [T.exportColumns.map(cell).join(";")];
+  for (const user of users) {
+    const columns = userColumns(user);
+    const held = new Set((user[E]?.effectivePermissions || []).map((permission) => permission.value));
+    const permissions = [...index]
+      .filter(([value]) => held.has(value))
+      .map(([, entry]) => `${entry.service.name}: ${entry.permission.name}`);
+    const row = [columns.givenName, columns.familyName, columns.hsaId, columns.email, permissions.join(", ")];
+    lines.push(row.map(cell).join(";"));
+  }
+  // Excel in Swedish reads UTF-8 when it starts with a byte order mark, and ";" separates.
+  const blob = new Blob(["\ufeff", lines.join("\r\n"), "\r\n"], { type: "text/csv;charset=utf-8" });
+  const link = h("a", { href: URL.createObjectURL(blob), download: T.exportFile(session.organisation.name) });
+  document.body.appendChild(link);
+  link.click();
+  link.remove();
+  setTimeout(() => URL.revokeObjectURL(link.href), 10000);
+  say(T.exported(users.length));
 }
 
 // --- Historik: who changed what and when, from the audit log ---------------------------------

@@ -843,3 +843,41 @@ async def test_historik_says_who_changed_what_and_when(page: Page, live: Live) -
         await expect(history.nth(1)).to_contain_text("IdP Stockholms stad")  # its system
         await expect(history.nth(1)).to_contain_text("Skapad")
         await screenshot(page, "19-historik")
+
+
+async def test_exportera_gives_the_filtered_list_every_page_as_csv_for_excel(
+    page: Page, live: Live
+) -> None:
+    async with live.scim("2120000142") as stockholm:
+        names = [f"Export{n:02d}" for n in range(28)] + [
+            '=HYPERLINK("http://x")',
+            "+46 8",
+            "@SUM(A1)",
+        ]
+        for number, given in enumerate(names):
+            body = user_body(
+                f"export{number}@stockholm.se",
+                name={"givenName": given, "familyName": "Exportsson"},
+                emails=[{"value": f"export{number}@stockholm.se", "primary": True}],
+            )
+            body[ESERVICES]["permissions"] = [
+                {"value": "ansok-om-statlig-ersattning:grundersattning"}
+            ]
+            assert (await stockholm.post("/Users", json=body)).status_code == 201
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await page.get_by_label("Sök", exact=True).fill("Exportsson")
+    await expect(page.get_by_text(f"Visar 1–25 av {len(names)} användare")).to_be_visible()
+    async with page.expect_download() as waiting:
+        await page.get_by_role("button", name="Exportera").click()
+    download = await waiting.value
+    raw = Path(await download.path()).read_bytes()
+    assert raw.startswith("\ufeff".encode())  # UTF-8 with a byte order mark, for Excel
+    lines = raw.decode("utf-8-sig").split("\r\n")
+    assert lines[0] == '"Förnamn";"Efternamn";"HSA-id";"E-post";"Behörigheter"'
+    rows = [line for line in lines[1:] if line]
+    assert len(rows) == len(names)  # every page, not the 25 shown
+    assert all(row.endswith('"Ansök om statlig ersättning: Grundersättning"') for row in rows)
+    firsts = {row.split(";")[0] for row in rows}
+    # Nothing from an identity system becomes a formula in the spreadsheet.
+    assert {'"\'=HYPERLINK(""http://x"")"', '"\'+46 8"', '"\'@SUM(A1)"'} <= firsts
+    assert download.suggested_filename == "Behörigheter Stockholms stad.csv"

@@ -133,6 +133,13 @@ export default {
   showingMembers: (first, last, total) =>
     total === 0 ? "" : `Visar ${first}–${last} av ${total} medlemmar`,
 
+  // Exportera
+  exportList: "Exportera",
+  exporting: "Exporterar listan …",
+  exported: (count) => `Listan är exporterad: ${count} användare.`,
+  exportFile: (organisation) => `Behörigheter ${organisation}.csv`,
+  exportColumns: ["Förnamn", "Efternamn", "HSA-id", "E-post", "Behörigheter"],
+
   // Historik
   historyHeading: "Historik",
   historyColumns: ["När", "Vem", "Vad"],
