@@ -1,6 +1,7 @@
 // The client's only ways to the server: the SCIM API, /catalogue and /session.
 
 export const USER_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:User";
+export const GROUP_SCHEMA = "urn:ietf:params:scim:schemas:core:2.0:Group";
 export const PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp";
 export const ESERVICES = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:User";
 export const ESERVICES_GROUP = "urn:ietf:params:scim:schemas:extension:behorigheter:2.0:Group";
@@ -196,6 +197,14 @@ export async function getGroup(id) {
   const query = new URLSearchParams({ attributes: attributes.join(",") });
   const { data, etag } = await scim("GET", `/Groups/${encodeURIComponent(id)}?${query}`);
   return { group: data, etag: etag || (data.meta && data.meta.version) };
+}
+
+export async function createGroup(body) {
+  return (await scim("POST", "/Groups", { body })).data;
+}
+
+export async function deleteGroup(id, etag) {
+  await scim("DELETE", `/Groups/${encodeURIComponent(id)}`, { etag });
 }
 
 /** One PATCH of a group, refused with 412 if it changed since ``etag``. */

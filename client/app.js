@@ -1123,6 +1123,7 @@ async function showGroups() {
     h(
       "div",
       { className: "toolbar" },
+      h("button", { type: "button", onclick: () => groupDialog() }, T.addGroup),
       h(
         "form",
         {
@@ -1258,6 +1259,9 @@ async function showGroup(id) {
   const names = permissionNames(group, index);
   const members = h("div", { id: "members", "aria-busy": "true" });
   const memberList = { startIndex: 1 };
+  // A group the administrator made is the administrator's to fill and delete; one from an
+  // identity system is changed there (the next sync would undo a change made here).
+  const own = !group.externalId;
   const refresh = async () => {
     members.setAttribute("aria-busy", "true");
     try {
@@ -1279,21 +1283,58 @@ async function showGroup(id) {
               "table",
               { className: "users" },
               h("caption", { className: "visually-hidden" }, T.membersCaption),
-              h("thead", {}, h("tr", {}, ["name", "hsaId"].map((key) => h("th", { scope: "col" }, T.detailColumns[key])))),
+              h(
+                "thead",
+                {},
+                h(
+                  "tr",
+                  {},
+                  ["name", "hsaId"].map((key) => h("th", { scope: "col" }, T.detailColumns[key])),
+                  own ? h("th", { scope: "col" }, h("span", { className: "visually-hidden" }, T.removeMember)) : null,
+                ),
+              ),
               h(
                 "tbody",
                 {},
                 users.map((user) => {
                   const cells = userColumns(user);
+                  const name = `${cells.givenName} ${cells.familyName}`.trim() || user.id;
                   return h(
                     "tr",
                     {},
                     h(
                       "td",
                       { dataset: { label: T.detailColumns.name } },
-                      h("a", { href: `#/anvandare/${encodeURIComponent(user.id)}` }, `${cells.givenName} ${cells.familyName}`.trim() || user.id),
+                      h("a", { href: `#/anvandare/${encodeURIComponent(user.id)}` }, name),
                     ),
                     h("td", { dataset: { label: T.detailColumns.hsaId } }, cells.hsaId),
+                    own
+                      ? h(
+                          "td",
+                          {},
+                          h(
+                            "button",
+                            {
+                              type: "button",
+                              className: "link",
+                              "aria-label": T.removeMemberNamed(name),
+                              onclick: () =>
+                                confirmDialog(
+                                  T.removeMemberHeading,
+                                  T.removeMemberQuestion(name, group.displayName),
+                                  () =>
+                                    api.patchGroup(
+                                      group.id,
+                                      [{ op: "remove", path: `members[value eq ${api.filterString(user.id)}]` }],
+                                      loaded.etag,
+                                    ),
+                                  () => navigate(location.hash, T.memberRemoved(name)),
+                                ),
+                            },
+                            T.removeMember,
+                          ),
+                        )
+                      : null,
                   );
                 }),
               ),
@@ -1322,8 +1363,30 @@ async function showGroup(id) {
       "section",
       { "aria-labelledby": "members-heading" },
       h("h2", { id: "members-heading" }, T.groupMembers),
+      own ? h("button", { type: "button", onclick: () => addMemberDialog(loaded) }, T.addMember) : null,
       members,
     ),
+    own
+      ? h(
+          "div",
+          { className: "actions" },
+          h(
+            "button",
+            {
+              type: "button",
+              className: "danger",
+              onclick: () =>
+                confirmDialog(
+                  T.deleteGroupHeading,
+                  T.deleteGroupQuestion(group.displayName),
+                  () => api.deleteGroup(group.id, loaded.etag),
+                  () => navigate(groupListAddress(), T.groupDeleted(group.displayName)),
+                ),
+            },
+            T.deleteGroup,
+          ),
+        )
+      : null,
     historySection("Groups", group.id),
   );
   await refresh();
@@ -1332,13 +1395,26 @@ async function showGroup(id) {
 // --- 4.7 Ta bort användare --------------------------------------------------------------
 
 function deleteDialog(loaded) {
-  const headingId = "delete-heading";
   const name = fullName(loaded.user);
+  confirmDialog(
+    T.deleteHeading,
+    T.deleteQuestion(name, userColumns(loaded.user).hsaId),
+    () => api.deleteUser(loaded.user.id, loaded.etag),
+    () => navigate(listAddress(), T.userDeleted(name)),
+  );
+}
+
+/**
+ * A question with "OK", which does ``action`` and then ``after``, and "Avbryt", the safe
+ * default, which does nothing. Something already gone (404) counts as done.
+ */
+function confirmDialog(heading, question, action, after) {
+  const headingId = "confirm-heading";
   const problem = h("div");
   const dialog = modal(
     headingId,
-    h("h2", { id: headingId }, T.deleteHeading),
-    h("p", {}, T.deleteQuestion(name, userColumns(loaded.user).hsaId)),
+    h("h2", { id: headingId }, heading),
+    h("p", {}, question),
     problem,
     h(
       "div",
@@ -1350,18 +1426,17 @@ function deleteDialog(loaded) {
           className: "danger",
           onclick: async () => {
             try {
-              await api.deleteUser(loaded.user.id, loaded.etag);
+              await action();
             } catch (error) {
               if (error instanceof api.ApiError && error.status === 412) {
                 return fill(problem, staleNotice(() => dialog.close()));
               }
               if (!(error instanceof api.ApiError && error.status === 404)) {
-                dialog.close();
-                return failed(error);
+                return fill(problem, refusalNotice(error));
               }
             }
             dialog.close();
-            navigate(listAddress(), T.userDeleted(name));
+            after();
           },
         },
         T.ok,
@@ -1371,6 +1446,153 @@ function deleteDialog(loaded) {
   );
   // Cancelling is the safe default: focus starts on "Avbryt".
   dialog.querySelector("button.secondary").focus();
+}
+
+// --- Grupper: created, emptied and filled by the administrator ------------------------------
+
+function groupDialog() {
+  const headingId = "group-dialog-heading";
+  const problem = h("div", { className: "dialog-problem" });
+  const input = h("input", {
+    id: "field-groupName",
+    name: "groupName",
+    required: true,
+    maxlength: NAME_LIMIT,
+    autocomplete: "off",
+    "aria-describedby": "field-groupName-error",
+  });
+  const error = h("p", { id: "field-groupName-error", className: "field-error" });
+  const form = h(
+    "form",
+    { novalidate: true },
+    h("h2", { id: headingId }, T.newGroupHeading),
+    h(
+      "div",
+      { className: "field" },
+      h("label", { for: "field-groupName" }, T.groupName, " ", h("span", { className: "hint" }, T.required)),
+      input,
+      error,
+    ),
+    problem,
+    h(
+      "div",
+      { className: "actions" },
+      h("button", { type: "submit" }, T.save),
+      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
+    ),
+  );
+  const dialog = modal(headingId, form);
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const name = input.value.trim();
+    const refuse = (message) => {
+      input.setAttribute("aria-invalid", "true");
+      fill(error, message);
+      input.focus();
+    };
+    if (!name) return refuse(T.missingGroupName);
+    try {
+      const created = await api.createGroup({ schemas: [api.GROUP_SCHEMA], displayName: name });
+      dialog.close();
+      navigate(`#/grupper/${encodeURIComponent(created.id)}`, T.groupCreated(name));
+    } catch (failure) {
+      if (failure instanceof api.ApiError && failure.status === 409) return refuse(T.takenGroupName);
+      fill(problem, refusalNotice(failure));
+    }
+  });
+}
+
+/** "Lägg till medlem": find users by name or HSA-id, and add one with one PATCH. */
+function addMemberDialog(loaded) {
+  const headingId = "member-dialog-heading";
+  const results = h("ul", { className: "plain candidates", "aria-live": "polite" });
+  const problem = h("div");
+  const search = debounce(async (term) => {
+    if (!term.trim()) return fill(results);
+    const clauses = term
+      .trim()
+      .split(/\s+/)
+      .map((word) => {
+        const value = api.filterString(word);
+        return `(name.givenName co ${value} or name.familyName co ${value} or ${E}:hsaId co ${value})`;
+      });
+    try {
+      const page = await api.listUsers({
+        filter: clauses.join(" and "),
+        sortBy: "name.familyName",
+        sortOrder: "ascending",
+        startIndex: 1,
+        count: 10,
+        attributes: ["name.givenName", "name.familyName", `${E}:hsaId`],
+      });
+      const users = page.Resources || [];
+      fill(
+        results,
+        users.length
+          ? users.map((user) => {
+              const columns = userColumns(user);
+              return h(
+                "li",
+                {},
+                h("span", {}, `${columns.givenName} ${columns.familyName} (${columns.hsaId})`),
+                " ",
+                h(
+                  "button",
+                  {
+                    type: "button",
+                    className: "secondary",
+                    "aria-label": T.addMemberNamed(`${columns.givenName} ${columns.familyName}`),
+                    onclick: async () => {
+                      try {
+                        await api.patchGroup(
+                          loaded.group.id,
+                          [{ op: "add", path: "members", value: [{ value: user.id }] }],
+                          loaded.etag,
+                        );
+                      } catch (error) {
+                        if (error instanceof api.ApiError && error.status === 412) {
+                          return fill(problem, staleNotice(() => dialog.close()));
+                        }
+                        return fill(problem, refusalNotice(error));
+                      }
+                      dialog.close();
+                      navigate(location.hash, T.memberAdded(fullName(user)));
+                    },
+                  },
+                  T.addMember,
+                ),
+              );
+            })
+          : h("li", {}, T.noUsers),
+      );
+    } catch (error) {
+      fill(problem, refusalNotice(error));
+    }
+  }, SEARCH_PAUSE_MS);
+  const dialog = modal(
+    headingId,
+    h("h2", { id: headingId }, T.addMemberHeading),
+    h(
+      "div",
+      { className: "field" },
+      h("label", { for: "member-search" }, T.search),
+      h("input", {
+        id: "member-search",
+        type: "search",
+        autocomplete: "off",
+        "aria-describedby": "member-search-hint",
+        oninput: (event) => search(event.target.value),
+      }),
+      h("p", { id: "member-search-hint", className: "hint" }, T.memberSearchHint),
+    ),
+    results,
+    problem,
+    h(
+      "div",
+      { className: "actions" },
+      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
+    ),
+  );
 }
 
 // --- Exportera: the list as it is filtered, every page, with effective permissions --------

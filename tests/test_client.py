@@ -881,3 +881,52 @@ async def test_exportera_gives_the_filtered_list_every_page_as_csv_for_excel(
     # Nothing from an identity system becomes a formula in the spreadsheet.
     assert {'"\'=HYPERLINK(""http://x"")"', '"\'+46 8"', '"\'@SUM(A1)"'} <= firsts
     assert download.suggested_filename == "Behörigheter Stockholms stad.csv"
+
+
+async def test_an_administrator_makes_fills_empties_and_deletes_a_group(
+    page: Page, live: Live
+) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await (
+        page.get_by_role("navigation", name="Huvudmeny").get_by_role("link", name="Grupper").click()
+    )
+    await page.get_by_role("button", name="Lägg till grupp").click()
+    dialog = page.get_by_role("dialog")
+    await dialog.get_by_role("button", name="Spara").click()
+    await expect(dialog.get_by_text("Fyll i gruppens namn.")).to_be_visible()
+    await dialog.get_by_label("Namn").fill("handläggare")  # the demo's "Handläggare"
+    await dialog.get_by_role("button", name="Spara").click()
+    await expect(dialog.get_by_text(re.compile("finns redan en grupp"))).to_be_visible()
+    await dialog.get_by_label("Namn").fill("Projektgruppen")
+    await dialog.get_by_role("button", name="Spara").click()
+    await expect(page.get_by_role("heading", name="Projektgruppen")).to_be_visible()
+
+    await page.get_by_role("button", name="Lägg till medlem").click()
+    await page.get_by_role("dialog").get_by_label("Sök").fill("Lindqvist")
+    await page.get_by_role("button", name="Lägg till Anna Lindqvist i gruppen").click()
+    await expect(page.get_by_text("Anna Lindqvist är tillagd i gruppen.")).to_be_visible()
+    await expect(page.locator("#members tbody tr")).to_have_count(1)
+
+    await page.get_by_role("button", name="Ta bort Anna Lindqvist ur gruppen").click()
+    confirm = page.get_by_role("dialog")
+    await expect(confirm.get_by_role("button", name="Avbryt")).to_be_focused()
+    await confirm.get_by_role("button", name="OK").click()
+    await expect(page.get_by_text("Anna Lindqvist är borttagen ur gruppen.")).to_be_visible()
+    await expect(page.get_by_text("Gruppen har inga medlemmar.")).to_be_visible()
+
+    await page.get_by_role("button", name="Ta bort grupp").click()
+    await page.get_by_role("dialog").get_by_role("button", name="OK").click()
+    await expect(page.get_by_text("Gruppen Projektgruppen är borttagen.")).to_be_visible()
+    await expect(page.get_by_role("heading", name="Grupper")).to_be_visible()
+    await expect(page.get_by_role("link", name="Projektgruppen")).to_have_count(0)
+
+
+async def test_a_group_from_the_identity_system_is_not_changed_here(page: Page, live: Live) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    await page.goto(f"{live.url}/admin/#/grupper")
+    await page.get_by_role("link", name="Mottagningsenheten").click()
+    await expect(
+        page.get_by_text(re.compile("kommer från organisationens identitetssystem"))
+    ).to_be_visible()
+    await expect(page.get_by_role("button", name="Lägg till medlem")).to_have_count(0)
+    await expect(page.get_by_role("button", name="Ta bort grupp")).to_have_count(0)
