@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 def catalogue_router(domain: EServices) -> HTTPRouteHandler:
     @get("/catalogue", name="catalogue")
     async def catalogue(request: Request[Any, Any, Any]) -> Response[bytes]:
+        """The e-services and what the organisation may grant."""
         principal: Principal = request.state.principal
         tenant = principal.tenant
         body = domain.catalogue.as_json()

@@ -12,6 +12,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get
+from litestar.handlers import HTTPRouteHandler
 
 from scim.registry import Registry
 from scim.settings import Settings
@@ -263,9 +264,22 @@ def document(settings: Settings, registry: Registry) -> bytes:
         paths[f"{base_path}/{discovery}"] = {
             "get": _operation(f"{discovery} (RFC 7644 §4)", {200: "Document"}, security=[])
         }
-    paths["/catalogue"] = {
-        "get": _operation("The e-services and what the organisation may grant", {200: "Document"})
+    paths["/history/{endpoint}/{id}"] = {
+        "parameters": [
+            {"name": "endpoint", "in": "path", "required": True, "schema": {"type": "string"}},
+            resource_id,
+        ],
+        "get": _operation(
+            "Who changed a resource, what and when (the organisation's administrators only)",
+            {200: "Document"},
+        ),
     }
+    # The domain's own routes (``scim.hooks.Domain.routes``), by their handlers' first line.
+    for handler in registry.domain.routes():
+        if isinstance(handler, HTTPRouteHandler):
+            summary = (handler.fn.__doc__ or handler.handler_name).strip().splitlines()[0]
+            for path in handler.paths:
+                paths[path] = {"get": _operation(summary, {200: "Document"})}
     openapi = {
         "openapi": "3.1.0",
         "info": {

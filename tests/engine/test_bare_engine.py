@@ -160,6 +160,9 @@ async def test_groups_and_bulk_need_no_domain(bare: httpx.AsyncClient) -> None:
 async def test_the_domain_routes_are_not_served(bare: httpx.AsyncClient) -> None:
     response = await bare.get(str(bare.base_url.join("/catalogue")))
     assert response.status_code == 404
+    # Nor described: the OpenAPI document lists the domain's routes only when it has them.
+    described = (await bare.get(str(bare.base_url.join("/openapi.json")))).json()["paths"]
+    assert "/catalogue" not in described and "/history/{endpoint}/{id}" in described
 
 
 @pytest.fixture
