@@ -119,7 +119,7 @@ class Operator:
                 raise OperatorError(f"{label} must not be empty")
         if "@" not in email:
             raise OperatorError(f"{email!r} is not an e-mail address")
-        await identities.hold_persons(self.connection, tenant.id, [hsa])
+        await identities.hold_users(self.connection)
         user_id = await identities.user_of(self.connection, tenant.id, hsa)
         if user_id is not None:
             # Administrator and user are exclusive roles within an organisation.

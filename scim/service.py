@@ -561,23 +561,6 @@ class ResourceService:
             self.location(caller, kind, resource_id),
         )
 
-    async def _prepare(
-        self,
-        repository: Repository,
-        caller: Caller,
-        kind: ResourceKind,
-        document: dict[str, Any],
-        previous: dict[str, Any],
-    ) -> dict[str, Any]:
-        """What a replacement of ``previous`` by ``document`` must pass besides validation:
-        the domain's preparation, and a new person key's not naming an administrator;
-        the search keys of the document as it will be stored."""
-        keys = self._keys(kind, document, previous, caller.tenant)
-        person = kind.person(document)
-        if person and person != kind.person(previous) and await repository.is_administrator(person):
-            raise _administrator(person)
-        return keys
-
     def _keys(
         self,
         kind: ResourceKind,
@@ -585,7 +568,8 @@ class ResourceService:
         previous: dict[str, Any] | None,
         tenant: Tenant,
     ) -> dict[str, Any]:
-        """What ``_prepare`` does without the database: the domain's checks, then the keys."""
+        """What a write of ``document`` over ``previous`` must pass besides validation: the
+        domain's preparation; then the search keys of the document as it will be stored."""
         self.domain.prepare(kind.name, document, previous, tenant)
         keys = search_keys(document, kind.person(document))
         _check_lengths(kind, keys)
@@ -603,7 +587,7 @@ class ResourceService:
     ) -> bool:
         """Store ``document`` as the next version of ``row``; with ``unless_same``, not if it
         is what is stored. Whether it was stored."""
-        keys = await self._prepare(repository, caller, kind, document, row.data)
+        keys = self._keys(kind, document, row.data, caller.tenant)
         if unless_same and document == row.data:
             return False
         values = {
@@ -618,6 +602,11 @@ class ResourceService:
             raise _taken(kind, document, error) from error
         if not written:
             raise PreconditionFailedException(detail="The resource was changed by another request")
+        # A new person key must not name an administrator. Asked after the write, so that an
+        # administrator added meanwhile is seen (``identities.hold_users``).
+        person = kind.person(document)
+        if person and person != kind.person(row.data) and await repository.is_administrator(person):
+            raise _administrator(person)
         return True
 
     async def _replace_members(
@@ -835,8 +824,10 @@ class CreateBatch:
     def __init__(self, repository: Repository, caller: Caller, *, probe_keys: bool = True) -> None:
         self.repository = repository
         self.caller = caller
-        # A single create leaves its unique keys to the unique indexes, a round trip less:
-        # a taken one fails the insert (UniquenessConflict), reported as admit would.
+        # A single create leaves its unique keys to the unique indexes, and administrators to
+        # the check after its write, two round trips less: a taken key fails the insert
+        # (UniquenessConflict), an administrator the check (BatchConflict), reported as admit
+        # would after a look-up.
         self.probe_keys = probe_keys
         # Ids of this organisation's resources, as far as members need them.
         self.existing: set[str] = set()
@@ -868,7 +859,7 @@ class CreateBatch:
             )
             self.user_names |= taken_user_names
             self.person_keys |= taken_person_keys
-        self.administrators |= await self.repository.administrators(persons)
+            self.administrators |= await self.repository.administrators(persons)
 
     def admit(self, draft: Draft) -> SCIMException | None:
         """None when ``draft`` is to be written, else the error ``create`` would raise."""
@@ -923,6 +914,11 @@ class CreateBatch:
                 for draft in admitted
             ]
         )
+        # No user may be an administrator. Asked after the write, so that an administrator
+        # added meanwhile is seen (``identities.hold_users``); one statement for the batch.
+        persons = {person for draft in admitted if (person := draft.kind.person(draft.document))}
+        if persons and await self.repository.administrators(persons):
+            raise BatchConflict("an administrator has the person key of a user written")
         await self.repository.insert_memberships(
             (draft.resource_id, member_id, display)
             for draft in admitted

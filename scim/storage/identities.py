@@ -5,7 +5,6 @@ read for authentication comes with its organisation's ``org_kind`` and ``org_agr
 
 from __future__ import annotations
 
-from collections.abc import Iterable
 from datetime import datetime
 from functools import cache
 from typing import Any
@@ -280,26 +279,21 @@ async def replace_agreements(
         )
 
 
-# One PostgreSQL advisory lock per (organisation, person key), in hash order so that two
-# writers of overlapping persons never wait on each other in a circle.
-_HOLD_PERSONS = text(
-    "SELECT pg_advisory_xact_lock(:tenant_id, h) FROM "
-    "(SELECT DISTINCT hashtext(k) AS h FROM unnest(CAST(:keys AS text[])) AS k ORDER BY h) AS s"
-)
+async def hold_users(connection: AsyncConnection) -> None:
+    """Keep users from being written until this transaction ends, and wait for those being
+    written now: the administrator's side of the rule that administrator and user are
+    exclusive roles.
 
-
-async def hold_persons(connection: AsyncConnection, tenant_id: int, persons: Iterable[str]) -> None:
-    """Hold these persons of the organisation until the transaction ends.
-
-    Administrator and user are exclusive roles. Adding an administrator and writing a user
-    with the same person key each check the other's table, then write their own: two
-    transactions doing so at once would each miss the other's write. Both take this lock
-    first, so the second one's check sees the first one's row. SQLite needs none: its
-    transactions begin IMMEDIATE and so run one at a time.
+    A write of a user checks for an administrator of that name *after* writing the user
+    (``ResourceService``), while its write holds the table's ROW EXCLUSIVE lock; this SHARE
+    lock conflicts with that one. So whichever transaction comes second sees the other's
+    row: an administrator added first is found by the user's check, and a user written first
+    is found by the administrator's (``user_of``). SQLite needs none: its transactions begin
+    IMMEDIATE and so run one at a time. Administrators are added rarely, by the operator, and
+    the lock is held for two short statements.
     """
-    keys = sorted({fold(person) for person in persons})
-    if keys and connection.dialect.name == "postgresql":
-        await connection.execute(_HOLD_PERSONS, {"tenant_id": tenant_id, "keys": keys})
+    if connection.dialect.name == "postgresql":
+        await connection.execute(text("LOCK TABLE resources IN SHARE MODE"))
 
 
 async def user_of(connection: AsyncConnection, tenant_id: int, person: str) -> str | None:

@@ -42,7 +42,6 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
-from scim.storage import identities
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
@@ -185,10 +184,6 @@ class Repository:
         return int((await self.connection.execute(statement)).scalar_one())
 
     async def is_administrator(self, hsa_id: str) -> bool:
-        """Whether this person is an administrator here; the person is held from now on
-        (``identities.hold_persons``), so no administrator of that name can be added before
-        this transaction ends."""
-        await identities.hold_persons(self.connection, self.tenant_id, [hsa_id])
         parameters = {"tenant_id": self.tenant_id, "hsa_id": hsa_id}
         return (await self.connection.execute(_IS_ADMINISTRATOR, parameters)).first() is not None
 
@@ -230,7 +225,6 @@ class Repository:
             # A plain comparison: an expanding IN is rendered anew for every execution.
             (hsa_id,) = hsa_ids
             return {hsa_id} if await self.is_administrator(hsa_id) else set()
-        await identities.hold_persons(self.connection, self.tenant_id, hsa_ids)
         parameters = {"tenant_id": self.tenant_id, "hsa_ids": list(hsa_ids)}
         return set((await self.connection.execute(_ADMINISTRATORS, parameters)).scalars())
 
