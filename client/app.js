@@ -654,6 +654,16 @@ function field(key, value) {
 const NAME_LIMIT = 255;
 const EMAIL_LIMIT = 254;
 
+/** A dialog form's "Spara" (its submit) and "Avbryt". */
+function saveOrCancel(cancel) {
+  return h(
+    "div",
+    { className: "actions" },
+    h("button", { type: "submit" }, T.save),
+    h("button", { type: "button", className: "secondary", onclick: cancel }, T.cancel),
+  );
+}
+
 function checkFields(values) {
   const errors = {};
   for (const key of ["givenName", "familyName", "hsaId", "email"]) {
@@ -706,12 +716,7 @@ function userDialog(loaded) {
     h("h2", { id: headingId }, loaded ? T.editUserHeading : T.newUserHeading),
     ["givenName", "familyName", "hsaId", "email"].map((key) => field(key, current[key] || "")),
     problem,
-    h(
-      "div",
-      { className: "actions" },
-      h("button", { type: "submit" }, T.save),
-      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
-    ),
+    saveOrCancel(() => dialog.close()),
   );
   const dialog = modal(headingId, form);
   form.addEventListener("submit", async (event) => {
@@ -1453,51 +1458,28 @@ function confirmDialog(heading, question, action, after) {
 function groupDialog() {
   const headingId = "group-dialog-heading";
   const problem = h("div", { className: "dialog-problem" });
-  const input = h("input", {
-    id: "field-groupName",
-    name: "groupName",
-    required: true,
-    maxlength: NAME_LIMIT,
-    autocomplete: "off",
-    "aria-describedby": "field-groupName-error",
-  });
-  const error = h("p", { id: "field-groupName-error", className: "field-error" });
   const form = h(
     "form",
     { novalidate: true },
     h("h2", { id: headingId }, T.newGroupHeading),
-    h(
-      "div",
-      { className: "field" },
-      h("label", { for: "field-groupName" }, T.groupName, " ", h("span", { className: "hint" }, T.required)),
-      input,
-      error,
-    ),
+    field("groupName", ""),
     problem,
-    h(
-      "div",
-      { className: "actions" },
-      h("button", { type: "submit" }, T.save),
-      h("button", { type: "button", className: "secondary", onclick: () => dialog.close() }, T.cancel),
-    ),
+    saveOrCancel(() => dialog.close()),
   );
   const dialog = modal(headingId, form);
   form.addEventListener("submit", async (event) => {
     event.preventDefault();
-    const name = input.value.trim();
-    const refuse = (message) => {
-      input.setAttribute("aria-invalid", "true");
-      fill(error, message);
-      input.focus();
-    };
-    if (!name) return refuse(T.missingGroupName);
+    const name = form.elements.groupName.value.trim();
+    if (showFieldErrors(form, name ? {} : { groupName: T.missingGroupName })) return;
     try {
       const created = await api.createGroup({ schemas: [api.GROUP_SCHEMA], displayName: name });
       dialog.close();
       navigate(`#/grupper/${encodeURIComponent(created.id)}`, T.groupCreated(name));
-    } catch (failure) {
-      if (failure instanceof api.ApiError && failure.status === 409) return refuse(T.takenGroupName);
-      fill(problem, refusalNotice(failure));
+    } catch (error) {
+      if (error instanceof api.ApiError && error.status === 409) {
+        return showFieldErrors(form, { groupName: T.takenGroupName });
+      }
+      fill(problem, refusalNotice(error));
     }
   });
 }

@@ -54,7 +54,7 @@ export default {
   // 4.4, 4.6 Dialogerna
   newUserHeading: "Lägg till användare",
   editUserHeading: "Ändra användare",
-  fields: { givenName: "Förnamn", familyName: "Efternamn", hsaId: "HSA-id", email: "E-post" },
+  fields: { givenName: "Förnamn", familyName: "Efternamn", hsaId: "HSA-id", email: "E-post", groupName: "Namn" },
   required: "(obligatoriskt)",
   save: "Spara",
   cancel: "Avbryt",
@@ -130,7 +130,6 @@ export default {
   groupMembers: "Medlemmar",
   addGroup: "Lägg till grupp",
   newGroupHeading: "Lägg till grupp",
-  groupName: "Namn",
   missingGroupName: "Fyll i gruppens namn.",
   takenGroupName: "Det finns redan en grupp med det namnet i organisationen.",
   groupCreated: (name) => `Gruppen ${name} är sparad. Lägg nu till medlemmar och behörigheter.`,
