@@ -424,18 +424,6 @@ async function showUsers() {
     ),
   );
 
-  const searchBox = h("input", {
-    id: "search",
-    type: "search",
-    value: list.term,
-    autocomplete: "off",
-    "aria-describedby": "search-hint",
-    oninput: (event) => {
-      list.term = event.target.value;
-      search();
-    },
-  });
-
   show(
     h("h1", {}, T.usersHeading),
     h(
@@ -469,24 +457,41 @@ async function showUsers() {
         { type: "button", className: "secondary", onclick: () => exportList(index).catch(failed) },
         T.exportList,
       ),
-      h(
-        "form",
-        {
-          role: "search",
-          className: "search",
-          onsubmit: (event) => {
-            event.preventDefault();
-            search.now();
-          },
-        },
-        h("label", { for: "search" }, T.search),
-        searchBox,
-        h("p", { id: "search-hint", className: "hint" }, T.searchHint),
-      ),
+      searchForm("search", T.search, T.searchHint, list.term, search, (term) => {
+        list.term = term;
+      }),
     ),
     results,
   );
   await refresh();
+}
+
+/** "Sök": a search box that searches once typing pauses, or at once on Enter. */
+function searchForm(id, label, hint, value, search, remember) {
+  return h(
+    "form",
+    {
+      role: "search",
+      className: "search",
+      onsubmit: (event) => {
+        event.preventDefault();
+        search.now();
+      },
+    },
+    h("label", { for: id }, label),
+    h("input", {
+      id,
+      type: "search",
+      value,
+      autocomplete: "off",
+      "aria-describedby": `${id}-hint`,
+      oninput: (event) => {
+        remember(event.target.value);
+        search();
+      },
+    }),
+    h("p", { id: `${id}-hint`, className: "hint" }, hint),
+  );
 }
 
 function toggle(set, value, on) {
@@ -1129,30 +1134,9 @@ async function showGroups() {
       "div",
       { className: "toolbar" },
       h("button", { type: "button", onclick: () => groupDialog() }, T.addGroup),
-      h(
-        "form",
-        {
-          role: "search",
-          className: "search",
-          onsubmit: (event) => {
-            event.preventDefault();
-            search.now();
-          },
-        },
-        h("label", { for: "search-groups" }, T.searchGroups),
-        h("input", {
-          id: "search-groups",
-          type: "search",
-          value: groupList.term,
-          autocomplete: "off",
-          "aria-describedby": "search-groups-hint",
-          oninput: (event) => {
-            groupList.term = event.target.value;
-            search();
-          },
-        }),
-        h("p", { id: "search-groups-hint", className: "hint" }, T.searchGroupsHint),
-      ),
+      searchForm("search-groups", T.searchGroups, T.searchGroupsHint, groupList.term, search, (term) => {
+        groupList.term = term;
+      }),
     ),
     results,
   );
