@@ -188,3 +188,50 @@ async def test_the_keyboard_alone_adds_edits_grants_deletes_and_logs_out(
     await tab_to("Logga ut")
     await page.keyboard.press("Enter")
     await expect(page.get_by_text("Du är utloggad.")).to_be_visible()
+
+
+# The focus ring's colour against what lies behind the element (WCAG 2.4.11 and 1.4.11:
+# at least 3:1), read from the page as the browser draws it.
+RING_CONTRAST = """
+element => {
+  const rgb = (text) => text.match(/[\\d.]+/g).slice(0, 4).map(Number);
+  const luminance = ([r, g, b]) => {
+    const channel = (c) => {
+      c /= 255;
+      return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+    };
+    return 0.2126 * channel(r) + 0.7152 * channel(g) + 0.0722 * channel(b);
+  };
+  let behind = element.parentElement;
+  while (behind) {
+    const colour = rgb(getComputedStyle(behind).backgroundColor);
+    if (colour.length < 4 || colour[3] > 0) break;
+    behind = behind.parentElement;
+  }
+  const background = behind ? rgb(getComputedStyle(behind).backgroundColor) : [255, 255, 255];
+  const ring = rgb(getComputedStyle(element).outlineColor);
+  const [light, dark] = [luminance(ring), luminance(background)].sort((a, b) => b - a);
+  return (light + 0.05) / (dark + 0.05);
+}
+"""
+
+
+async def test_the_focus_ring_stands_out_on_the_page_and_in_the_header(
+    page: Page,
+    live: Live,  # noqa: F811
+) -> None:
+    await log_in(page, live, STOCKHOLM_ADMIN)
+    for role, name in (
+        ("button", "Lägg till användare"),
+        ("link", "Anna"),
+        ("button", "Logga ut"),
+        ("link", "Grupper"),
+    ):
+        target = page.get_by_role(role, name=name, exact=True)  # type: ignore[arg-type]
+        for _ in range(60):
+            if await target.evaluate("element => element === document.activeElement"):
+                break
+            await page.keyboard.press("Tab")
+        assert await target.evaluate("element => element.matches(':focus-visible')")
+        contrast = await target.evaluate(RING_CONTRAST)
+        assert contrast >= 3, f"{role} {name}: the focus ring is {contrast:.1f}:1"
