@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import select, update
+from sqlalchemy import event, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim import cli
@@ -479,16 +479,27 @@ async def test_an_administrator_reads_who_changed_a_user_and_no_one_else_does(
         # The identity system keeps its own log: the history is the administrators'.
         history = f"http://scim.test/history/Users/{user['id']}"
         assert (await system.get(history)).status_code == 403
-    async with browser(cert_app, certificate=card(administrator)) as admin:
-        response = await admin.get(f"/history/Users/{user['id']}")
-        assert response.status_code == 200, response.text
-        records = response.json()["Resources"]
-        assert [r["action"] for r in records] == ["User.patch", "User.create"]
-        assert records[0]["changes"]["Operations"] == [patch]
-        # Who: the identity system by the name the operator registered it under.
-        assert {r["who"] for r in records} == {DEFAULT_CLIENT}
-        assert all(r["actor"].startswith("client:") for r in records)
-        assert records[0]["at"] >= records[1]["at"]
+    seen: list[str] = []
+
+    def listen(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(cert_app.state.engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        async with browser(cert_app, certificate=card(administrator)) as admin:
+            response = await admin.get(f"/history/Users/{user['id']}")
+    finally:
+        event.remove(cert_app.state.engine.sync_engine, "before_cursor_execute", listen)
+    assert any("audit_log" in statement for statement in seen)
+    assert not any(statement.startswith("BEGIN") for statement in seen)  # a read: no lock
+    assert response.status_code == 200, response.text
+    records = response.json()["Resources"]
+    assert [r["action"] for r in records] == ["User.patch", "User.create"]
+    assert records[0]["changes"]["Operations"] == [patch]
+    # Who: the identity system by the name the operator registered it under.
+    assert {r["who"] for r in records} == {DEFAULT_CLIENT}
+    assert all(r["actor"].startswith("client:") for r in records)
+    assert records[0]["at"] >= records[1]["at"]
     async with api_client(cert_app, organisations.goteborg.token) as goteborg:
         assert (await goteborg.get(history)).status_code == 403
     # Another organisation's administrator finds nothing of it.

@@ -28,7 +28,8 @@ async def history(
     kind = request.app.state.registry.kind_for_endpoint(endpoint)
     if kind is None:
         raise NotFoundException(detail=f"No resource type is served at /{endpoint}")
-    async with request.app.state.engine.connect() as connection:
+    # A read: in autocommit, which on SQLite takes no write lock (scim.storage.database).
+    async with request.app.state.service.read_engine.connect() as connection:
         records = await audit.history(
             connection, principal.tenant.id, kind.name, resource_id, LIMIT
         )
