@@ -766,13 +766,11 @@ class ResourceService:
         """One step of a PATCH of members (its filters compiled to ``selections``), in a
         statement or two; whether it changed any."""
         action = step.action
-        if action in (membership.Action.ADD, membership.Action.REPLACE):
-            step.members = await self._check_members(repository, group_id, step.members)
-            removed = 0
-            if action is membership.Action.REPLACE:
-                removed = await repository.remove_members(group_id, None)
-            added = await repository.add_members(group_id, step.members)
-            return bool(removed or added)
+        if action is membership.Action.REPLACE:
+            return await self._replace_members(repository, group_id, step.members)
+        if action is membership.Action.ADD:
+            members = await self._check_members(repository, group_id, step.members)
+            return bool(await repository.add_members(group_id, members))
         if action is membership.Action.CLEAR:
             return bool(await repository.remove_members(group_id, None))
         removed = await repository.remove_members(group_id, step.ids)

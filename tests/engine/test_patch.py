@@ -1262,6 +1262,7 @@ async def test_replace_all_members(client: httpx.AsyncClient) -> None:
     assert response.status_code == 204, response.text
     document, tag = await fetch(client, location)
     assert member_ids(document) == {bob["id"], carol["id"]}
+    assert tag == before[1], "the same members, in another order, are no new version"
 
     response = await send(client, location, {"op": "replace", "path": "members", "value": []})
     assert response.status_code == 204, response.text
