@@ -44,6 +44,7 @@ from scim.settings import Settings
 from scim.storage import audit, filters, keyset
 from scim.storage.json_sql import JsonSql
 from scim.storage.repository import (
+    PROBED_KEYS,
     BatchConflict,
     Fields,
     MemberGone,
@@ -441,8 +442,9 @@ class ResourceService:
                     row = await self._reload(repository, kind, draft.resource_id, plan)
                 return Written(self.render(caller, kind, row, plan), row.version, location)
             except BatchConflict as error:
-                if isinstance(error, UniquenessConflict) and error.key == "display_name_key":
-                    # A key no lookup probes: the database's word is the answer.
+                if isinstance(error, UniquenessConflict) and error.key not in (None, *PROBED_KEYS):
+                    # A key no look-up probes (a group's displayName): the database's word
+                    # is the answer.
                     raise _taken(kind, draft.document, error) from None
                 # A unique key taken, or a member deleted (concurrently): the lookups of a
                 # batch say which, as for any draft of a batch; if none is, try again.

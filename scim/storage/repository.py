@@ -64,6 +64,9 @@ class UniquenessConflict(BatchConflict):
         self.key = _unique_key(message)
 
 
+# The unique keys ``Repository.taken`` looks up before a write; others only the index checks.
+PROBED_KEYS = ("user_name_key", "hsa_id_key")
+
 # The unique indexes of ``resources`` by name (PostgreSQL's words) and their key column.
 _UNIQUE_INDEXES = {
     "uq_resources_user_name": "user_name_key",
