@@ -757,13 +757,17 @@ async def test_leaving_unsaved_ticks_asks_first_and_avbryt_leaves(page: Page, li
     await page.get_by_role("link", name=STATLIG).click()
     await page.get_by_label("Grundersättning").click()
     asked: list[str] = []
+    answered = asyncio.Event()
 
     async def stay(dialog: Any) -> None:
         asked.append(dialog.message)
         await dialog.dismiss()
+        answered.set()
 
     page.once("dialog", stay)
     await page.get_by_role("link", name="Avbryt").click()
+    # The handler runs as its own task: wait for it rather than for the click.
+    await asyncio.wait_for(answered.wait(), timeout=10)
     assert asked and "utan att spara" in asked[0]
     await expect(page.get_by_role("button", name="Klar")).to_be_visible()  # stayed
 
