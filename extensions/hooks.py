@@ -68,6 +68,9 @@ class EServices(Domain):
         f"{USER_EXTENSION}:effectivePermissions.source",
     )
 
+    # What a user may do in an e-service is its effective permissions there.
+    audience_inputs = ((USER_EXTENSION, "permissions"),)
+
     commands = (
         Command(
             "catalogue",
@@ -135,6 +138,21 @@ class EServices(Domain):
                 {"value": item["value"], "display": item["display"], "type": item["service"]}
                 for item in effective
             ]
+
+    def audiences(
+        self,
+        document: dict[str, Any],
+        related: Sequence[tuple[str, dict[str, Any]]],
+        tenant: Tenant,
+    ) -> dict[str, frozenset[str]]:
+        """Each e-service's receivers hear of the users whose effective permissions in it
+        change: the permissions (values) the user may use there."""
+        own = (document.get(USER_EXTENSION) or {}).get("permissions") or []
+        inherited = [(group_id, fields.get("permissions") or []) for group_id, fields in related]
+        by_service: dict[str, set[str]] = {}
+        for item in self.rules.effective(own, inherited, tenant):
+            by_service.setdefault(item["service"], set()).add(item["value"])
+        return {service: frozenset(values) for service, values in by_service.items()}
 
     def describe(self, schema: dict[str, Any]) -> None:
         """The catalogue's permissions as the canonical values of ``permissions.value``, so

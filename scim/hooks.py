@@ -102,6 +102,9 @@ class Domain:
     related: Sequence[Related] = ()
     #: Attributes ``/Me`` returns besides the core ones (RFC 7644 §3.11).
     me_attributes: Sequence[str] = ()
+    #: Security events (RFC 9967, ``scim.events``): the User attributes (schema URN or None,
+    #: name) that ``audiences`` reads of the user itself, besides its relations.
+    audience_inputs: Sequence[tuple[str | None, str]] = ()
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Domain:
@@ -142,6 +145,17 @@ class Domain:
     ) -> None:
         """Add computed attributes to a document being returned, from the related resources
         (id, the ``Related`` fields read of it)."""
+
+    def audiences(
+        self,
+        document: dict[str, Any],
+        related: Sequence[tuple[str, dict[str, Any]]],
+        tenant: Tenant,
+    ) -> Mapping[str, frozenset[str]]:
+        """What a user (its stored ``document`` and related resources, as ``render`` gets
+        them) may do in each audience that receives security events: a change of it is told
+        to that audience's receivers (``scim.events``). Default: no audience."""
+        return {}
 
     def describe(self, schema: dict[str, Any]) -> None:
         """Complete a schema's representation for ``/Schemas`` in place."""

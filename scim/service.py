@@ -7,7 +7,7 @@ projected as dicts, never round-tripped through pydantic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -34,6 +34,7 @@ from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.errors import from_validation
+from scim.events.changes import PATCH, PUT, Outbox, View
 from scim.hooks import Tenant
 from scim.protocol import membership, paging
 from scim.protocol.folding import fold, sort_key
@@ -181,6 +182,9 @@ class ResourceService:
         self.engine = engine
         # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
         self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Called once a transaction that wrote security events has committed
+        # (``scim.events.delivery`` wakes up).
+        self.events_committed: Callable[[], None] = lambda: None
         self.settings = settings = settings.with_cursor_secret()
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.projectors = {
@@ -430,16 +434,20 @@ class ResourceService:
         conflict: BatchConflict | None = None
         for _ in range(_WRITE_ATTEMPTS):
             try:
+                outbox = self.outbox(caller)
                 async with self.engine.begin() as connection:
                     repository = _repository(connection, caller)
-                    batch = CreateBatch(repository, caller, probe_keys=False)
+                    batch = CreateBatch(repository, caller, outbox, probe_keys=False)
                     await batch.look_up([draft])
                     if (refused := batch.admit(draft)) is not None:
                         raise refused
                     await batch.write()
-                    if plan is None:
-                        return Written(None, 1, location)
-                    row = await self._reload(repository, kind, draft.resource_id, plan)
+                    row = None
+                    if plan is not None:
+                        row = await self._reload(repository, kind, draft.resource_id, plan)
+                self.committed(outbox)
+                if row is None or plan is None:
+                    return Written(None, 1, location)
                 return Written(self.render(caller, kind, row, plan), row.version, location)
             except BatchConflict as error:
                 if isinstance(error, UniquenessConflict) and error.key not in (None, *PROBED_KEYS):
@@ -450,7 +458,7 @@ class ResourceService:
                 # batch say which, as for any draft of a batch; if none is, try again.
                 conflict = error
                 async with self.read_engine.connect() as connection:
-                    batch = CreateBatch(_repository(connection, caller), caller)
+                    batch = CreateBatch(_repository(connection, caller), caller, outbox)
                     await batch.look_up([draft])
                     if (refused := batch.admit(draft)) is not None:
                         raise refused from None
@@ -495,10 +503,21 @@ class ResourceService:
         An exception rolls back all of them. BatchConflict means that a concurrent request
         took a unique key, or removed a member, between a lookup and the writes.
         """
+        outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
             await repository.plan_for_parameters()
-            yield CreateBatch(repository, caller)
+            yield CreateBatch(repository, caller, outbox)
+        self.committed(outbox)
+
+    def outbox(self, caller: Caller) -> Outbox:
+        """The security events of one transaction for ``caller``'s organisation."""
+        return Outbox.of(self.domain, caller.tenant)
+
+    def committed(self, outbox: Outbox) -> None:
+        """After the commit of a transaction: delivery is woken if it wrote events."""
+        if outbox.written:
+            self.events_committed()
 
     async def _reload(
         self, repository: Repository, kind: ResourceKind, resource_id: str, plan: Plan
@@ -532,6 +551,7 @@ class ResourceService:
         """RFC 7644 §3.5.1."""
         model = self._validate(kind, body, Context.RESOURCE_REPLACEMENT_REQUEST)
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
+        outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
             row = await self._locked(repository, kind, resource_id, if_match)
@@ -542,10 +562,16 @@ class ResourceService:
                 raise
             document = self._storable(kind, model)
             members_changed = False
+            affected = None
             if kind.name == "Group":
+                affected = await self._members_before(
+                    repository, outbox, row, document, [m for m, _ in new_members], everyone=True
+                )
                 members_changed = await self._replace_members(repository, resource_id, new_members)
             # A resource sent back as it was read changes nothing, its version included.
-            changed = await self._write(repository, caller, kind, row, document, unless_same=True)
+            changed = await self._write(
+                repository, caller, kind, row, document, unless_same=True, outbox=outbox, event=PUT
+            )
             touched = members_changed and not changed
             if touched and not await repository.touch(resource_id, row.version, datetime.now(UTC)):
                 raise PreconditionFailedException(
@@ -554,9 +580,15 @@ class ResourceService:
             version = row.version + (1 if changed or members_changed else 0)
             if changed or members_changed:
                 await self._audit(connection, caller, kind, "replace", resource_id, body)
-            if plan is None:
-                return Written(None, version, self.location(caller, kind, resource_id))
-            row = await self._reload(repository, kind, resource_id, plan)
+            await self._members_after(repository, outbox, affected)
+            await outbox.flush(connection)
+            reloaded = None
+            if plan is not None:
+                reloaded = await self._reload(repository, kind, resource_id, plan)
+        self.committed(outbox)
+        if reloaded is None or plan is None:
+            return Written(None, version, self.location(caller, kind, resource_id))
+        row = reloaded
         return Written(
             self.render(caller, kind, row, plan),
             row.version,
@@ -586,12 +618,23 @@ class ResourceService:
         document: dict[str, Any],
         *,
         unless_same: bool = False,
+        outbox: Outbox | None = None,
+        event: str = PATCH,
     ) -> bool:
         """Store ``document`` as the next version of ``row``; with ``unless_same``, not if it
-        is what is stored. Whether it was stored."""
+        is what is stored. Whether it was stored. A user's change that ``outbox`` is to hear
+        of is told as ``event``."""
         keys = self._keys(kind, document, row.data, caller.tenant)
         if unless_same and document == row.data:
             return False
+        before: View | None = None
+        if (
+            outbox is not None
+            and kind.name == "User"
+            and outbox.listening
+            and outbox.inputs_differ(row.data, document)
+        ):
+            before = (await outbox.views(repository, [row.id])).get(row.id)
         values = {
             "data": document,
             "version": row.version + 1,
@@ -609,7 +652,42 @@ class ResourceService:
         person = kind.person(document)
         if person and person != kind.person(row.data) and await repository.is_administrator(person):
             raise _administrator(person)
+        if outbox is not None and before is not None:
+            outbox.compare(row.id, before, outbox.view(document, before.related), event)
         return True
+
+    async def _members_before(
+        self,
+        repository: Repository,
+        outbox: Outbox,
+        row: Row[Any],
+        document: dict[str, Any] | None,
+        named: Iterable[str],
+        *,
+        everyone: bool,
+    ) -> tuple[list[str], dict[str, View]] | None:
+        """For a write of a group (``row``, to be ``document``; None: deleted): the users
+        whose view it may change (``named``, or with ``everyone`` all members too), and their
+        views before it. None if it changes nobody's: the group gives nothing, before or
+        after."""
+        after = row.data if document is None else document
+        if not outbox.listening or not (
+            outbox.group_grants(row.data) or outbox.group_grants(after)
+        ):
+            return None
+        ids = set(named)
+        if everyone or outbox.relation_fields(row.data) != outbox.relation_fields(after):
+            ids.update(await repository.member_list(row.id))
+        return list(ids), await outbox.views(repository, ids)
+
+    @staticmethod
+    async def _members_after(
+        repository: Repository, outbox: Outbox, before: tuple[list[str], dict[str, View]] | None
+    ) -> None:
+        """The events of a group's write for the users ``_members_before`` named."""
+        if before is not None:
+            ids, views = before
+            outbox.compare_all(views, await outbox.views(repository, ids), ["groups"])
 
     async def _replace_members(
         self, repository: Repository, group_id: str, new_members: list[Member]
@@ -666,16 +744,24 @@ class ResourceService:
         applied = None
         if patch is not None and len(operations) > _APPLIED_AHEAD:
             applied = await self._patched_ahead(caller, kind, resource_id, if_match, patch)
+        outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
             row = await self._locked(repository, kind, resource_id, if_match)
             changed = False
+            document = None
             if patch is not None:
                 if applied is None or applied[0] != row.version:
                     applied = (row.version, *self._patched(kind, row, patch))
                 changed, document = applied[1], applied[2]
-                if document is not None:
-                    await self._write(repository, caller, kind, row, document)
+            affected = None
+            if kind.name == "Group":
+                named, everyone = await self._named_members(repository, resource_id, member_steps)
+                affected = await self._members_before(
+                    repository, outbox, row, document, named, everyone=everyone
+                )
+            if document is not None:
+                await self._write(repository, caller, kind, row, document, outbox=outbox)
             members_changed = False
             for step, selections in member_steps:
                 members_changed |= await self._apply_member_step(
@@ -691,10 +777,16 @@ class ResourceService:
                 )
             if changed or members_changed:
                 await self._audit(connection, caller, kind, "patch", resource_id, body)
-            if plan is None:
-                version = row.version + (1 if changed or members_changed else 0)
-                return Written(None, version, self.location(caller, kind, resource_id))
-            row = await self._reload(repository, kind, resource_id, plan)
+            await self._members_after(repository, outbox, affected)
+            await outbox.flush(connection)
+            version = row.version + (1 if changed or members_changed else 0)
+            reloaded = None
+            if plan is not None:
+                reloaded = await self._reload(repository, kind, resource_id, plan)
+        self.committed(outbox)
+        if reloaded is None or plan is None:
+            return Written(None, version, self.location(caller, kind, resource_id))
+        row = reloaded
         return Written(
             self.render(caller, kind, row, plan),
             row.version,
@@ -758,6 +850,24 @@ class ResourceService:
         except ValidationError as error:
             raise from_validation(error) from error
 
+    @staticmethod
+    async def _named_members(
+        repository: Repository,
+        group_id: str,
+        steps: Sequence[tuple[membership.Step, list[filters.Selection]]],
+    ) -> tuple[set[str], bool]:
+        """The members PATCH steps name (ids, and those their filters select now), and
+        whether a step concerns every member (replace, remove all)."""
+        named: set[str] = set()
+        for step, selections in steps:
+            if step.action in (membership.Action.REPLACE, membership.Action.CLEAR):
+                return named, True
+            named.update(member_id for member_id, _ in step.members)
+            named.update(step.ids)
+            for rows, condition in selections:
+                named.update(await repository.member_ids(group_id, rows, condition))
+        return named, False
+
     async def _apply_member_step(
         self,
         repository: Repository,
@@ -784,11 +894,25 @@ class ResourceService:
     async def delete(
         self, caller: Caller, kind: ResourceKind, resource_id: str, if_match: str | None
     ) -> None:
+        outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
-            await self._locked(repository, kind, resource_id, if_match)
+            row = await self._locked(repository, kind, resource_id, if_match)
+            affected = None
+            before: dict[str, View] = {}
+            if kind.name == "Group":
+                affected = await self._members_before(
+                    repository, outbox, row, None, (), everyone=True
+                )
+            elif outbox.listening:
+                before = await outbox.views(repository, [resource_id])
             await repository.delete(kind.name, resource_id)
             await self._audit(connection, caller, kind, "delete", resource_id, None)
+            if resource_id in before:
+                outbox.compare(resource_id, before[resource_id], None)
+            await self._members_after(repository, outbox, affected)
+            await outbox.flush(connection)
+        self.committed(outbox)
 
     @staticmethod
     async def _audit(
@@ -821,9 +945,12 @@ class CreateBatch:
     rounds of the three may follow each other within the transaction.
     """
 
-    def __init__(self, repository: Repository, caller: Caller, *, probe_keys: bool = True) -> None:
+    def __init__(
+        self, repository: Repository, caller: Caller, outbox: Outbox, *, probe_keys: bool = True
+    ) -> None:
         self.repository = repository
         self.caller = caller
+        self.outbox = outbox
         # A single create leaves its unique keys to the unique indexes, and administrators to
         # the check after its write, two round trips less: a taken key fails the insert
         # (UniquenessConflict), an administrator the check (BatchConflict), reported as admit
@@ -919,11 +1046,28 @@ class CreateBatch:
         persons = {person for draft in admitted if (person := draft.kind.person(draft.document))}
         if persons and await self.repository.administrators(persons):
             raise BatchConflict("an administrator has the person key of a user written")
+        outbox = self.outbox
+        affected: set[str] = set()
+        before: dict[str, View] = {}
+        if outbox.listening:
+            for draft in admitted:
+                if draft.kind.name == "User":
+                    outbox.compare(draft.resource_id, None, outbox.view(draft.document, ()))
+            affected = {
+                member_id
+                for draft in admitted
+                if draft.members and outbox.group_grants(draft.document)
+                for member_id, _ in draft.members
+            }
+            if affected:
+                before = await outbox.views(self.repository, affected)
         await self.repository.insert_memberships(
             (draft.resource_id, member_id, display)
             for draft in admitted
             for member_id, display in dict(draft.members).items()
         )
+        if affected:
+            outbox.compare_all(before, await outbox.views(self.repository, affected), ["groups"])
         await self.repository.insert_audit(
             [
                 audit.entry(
@@ -938,6 +1082,7 @@ class CreateBatch:
                 for draft in admitted
             ],
         )
+        await outbox.flush(self.repository.connection)
 
 
 def _repository(connection: AsyncConnection, caller: Caller) -> Repository:

@@ -13,6 +13,7 @@ from functools import cache
 from typing import Any, TypeVar
 
 import asyncpg
+import msgspec
 from sqlalchemy import (
     ARRAY,
     ColumnElement,
@@ -254,6 +255,40 @@ class Repository:
         )
         return list((await self.connection.execute(statement)).scalars())
 
+    async def users_related(
+        self, user_ids: Iterable[str], fields: Fields
+    ) -> dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]]:
+        """Users of this tenant among ``user_ids``: their stored documents, and each group
+        they are in with its ``fields`` (as ``render`` gets them)."""
+        found: dict[str, tuple[dict[str, Any], list[tuple[str, dict[str, Any]]]]] = {}
+        statement = _users_related_statement(fields, self.postgres)
+        for wanted in _chunks(list(set(user_ids))):
+            parameters = {"tenant_id": self.tenant_id, "ids": wanted, "base_url": ""}
+            for row in await self.connection.execute(statement, parameters):
+                found[row.id] = (row.data, _related(row.relations, fields))
+        return found
+
+    async def users(self, after: str, limit: int) -> list[str]:
+        """Ids of this tenant's users, in id order, after ``after``: a page of them all."""
+        statement = (
+            select(resources.c.id)
+            .where(
+                resources.c.tenant_id == self.tenant_id,
+                resources.c.resource_type == "User",
+                resources.c.id > after,
+            )
+            .order_by(resources.c.id)
+            .limit(limit)
+        )
+        return list((await self.connection.execute(statement)).scalars())
+
+    async def member_list(self, group_id: str) -> list[str]:
+        """The ids of a group's members."""
+        statement = select(members.c.member_id).where(
+            members.c.tenant_id == self.tenant_id, members.c.group_id == group_id
+        )
+        return list((await self.connection.execute(statement)).scalars())
+
     async def plan_for_parameters(self) -> None:
         """PostgreSQL: plan each statement of this transaction for its own parameters and
         the table as it is, not once for all (a prepared statement's generic plan).
@@ -488,6 +523,25 @@ def relations(kind_name: str, fields: Fields, postgres: bool) -> ColumnElement[A
         .select_from(members.join(related, related.c.id == join_on))
         .where(correlate == resources.c.id, members.c.tenant_id == resources.c.tenant_id)
         .scalar_subquery()
+    )
+
+
+def _related(value: Any, fields: Fields) -> list[tuple[str, dict[str, Any]]]:
+    if isinstance(value, str | bytes):
+        value = msgspec.json.decode(value)
+    return [
+        (entry["value"], {name: entry.get(name) for name, _ in fields}) for entry in value or []
+    ]
+
+
+@cache
+def _users_related_statement(fields: Fields, postgres: bool) -> Select[Any]:
+    return select(
+        resources.c.id, resources.c.data, relations("User", fields, postgres).label("relations")
+    ).where(
+        resources.c.tenant_id == bindparam("tenant_id"),
+        resources.c.resource_type == "User",
+        resources.c.id.in_(bindparam("ids", expanding=True)),
     )
 
 

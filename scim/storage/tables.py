@@ -221,3 +221,91 @@ KEY_LIMITS: dict[str, int] = {
     if isinstance(length := getattr(column.type, "length", None), int)
 }
 MEMBER_DISPLAY_LIMIT: int = getattr(members.c.display.type, "length", None) or 255
+
+# -- security events (RFC 9967), scim/events ---------------------------------------------
+
+# Parties told of changes by Security Event Tokens: each hears one audience (an e-service)
+# of every organisation, or of one (``tenant_id``). Push receivers get each SET POSTed to
+# ``push_url`` (RFC 8935); poll receivers fetch them with ``token_hash``'s token (RFC 8936).
+receivers = Table(
+    "receivers",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("audience", String(64), nullable=False),
+    Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE")),
+    Column("push_url", String(2000)),
+    Column("token_hash", String(64), unique=True),
+    Column("created", DateTime(timezone=True), nullable=False),
+    # One delivering worker at a time, until ``lease_until`` (scim.events.delivery).
+    Column("lease_owner", String(64)),
+    Column("lease_until", DateTime(timezone=True)),
+    # After a failed push: consecutive failures, and when to try again (back-off).
+    Column("failures", Integer, nullable=False, server_default="0"),
+    Column("retry_at", DateTime(timezone=True)),
+    Column("last_error", String(500)),
+)
+Index("ix_receivers_audience", receivers.c.audience)
+
+# The outbox: events written in the transaction of the change they tell of, in order.
+_Sequence = BigInteger().with_variant(Integer, "sqlite")
+security_events = Table(
+    "security_events",
+    metadata,
+    Column("seq", _Sequence, primary_key=True, autoincrement=True),
+    # The change's transaction (the SET's ``txn``): shared by every event it made.
+    Column("txn", String(36), nullable=False),
+    Column("at", DateTime(timezone=True), nullable=False),
+    Column("tenant_id", Integer, nullable=False),
+    Column("audience", String(64), nullable=False),
+    # create, patch, put, delete, activate, deactivate (RFC 9967 §2.4).
+    Column("event", String(16), nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("resource_id", String(36), nullable=False),
+    Column("person", String(31)),
+    Column("attributes", Document),
+)
+Index("ix_security_events_txn", security_events.c.txn)
+Index("ix_security_events_at", security_events.c.at)
+
+# Each event for each receiver that hears its audience: pending, delivered or dead (given
+# up on, until the operator replays it).
+event_deliveries = Table(
+    "event_deliveries",
+    metadata,
+    Column(
+        "receiver_id",
+        String(36),
+        ForeignKey("receivers.id", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column(
+        "seq",
+        _Sequence,
+        ForeignKey("security_events.seq", ondelete="CASCADE"),
+        primary_key=True,
+    ),
+    Column("state", String(10), nullable=False, server_default="pending"),
+    Column("attempts", Integer, nullable=False, server_default="0"),
+    # Poll delivery: when it was last handed out unacknowledged (RFC 8936 §2.4).
+    Column("sent_at", DateTime(timezone=True)),
+    Column("delivered_at", DateTime(timezone=True)),
+    Column("error", String(500)),
+)
+_PENDING = event_deliveries.c.state == "pending"
+Index(
+    "ix_event_deliveries_pending",
+    event_deliveries.c.receiver_id,
+    event_deliveries.c.seq,
+    sqlite_where=_PENDING,
+    postgresql_where=_PENDING,
+)
+
+# The key SETs are signed with when the settings name none: drawn once, kept here, so that
+# every worker and every restart signs with it (scim.events.signing).
+signing_keys = Table(
+    "signing_keys",
+    metadata,
+    Column("kid", String(64), primary_key=True),
+    Column("pem", String(4000), nullable=False),
+    Column("created", DateTime(timezone=True), nullable=False),
+)
