@@ -10,7 +10,9 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scim import hooks
 from scim.auth.tokens import new_token, token_hash
+from scim.events.changes import tenant_changed
 from scim.hooks import Domain
 from scim.storage import audit, identities
 
@@ -97,9 +99,16 @@ class Operator:
         return await identities.agreements_of(self.connection, tenant_id)
 
     async def set_agreements(self, tenant: Tenant, services: list[str]) -> None:
+        """The organisation's agreements made ``services``; its users whose permissions in an
+        e-service start or stop with it are told to that e-service's receivers."""
         wanted = sorted({service.strip() for service in services if service.strip()})
+        held = await identities.agreements_of(self.connection, tenant.id)
         await identities.replace_agreements(self.connection, tenant.id, wanted)
         await self._audit(tenant.id, "agreements.set", changes={"services": wanted})
+        if set(held) != set(wanted):
+            before = hooks.Tenant(tenant.id, tenant.kind, frozenset(held))
+            after = hooks.Tenant(tenant.id, tenant.kind, frozenset(wanted))
+            await tenant_changed(self.connection, self.domain, before, after)
 
     # -- administrators -----------------------------------------------------------
 

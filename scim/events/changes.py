@@ -181,7 +181,6 @@ class Outbox:
                 add(audience, DELETE, [], before.person)
             return
         names = changed_attributes(before.document, after.document)
-        computed = self._computed_names()
         for audience in sorted(set(before.audiences) | set(after.audiences)):
             was, now_held = before.audiences.get(audience), after.audiences.get(audience)
             if before.active != after.active:
@@ -191,13 +190,14 @@ class Outbox:
                     add(audience, DEACTIVATE, ["active"], after.person)
             told = [n for n in names if n != "active"]
             if was != now_held:
-                told = sorted({*told, *extra, *computed})
+                told = sorted({*told, *extra, *self.computed_names()})
             elif before.person == after.person:
                 continue
             if told:
                 add(audience, operation, told, after.person)
 
-    def _computed_names(self) -> list[str]:
+    def computed_names(self) -> list[str]:
+        """The attributes the domain computes from what a user may do."""
         if self.related is None:
             return []
         return [f"{schema}:{name}" if schema else name for name, schema in self.related.computed]
@@ -216,3 +216,25 @@ def _deep(document: Mapping[str, Any], path: Sequence[str]) -> Any:
             return None
         value = value.get(step)
     return value
+
+
+# Users read at a time when every user of an organisation may be concerned.
+_USERS_PER_READ = 1000
+
+
+async def tenant_changed(
+    connection: AsyncConnection, domain: Domain, before: Tenant, after: Tenant
+) -> None:
+    """The events of an organisation's change (its agreements): for each of its users, what
+    it may do under ``before`` against what it may do under ``after``."""
+    outbox = Outbox.of(domain, after)
+    if not outbox.listening:
+        return
+    repository = Repository(connection, after.id)
+    last = ""
+    while ids := await repository.users(last, _USERS_PER_READ):
+        last = ids[-1]
+        for user_id, now in (await outbox.views(repository, ids)).items():
+            was = outbox.view(now.document, now.related, before)
+            outbox.compare(user_id, was, now, PATCH, outbox.computed_names())
+        await outbox.flush(connection)

@@ -305,7 +305,7 @@ Index(
 signing_keys = Table(
     "signing_keys",
     metadata,
-    Column("kid", String(64), primary_key=True),
+    Column("name", String(64), primary_key=True),
     Column("pem", String(4000), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
 )

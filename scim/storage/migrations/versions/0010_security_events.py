@@ -87,10 +87,10 @@ def upgrade() -> None:
     )
     op.create_table(
         "signing_keys",
-        sa.Column("kid", sa.String(64)),
+        sa.Column("name", sa.String(64)),
         sa.Column("pem", sa.String(4000), nullable=False),
         sa.Column("created", sa.DateTime(timezone=True), nullable=False),
-        sa.PrimaryKeyConstraint("kid", name="pk_signing_keys"),
+        sa.PrimaryKeyConstraint("name", name="pk_signing_keys"),
     )
 
 
