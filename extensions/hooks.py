@@ -154,6 +154,13 @@ class EServices(Domain):
             by_service.setdefault(item["service"], set()).add(item["value"])
         return {service: frozenset(values) for service, values in by_service.items()}
 
+    def audience(self, value: str) -> str:
+        """Receivers hear an e-service of the catalogue."""
+        services = [service.id for service in self.catalogue.services]
+        if value.strip() not in services:
+            raise ValueError(f"no e-service {value!r}; the catalogue has {', '.join(services)}")
+        return value.strip()
+
     def describe(self, schema: dict[str, Any]) -> None:
         """The catalogue's permissions as the canonical values of ``permissions.value``, so
         that a client reading /Schemas sees what can be granted at all (``GET /catalogue``

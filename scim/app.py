@@ -19,6 +19,7 @@ from scim2_models import SCIMException
 from extensions import EServices
 from scim.api.browser import client_files, root, security_headers
 from scim.api.discovery import DiscoveryController
+from scim.api.events import event_keys, poll
 from scim.api.health import healthz, readyz
 from scim.api.history import history
 from scim.api.openapi import openapi
@@ -27,6 +28,7 @@ from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, unavailable, with_status
+from scim.events.delivery import Transmitter
 from scim.hooks import Domain
 from scim.observability import prometheus_config, request_ids, watch_pool
 from scim.ratelimit import RateLimited, RateLimiter
@@ -95,22 +97,27 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
     watch_pool(engine)
     service = ResourceService(registry, engine, settings)
+    transmitter = Transmitter(engine, settings)
+    service.events_committed = transmitter.committed
 
     rate_limiter = RateLimiter(engine, settings.rate_limit_client, settings.rate_limit_tenant)
 
     @asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
+        delivering = asyncio.create_task(transmitter.run())
         # What is loaded by now lives as long as the process: keep it out of every garbage
         # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
         gc.freeze()
         try:
             yield
         finally:
-            if syncing is not None:
-                syncing.cancel()
-                with suppress(asyncio.CancelledError):
-                    await syncing
+            for task in (syncing, delivering):
+                if task is not None:
+                    task.cancel()
+                    with suppress(asyncio.CancelledError):
+                        await task
+            await transmitter.close()
             await engine.dispose()
 
     # Discovery describes the service and no organisation's data: it is open to all.
@@ -137,6 +144,9 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             root,
             healthz,
             readyz,
+            # Security events' receivers: the public keys, and polling (own credentials).
+            event_keys,
+            poll,
             openapi,
             PrometheusController,  # at METRICS_PATH
         ],
@@ -150,6 +160,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
                 "engine": engine,
                 "authenticator": Authenticator(engine, settings),
                 "rate_limiter": rate_limiter,
+                "transmitter": transmitter,
             }
         ),
         exception_handlers={

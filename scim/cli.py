@@ -276,6 +276,68 @@ async def _token_list(operator: Any, args: argparse.Namespace) -> int:
     return 0
 
 
+async def _receiver_add(operator: Any, args: argparse.Namespace) -> int:
+    from scim.events.signing import JWKS_PATH
+
+    settings = _settings(args)
+    tenant = await operator.tenant(args.tenant) if args.tenant else None
+    receiver_id, token = await operator.add_receiver(
+        args.service, push_url=args.push_url, tenant=tenant, aud=args.audience
+    )
+    heard = f"of {tenant.name}" if tenant else "of every organisation with an agreement"
+    if token is None:
+        print(f"Receiver {receiver_id} hears {args.service} {heard}, pushed to {args.push_url}")
+    else:
+        print(f"Receiver {receiver_id} hears {args.service} {heard}, by polling")
+        print(f"Poll endpoint: {settings.public_url}/events/poll")
+        print("Its bearer token, shown only once:")
+        print(f"  {token}")
+    print(f"{receiver_id} {settings.public_url}{JWKS_PATH}")
+    return 0
+
+
+def _lag(oldest: Any) -> str:
+    if oldest is None:
+        return "0s"
+    from datetime import UTC, datetime
+
+    at = oldest if oldest.tzinfo else oldest.replace(tzinfo=UTC)
+    return f"{max(0.0, (datetime.now(UTC) - at).total_seconds()):.1f}s"
+
+
+async def _receiver_list(operator: Any, args: argparse.Namespace) -> int:
+    for row in await operator.receivers():
+        mode = f"push {row.push_url}" if row.push_url else "poll"
+        print(f"{row.id}  {row.audience}  {row.org_number or 'all'}  {mode}  aud={row.aud}")
+    return 0
+
+
+async def _receiver_status(operator: Any, args: argparse.Namespace) -> int:
+    for row in await operator.receivers():
+        state = "ok"
+        if row.failures:
+            retry = row.retry_at.isoformat(timespec="seconds") if row.retry_at else "-"
+            state = f"failing x{row.failures} (next try {retry}): {row.last_error}"
+        print(
+            f"{row.id}  {row.audience}  {row.org_number or 'all'}  "
+            f"pending={row.pending}  lag={_lag(row.oldest_pending)}  dead={row.dead}  "
+            f"delivered={row.delivered}  {state}"
+        )
+    return 0
+
+
+async def _receiver_remove(operator: Any, args: argparse.Namespace) -> int:
+    await operator.remove_receiver(args.id)
+    print(f"Removed receiver {args.id}")
+    return 0
+
+
+async def _receiver_replay(operator: Any, args: argparse.Namespace) -> int:
+    count = await operator.replay(args.id)
+    print(f"{count} dead events of receiver {args.id} are pending again")
+    return 0
+
+
 def _progress(message: str) -> None:
     """Progress of a long command, on stderr: stdout stays the command's output."""
     print(message, file=sys.stderr, flush=True)
@@ -435,6 +497,35 @@ def _parser() -> argparse.ArgumentParser:
     )
     export = command(audit, "export", _audit_export, "export as JSON lines", tenant=False)
     export.add_argument("--tenant", metavar="ORG_NUMBER")
+
+    receiver = commands.add_parser(
+        "receiver", help="receivers of security events (RFC 9967)"
+    ).add_subparsers(dest="receiver_command", required=True)
+    receiver_add = command(
+        receiver,
+        "add",
+        _receiver_add,
+        "register a receiver (last line: id, JWKS URL)",
+        tenant=False,
+    )
+    receiver_add.add_argument("--service", required=True, metavar="E_SERVICE")
+    delivery = receiver_add.add_mutually_exclusive_group(required=True)
+    delivery.add_argument("--push-url", metavar="URL", help="push each SET here (RFC 8935)")
+    delivery.add_argument("--poll", action="store_true", help="the receiver polls (RFC 8936)")
+    receiver_add.add_argument(
+        "--tenant", metavar="ORG_NUMBER", help="only this organisation (its own systems)"
+    )
+    receiver_add.add_argument("--audience", help="the SETs' aud (default: the e-service id)")
+    command(receiver, "list", _receiver_list, "list receivers", tenant=False)
+    command(receiver, "status", _receiver_status, "each receiver's backlog and lag", tenant=False)
+    receiver_remove = command(
+        receiver, "remove", _receiver_remove, "remove a receiver", tenant=False
+    )
+    receiver_remove.add_argument("id", metavar="RECEIVER_ID")
+    receiver_replay = command(
+        receiver, "replay", _receiver_replay, "deliver dead events again", tenant=False
+    )
+    receiver_replay.add_argument("id", metavar="RECEIVER_ID")
 
     groups: dict[str, Any] = {}
     for domain_command in DOMAIN.commands:

@@ -157,6 +157,12 @@ class Domain:
         to that audience's receivers (``scim.events``). Default: no audience."""
         return {}
 
+    def audience(self, value: str) -> str:
+        """An audience a receiver may hear, as stored; ValueError if the domain has none such."""
+        if not value.strip():
+            raise ValueError("the audience must not be empty")
+        return value.strip()
+
     def describe(self, schema: dict[str, Any]) -> None:
         """Complete a schema's representation for ``/Schemas`` in place."""
 

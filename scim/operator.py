@@ -13,8 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from scim import hooks
 from scim.auth.tokens import new_token, token_hash
 from scim.events.changes import tenant_changed
+from scim.events.receivers import push_url_problem
 from scim.hooks import Domain
 from scim.storage import audit, identities
+from scim.storage import events as stored_events
 
 DEFAULT_CLIENT = "SCIM-klient"
 
@@ -284,3 +286,68 @@ class Operator:
             }
             for r in rows
         ]
+
+    # -- receivers of security events ----------------------------------------------------
+
+    async def add_receiver(
+        self,
+        audience: str,
+        *,
+        push_url: str | None,
+        tenant: Tenant | None,
+        aud: str | None = None,
+    ) -> tuple[str, str | None]:
+        """Register a receiver of ``audience``'s events, of every organisation or of
+        ``tenant``: pushed to ``push_url``, else polled. Its id, and a poll receiver's token
+        (shown once)."""
+        try:
+            audience = self.domain.audience(audience)
+        except ValueError as error:
+            raise OperatorError(str(error)) from error
+        if push_url is not None and (problem := push_url_problem(push_url)) is not None:
+            raise OperatorError(problem)
+        receiver_id = str(uuid.uuid4())
+        token = None if push_url is not None else new_token()
+        await stored_events.add_receiver(
+            self.connection,
+            id=receiver_id,
+            audience=audience,
+            aud=aud or audience,
+            tenant_id=tenant.id if tenant else None,
+            push_url=push_url,
+            token_hash=token_hash(token) if token else None,
+            created=datetime.now(UTC),
+        )
+        await self._audit(
+            tenant.id if tenant else None,
+            "receiver.add",
+            resource_type="Receiver",
+            resource_id=receiver_id,
+            changes={"audience": audience, "push_url": push_url, "poll": push_url is None},
+        )
+        return receiver_id, token
+
+    async def remove_receiver(self, receiver_id: str) -> None:
+        if not await stored_events.remove_receiver(self.connection, receiver_id):
+            raise OperatorError(f"no receiver {receiver_id}")
+        await self._audit(
+            None, "receiver.remove", resource_type="Receiver", resource_id=receiver_id
+        )
+
+    async def replay(self, receiver_id: str) -> int:
+        """The receiver's dead events delivered again, in order; how many."""
+        states = {row.id for row in await stored_events.receiver_states(self.connection)}
+        if receiver_id not in states:
+            raise OperatorError(f"no receiver {receiver_id}")
+        count = await stored_events.replay(self.connection, receiver_id)
+        await self._audit(
+            None,
+            "receiver.replay",
+            resource_type="Receiver",
+            resource_id=receiver_id,
+            changes={"events": count},
+        )
+        return count
+
+    async def receivers(self) -> list[Any]:
+        return await stored_events.receiver_states(self.connection)

@@ -40,6 +40,18 @@ class Settings:
     # needs the same; unset, the server draws one when it starts, and cursors it handed out
     # before a restart are refused as invalidCursor.
     cursor_secret: str | None = None
+    # The address clients reach this server at, outside any request: the issuer of security
+    # events (with base_path) and where their keys are published (scim.events).
+    public_url: str = "http://127.0.0.1:8000"
+    # PEM files of the keys security events are signed with, the first signing (EC P-256 or
+    # RSA); none: one key drawn once and kept in the database.
+    event_keys: tuple[str, ...] = ()
+    # Seconds a poll (RFC 8936) waits for events when none are pending.
+    event_poll_wait: int = 30
+    # Seconds after which an event not delivered to a receiver is given up on (dead), and
+    # after which delivered events are forgotten.
+    event_give_up: int = 3 * 24 * 3600
+    event_retention: int = 7 * 24 * 3600
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -50,8 +62,9 @@ class Settings:
             text = env.get(_variable(setting.name))
             if text:
                 read[setting.name] = _parse(str(setting.type), text)
-        if "base_path" in read:
-            read["base_path"] = read["base_path"].rstrip("/")
+        for name in ("base_path", "public_url"):
+            if name in read:
+                read[name] = read[name].rstrip("/")
         return replace(cls(**read), **overrides)  # type: ignore[arg-type]
 
     def with_cursor_secret(self) -> Settings:

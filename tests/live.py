@@ -31,14 +31,14 @@ SCREENSHOTS = Path(
 
 
 @contextmanager
-def live_server(settings: Settings, domain: Domain | None = None) -> Iterator[str]:
+def live_server(settings: Settings, domain: Domain | None = None, port: int = 0) -> Iterator[str]:
     """The app (with ``domain``, else the e-service domain) served by uvicorn on a free
     loopback port in a thread of its own (with its own event loop, where its database
     connections live); yields the server's root URL."""
     config = uvicorn.Config(
         create_app(settings, domain),
         host="127.0.0.1",
-        port=0,
+        port=port,
         log_config=None,
         log_level="warning",
         lifespan="on",
@@ -52,9 +52,9 @@ def live_server(settings: Settings, domain: Domain | None = None) -> Iterator[st
         if not thread.is_alive():
             raise RuntimeError("the test server did not start")
         threading.Event().wait(0.05)
-    port = server.servers[0].sockets[0].getsockname()[1]
+    bound = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

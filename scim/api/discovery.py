@@ -9,7 +9,9 @@ from litestar.params import FromPath
 from scim2_models import Context, ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, scim_response
+from scim.events.delivery import EVENT_URIS
 from scim.registry import Registry
+from scim.storage import events as stored_events
 
 AnyRequest = Request[Any, Any, Any]
 _LIST = "urn:ietf:params:scim:api:messages:2.0:ListResponse"
@@ -69,6 +71,16 @@ class DiscoveryController(Controller):
         _refuse_filter(request)
         registry: Registry = request.app.state.registry
         config = _dump(registry.provider.config)
+        async with request.app.state.service.read_engine.connect() as connection:
+            configured = await stored_events.any_receiver(connection)
+        if configured:
+            # RFC 9967 §4: events are generated and delivered (RFC 8935 push, RFC 8936 poll);
+            # no request is answered asynchronously. Absent, the attribute says the server
+            # is not configured for security events: it has no receiver.
+            config["securityEvents"] = {
+                "asyncRequest": "none",
+                "eventUris": list(EVENT_URIS.values()),
+            }
         location = f"{_base(request)}/ServiceProviderConfig"
         return scim_response(_with_meta(config, "ServiceProviderConfig", location))
 

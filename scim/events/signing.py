@@ -23,7 +23,7 @@ from typing import Any
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from cryptography.hazmat.primitives.serialization import load_pem_private_key
 from joserfc import jws
-from joserfc.jwk import ECKey, KeySet, RSAKey
+from joserfc.jwk import ECKey, RSAKey
 from sqlalchemy import insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -69,7 +69,6 @@ class Signer:
         self.key = self.keys[0]
         self.kid = self.key.thumbprint()
         self.algorithm = "ES256" if isinstance(self.key, ECKey) else "RS256"
-        self.key_set = KeySet(self.keys)
 
     def sign(self, payload: bytes) -> str:
         header = {"alg": self.algorithm, "typ": SET_TYPE, "kid": self.kid}

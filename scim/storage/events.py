@@ -11,11 +11,24 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, bindparam, insert, or_, select
+from sqlalchemy import (
+    Row,
+    and_,
+    bindparam,
+    delete,
+    exists,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.storage.database import json_dumps
-from scim.storage.tables import event_deliveries, receivers, security_events
+from scim.storage.tables import event_deliveries, receivers, security_events, tenants
+
+PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
 # Every event of a transaction, for every receiver that hears it.
 _FAN_OUT = insert(event_deliveries).from_select(
@@ -59,5 +72,256 @@ async def _copy(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -
     await driver.copy_records_to_table("security_events", records=records, columns=columns)
 
 
-def _now_param(now: datetime) -> dict[str, datetime]:
-    return {"now": now}
+# -- receivers ------------------------------------------------------------------------
+
+
+async def add_receiver(connection: AsyncConnection, **values: Any) -> None:
+    await connection.execute(insert(receivers).values(**values))
+
+
+async def any_receiver(connection: AsyncConnection) -> bool:
+    return (await connection.execute(select(receivers.c.id).limit(1))).first() is not None
+
+
+async def remove_receiver(connection: AsyncConnection, receiver_id: str) -> bool:
+    """Remove a receiver and what is still to be delivered to it."""
+    await connection.execute(
+        delete(event_deliveries).where(event_deliveries.c.receiver_id == receiver_id)
+    )
+    result = await connection.execute(delete(receivers).where(receivers.c.id == receiver_id))
+    return bool(result.rowcount)
+
+
+async def receiver_by_token(connection: AsyncConnection, token_hash: str) -> Row[Any] | None:
+    statement = select(receivers).where(
+        receivers.c.token_hash == token_hash, receivers.c.push_url.is_(None)
+    )
+    return (await connection.execute(statement)).first()
+
+
+def _count(state: str) -> Any:
+    return (
+        select(func.count())
+        .select_from(event_deliveries)
+        .where(event_deliveries.c.receiver_id == receivers.c.id, event_deliveries.c.state == state)
+        .scalar_subquery()
+    )
+
+
+async def receiver_states(connection: AsyncConnection) -> list[Row[Any]]:
+    """Every receiver with its organisation (if one), the number of its deliveries pending
+    and dead, and when the oldest pending event happened (its lag)."""
+    oldest = (
+        select(func.min(security_events.c.at))
+        .select_from(event_deliveries.join(security_events))
+        .where(
+            event_deliveries.c.receiver_id == receivers.c.id, event_deliveries.c.state == PENDING
+        )
+        .scalar_subquery()
+    )
+    statement = (
+        select(
+            receivers,
+            tenants.c.org_number,
+            _count(PENDING).label("pending"),
+            _count(DEAD).label("dead"),
+            _count(DELIVERED).label("delivered"),
+            oldest.label("oldest_pending"),
+        )
+        .outerjoin(tenants, tenants.c.id == receivers.c.tenant_id)
+        .order_by(receivers.c.created, receivers.c.id)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+async def replay(connection: AsyncConnection, receiver_id: str) -> int:
+    """The receiver's dead deliveries made pending again: delivered anew, in order."""
+    result = await connection.execute(
+        update(event_deliveries)
+        .where(event_deliveries.c.receiver_id == receiver_id, event_deliveries.c.state == DEAD)
+        .values(state=PENDING, attempts=0, sent_at=None, error=None)
+    )
+    await connection.execute(
+        update(receivers)
+        .where(receivers.c.id == receiver_id)
+        .values(failures=0, retry_at=None, last_error=None)
+    )
+    return int(result.rowcount or 0)
+
+
+# -- delivery -------------------------------------------------------------------------
+
+
+def _has_pending() -> Any:
+    return exists().where(
+        event_deliveries.c.receiver_id == receivers.c.id, event_deliveries.c.state == PENDING
+    )
+
+
+async def lease(
+    connection: AsyncConnection, owner: str, now: datetime, until: datetime
+) -> Row[Any] | None:
+    """A push receiver with deliveries due that no worker holds, leased to ``owner``: one
+    worker delivers to a receiver at a time, in order. PostgreSQL's SKIP LOCKED lets workers
+    on every host look at once without waiting for each other."""
+    due = (
+        select(receivers.c.id)
+        .where(
+            receivers.c.push_url.is_not(None),
+            or_(receivers.c.lease_until.is_(None), receivers.c.lease_until < now),
+            or_(receivers.c.retry_at.is_(None), receivers.c.retry_at <= now),
+            _has_pending(),
+        )
+        .order_by(receivers.c.retry_at.nulls_first(), receivers.c.id)
+        .limit(1)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    statement = (
+        update(receivers)
+        .where(
+            receivers.c.id == due,
+            or_(receivers.c.lease_until.is_(None), receivers.c.lease_until < now),
+        )
+        .values(lease_owner=owner, lease_until=until)
+        .returning(receivers)
+    )
+    leased: Row[Any] | None = (await connection.execute(statement)).first()
+    return leased
+
+
+async def renew(connection: AsyncConnection, receiver_id: str, owner: str, until: datetime) -> bool:
+    result = await connection.execute(
+        update(receivers)
+        .where(receivers.c.id == receiver_id, receivers.c.lease_owner == owner)
+        .values(lease_until=until)
+    )
+    return bool(result.rowcount)
+
+
+async def release(
+    connection: AsyncConnection,
+    receiver_id: str,
+    owner: str,
+    *,
+    failures: int = 0,
+    retry_at: datetime | None = None,
+    error: str | None = None,
+) -> None:
+    """Give the lease back, with the receiver's state after this round of pushes."""
+    values: dict[str, Any] = {"lease_owner": None, "lease_until": None, "failures": failures}
+    values["retry_at"] = retry_at
+    if error is not None or failures == 0:
+        values["last_error"] = error
+    await connection.execute(
+        update(receivers)
+        .where(receivers.c.id == receiver_id, receivers.c.lease_owner == owner)
+        .values(**values)
+    )
+
+
+async def due(
+    connection: AsyncConnection,
+    receiver_id: str,
+    limit: int,
+    *,
+    sent_before: datetime | None = None,
+) -> list[Row[Any]]:
+    """A receiver's pending deliveries in event order, with the event and its organisation;
+    with ``sent_before``, only those not handed out since then (poll re-delivery)."""
+    conditions = [
+        event_deliveries.c.receiver_id == receiver_id,
+        event_deliveries.c.state == PENDING,
+    ]
+    if sent_before is not None:
+        conditions.append(
+            or_(event_deliveries.c.sent_at.is_(None), event_deliveries.c.sent_at < sent_before)
+        )
+    statement = (
+        select(security_events, event_deliveries.c.attempts, tenants.c.org_number)
+        .select_from(
+            event_deliveries.join(security_events).outerjoin(
+                tenants, tenants.c.id == security_events.c.tenant_id
+            )
+        )
+        .where(*conditions)
+        .order_by(event_deliveries.c.seq)
+        .limit(limit)
+    )
+    return list((await connection.execute(statement)).all())
+
+
+async def pending_count(connection: AsyncConnection, receiver_id: str) -> int:
+    statement = select(func.count()).where(
+        event_deliveries.c.receiver_id == receiver_id, event_deliveries.c.state == PENDING
+    )
+    return int((await connection.execute(statement)).scalar_one())
+
+
+async def settle(
+    connection: AsyncConnection,
+    receiver_id: str,
+    seqs: Sequence[int],
+    state: str,
+    now: datetime,
+    error: str | None = None,
+) -> int:
+    """Pending deliveries of the receiver made ``state`` (delivered, or dead with ``error``)."""
+    settled = 0
+    for start in range(0, len(seqs), 5000):
+        result = await connection.execute(
+            update(event_deliveries)
+            .where(
+                event_deliveries.c.receiver_id == receiver_id,
+                event_deliveries.c.seq.in_(seqs[start : start + 5000]),
+                event_deliveries.c.state == PENDING,
+            )
+            .values(state=state, delivered_at=now, error=error and error[:500])
+        )
+        settled += int(result.rowcount or 0)
+    return settled
+
+
+async def attempted(
+    connection: AsyncConnection, receiver_id: str, seqs: Sequence[int], now: datetime
+) -> None:
+    """Deliveries sent (pushed and failed, or handed to a poll): one attempt more."""
+    if not seqs:
+        return
+    await connection.execute(
+        update(event_deliveries)
+        .where(event_deliveries.c.receiver_id == receiver_id, event_deliveries.c.seq.in_(seqs))
+        .values(attempts=event_deliveries.c.attempts + 1, sent_at=now)
+    )
+
+
+async def expire(connection: AsyncConnection, receiver_id: str, before: datetime) -> int:
+    """Pending deliveries of events older than ``before`` given up on (dead)."""
+    old = select(security_events.c.seq).where(security_events.c.at < before).scalar_subquery()
+    result = await connection.execute(
+        update(event_deliveries)
+        .where(
+            event_deliveries.c.receiver_id == receiver_id,
+            event_deliveries.c.state == PENDING,
+            event_deliveries.c.seq.in_(old),
+        )
+        .values(state=DEAD, error="not delivered in time: given up")
+    )
+    return int(result.rowcount or 0)
+
+
+async def prune(connection: AsyncConnection, before: datetime) -> None:
+    """Delivered deliveries, and events no delivery waits for, older than ``before``."""
+    old = select(security_events.c.seq).where(security_events.c.at < before)
+    await connection.execute(
+        delete(event_deliveries).where(
+            event_deliveries.c.state == DELIVERED, event_deliveries.c.seq.in_(old.scalar_subquery())
+        )
+    )
+    waiting = exists().where(event_deliveries.c.seq == security_events.c.seq)
+    await connection.execute(delete(security_events).where(security_events.c.at < before, ~waiting))
+
+
+async def pending_total(connection: AsyncConnection) -> int:
+    statement = select(func.count()).where(event_deliveries.c.state == PENDING)
+    return int((await connection.execute(statement)).scalar_one())

@@ -231,7 +231,9 @@ receivers = Table(
     "receivers",
     metadata,
     Column("id", String(36), primary_key=True),
+    # The domain's audience it hears (an e-service), and the SET ``aud`` it expects.
     Column("audience", String(64), nullable=False),
+    Column("aud", String(2000), nullable=False),
     Column("tenant_id", Integer, ForeignKey("tenants.id", ondelete="CASCADE")),
     Column("push_url", String(2000)),
     Column("token_hash", String(64), unique=True),

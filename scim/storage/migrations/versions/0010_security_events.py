@@ -21,6 +21,7 @@ def upgrade() -> None:
         "receivers",
         sa.Column("id", sa.String(36), primary_key=True),
         sa.Column("audience", sa.String(64), nullable=False),
+        sa.Column("aud", sa.String(2000), nullable=False),
         sa.Column(
             "tenant_id",
             sa.Integer,

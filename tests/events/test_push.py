@@ -1,0 +1,316 @@
+"""Permission changes reach an e-service's push receiver as signed SETs (RFC 9967, RFC 8935),
+from a real server to a real HTTP receiver that verifies each against the published JWKS."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import replace
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from extensions import EServices
+from scim.events import delivery
+from scim.operator import Operator
+from scim.settings import Settings
+from tests.conftest import (
+    ENSAMKOMMANDE,
+    ESERVICES,
+    ESERVICES_GROUP,
+    GROUP_SCHEMA,
+    LANDSTING,
+    SCIM,
+    STATLIG,
+    Organisations,
+    new_hsa_id,
+    patch_body,
+    user_body,
+)
+from tests.events.receiver import Receiver, serving
+from tests.live import free_port, live_server
+
+PREFIX = "urn:ietf:params:scim:event:prov:"
+GRANT = f"{STATLIG}:asylsokande-i-forskola"
+
+
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Back-off and re-delivery in tenths of seconds, not seconds: same rules, less waiting."""
+    monkeypatch.setattr(delivery, "MAX_BACKOFF", 0.2)
+    monkeypatch.setattr(delivery, "POLL_INTERVAL", 0.1)
+
+
+@pytest.fixture
+async def no_receivers(engine: AsyncEngine, clean: None) -> AsyncIterator[None]:
+    async with engine.begin() as connection:
+        for table in ("event_deliveries", "receivers", "security_events"):
+            await connection.execute(text(f"DELETE FROM {table}"))
+    yield
+    async with engine.begin() as connection:
+        for table in ("event_deliveries", "receivers"):
+            await connection.execute(text(f"DELETE FROM {table}"))
+
+
+@pytest.fixture
+def server(settings: Settings, no_receivers: None) -> Iterator[str]:
+    port = free_port()
+    configured = replace(settings, public_url=f"http://127.0.0.1:{port}")
+    with live_server(configured, port=port) as url:
+        yield url
+
+
+def push_receiver(server: str, audience: str = STATLIG) -> Receiver:
+    return Receiver(
+        jwks_url=f"{server}/events/jwks.json", issuer=f"{server}/scim/v2", audience=audience
+    )
+
+
+async def register(
+    engine: AsyncEngine, service: str, url: str | None, org_number: str | None = None
+) -> tuple[str, str | None]:
+    async with engine.begin() as connection:
+        operator = Operator(connection, "tests")
+        tenant = await operator.tenant(org_number) if org_number else None
+        return await operator.add_receiver(service, push_url=url, tenant=tenant)
+
+
+def scim_client(server: str, token: str) -> httpx.Client:
+    return httpx.Client(
+        base_url=f"{server}/scim/v2",
+        headers={"Authorization": f"Bearer {token}", "Content-Type": SCIM},
+        timeout=30,
+    )
+
+
+def with_permission(name: str, *values: str) -> dict[str, Any]:
+    permissions = [{"value": value} for value in values]
+    return user_body(name, **{ESERVICES: {"hsaId": new_hsa_id(), "permissions": permissions}})
+
+
+def event_of(claims: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    ((uri, payload),) = claims["events"].items()
+    return uri.removeprefix(PREFIX), payload
+
+
+async def test_a_revoked_permission_reaches_the_receiver_signed_and_told_once(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    with serving(receiver) as receiver_url:
+        receiver_id, _ = await register(engine, STATLIG, f"{receiver_url}/events")
+        with scim_client(server, organisations.stockholm.token) as client:
+            created = client.post("/Users", json=with_permission("anna", GRANT)).json()
+            hsa_id = created[ESERVICES]["hsaId"]
+            revoked = client.patch(
+                f"/Users/{created['id']}",
+                json=patch_body({"op": "remove", "path": f"{ESERVICES}:permissions"}),
+            )
+            assert revoked.status_code == 200, revoked.text
+            # A change of nothing the e-service depends on is not told.
+            renamed = client.patch(
+                f"/Users/{created['id']}",
+                json=patch_body({"op": "replace", "path": "displayName", "value": "Anna A"}),
+            )
+            assert renamed.status_code == 200
+        first, second = receiver.wait_for(2)
+    assert [event_of(r.claims)[0] for r in (first, second)] == ["create:notice", "patch:notice"]
+    claims = second.claims
+    assert claims["iss"] == f"{server}/scim/v2"
+    assert claims["aud"] == STATLIG
+    assert claims["tenant"] == organisations.stockholm.org_number
+    assert claims["sub_id"] == {
+        "format": "scim",
+        "uri": f"/Users/{created['id']}",
+        "id": created["id"],
+        "hsaId": hsa_id,
+    }
+    assert "sub" not in claims and "exp" not in claims
+    _, payload = event_of(claims)
+    assert f"{ESERVICES}:permissions" in payload["attributes"]
+    assert f"{ESERVICES}:effectivePermissions" in payload["attributes"]
+    assert first.claims["jti"] != second.claims["jti"]
+    assert first.claims["txn"] != second.claims["txn"]
+    assert receiver.refused == []
+    assert receiver_id in second.claims["jti"]
+
+
+async def test_a_receiver_hears_its_e_service_of_its_organisation_and_nothing_else(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    stockholm_statlig = push_receiver(server)
+    region_landsting = push_receiver(server, LANDSTING)
+    with serving(stockholm_statlig) as first, serving(region_landsting) as second:
+        await register(engine, STATLIG, f"{first}/e", organisations.stockholm.org_number)
+        await register(engine, LANDSTING, f"{second}/e")
+        with scim_client(server, organisations.goteborg.token) as goteborg:
+            # Göteborg has an agreement for the same e-service: not this receiver's organisation.
+            answer = goteborg.post("/Users", json=with_permission("g", GRANT))
+            assert answer.status_code == 201
+        with scim_client(server, organisations.stockholm.token) as stockholm:
+            other = f"{ENSAMKOMMANDE}:administrera-barn-utan-vardnadshavare"
+            assert stockholm.post("/Users", json=with_permission("o", other)).status_code == 201
+            mine = stockholm.post("/Users", json=with_permission("s", GRANT)).json()
+        (only,) = stockholm_statlig.wait_for(1)
+        assert only.claims["sub_id"]["id"] == mine["id"]
+        with scim_client(server, organisations.region.token) as region:
+            granted = region.post(
+                "/Users", json=with_permission("r", f"{LANDSTING}:se-asylsokande")
+            ).json()
+        (heard,) = region_landsting.wait_for(1)
+        assert heard.claims["sub_id"]["id"] == granted["id"]
+        assert heard.claims["tenant"] == organisations.region.org_number
+    assert len(stockholm_statlig.received) == 1
+
+
+async def test_group_permissions_and_membership_are_told_to_each_member_they_change(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            holds = client.post("/Users", json=with_permission("holds", GRANT)).json()
+            plain = [client.post("/Users", json=user_body(f"u{i}")).json() for i in range(2)]
+            assert len(receiver.wait_for(1)) == 1  # the one created with a permission
+            group = client.post(
+                "/Groups",
+                json={
+                    "schemas": [GROUP_SCHEMA],
+                    "displayName": "Handläggare",
+                    "members": [{"value": plain[0]["id"]}, {"value": holds["id"]}],
+                    ESERVICES_GROUP: {"permissions": [{"value": GRANT}]},
+                },
+            ).json()
+            # plain[0] gains the permission; ``holds`` had it already: nothing to tell.
+            joined = receiver.wait_for(2)[1]
+            assert joined.claims["sub_id"]["id"] == plain[0]["id"]
+            assert event_of(joined.claims)[1]["attributes"] == sorted(
+                ["groups", "entitlements", f"{ESERVICES}:effectivePermissions"]
+            )
+            add = {"op": "add", "path": "members", "value": [{"value": plain[1]["id"]}]}
+            assert client.patch(f"/Groups/{group['id']}", json=patch_body(add)).status_code in (
+                200,
+                204,
+            )
+            assert receiver.wait_for(3)[2].claims["sub_id"]["id"] == plain[1]["id"]
+            # The group stops giving it: both members who had it only through the group.
+            drop = {"op": "remove", "path": f"{ESERVICES_GROUP}:permissions"}
+            assert client.patch(f"/Groups/{group['id']}", json=patch_body(drop)).status_code in (
+                200,
+                204,
+            )
+            told = receiver.wait_for(5)[3:]
+            assert sorted(r.claims["sub_id"]["id"] for r in told) == sorted(u["id"] for u in plain)
+            assert len({r.claims["txn"] for r in told}) == 1  # one change, one transaction
+            # A group that gives nothing: deleting it tells nothing.
+            assert client.delete(f"/Groups/{group['id']}").status_code == 204
+            assert client.delete(f"/Users/{holds['id']}").status_code == 204
+            (deleted,) = receiver.wait_for(6)[5:]
+    assert event_of(deleted.claims) == ("delete", {})
+    assert deleted.claims["sub_id"]["hsaId"] == holds[ESERVICES]["hsaId"]
+    assert len(receiver.received) == 6
+
+
+async def test_deactivation_and_reactivation_are_their_own_events(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            user = client.post("/Users", json=with_permission("act", GRANT)).json()
+            for active in (False, True):
+                change = {"op": "replace", "path": "active", "value": active}
+                assert client.patch(f"/Users/{user['id']}", json=patch_body(change)).is_success
+        received = receiver.wait_for(3)
+    assert [event_of(r.claims) for r in received[1:]] == [("deactivate", {}), ("activate", {})]
+
+
+async def test_an_agreement_ending_is_told_for_every_user_it_takes_a_permission_from(
+    engine: AsyncEngine, server: str, organisations: Organisations, settings: Settings
+) -> None:
+    receiver = push_receiver(server)
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            users = [
+                client.post("/Users", json=with_permission(f"a{i}", GRANT)).json() for i in range(3)
+            ]
+        receiver.wait_for(3)
+        domain = EServices.from_settings(settings)
+        async with engine.begin() as connection:
+            operator = Operator(connection, "tests", domain)
+            stockholm = await operator.tenant(organisations.stockholm.org_number)
+            await operator.set_agreements(stockholm, [ENSAMKOMMANDE])
+        try:
+            # Written by another process (the operator's command): found at the next look.
+            told = receiver.wait_for(6)[3:]
+        finally:
+            async with engine.begin() as connection:
+                operator = Operator(connection, "tests", domain)
+                await operator.set_agreements(stockholm, [STATLIG, ENSAMKOMMANDE])
+    assert sorted(r.claims["sub_id"]["id"] for r in told) == sorted(u["id"] for u in users)
+    assert all(event_of(r.claims)[0] == "patch:notice" for r in told)
+
+
+async def test_a_receiver_down_gets_everything_in_order_once_it_is_back(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    down = {"on": True}
+    receiver.answer = lambda claims: (503, {}) if down["on"] else None
+    with serving(receiver) as url:
+        receiver_id, _ = await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            user = client.post("/Users", json=with_permission("down", GRANT)).json()
+            for value in (False, True, False):
+                change = {"op": "replace", "path": "active", "value": value}
+                assert client.patch(f"/Users/{user['id']}", json=patch_body(change)).is_success
+        async with engine.begin() as connection:
+            (state,) = await Operator(connection, "tests").receivers()
+        assert state.id == receiver_id and state.pending == 4
+        down["on"] = False
+        received = receiver.wait_for(4)
+    assert [event_of(r.claims)[0] for r in received] == [
+        "create:notice",
+        "deactivate",
+        "activate",
+        "deactivate",
+    ]
+
+
+async def test_an_event_the_receiver_refuses_is_dead_until_the_operator_replays_it(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    refusing = {"on": True}
+    receiver.answer = lambda claims: (
+        (400, {"err": "invalid_request", "description": "no"}) if refusing["on"] else None
+    )
+    with serving(receiver) as url:
+        receiver_id, _ = await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            client.post("/Users", json=with_permission("dead", GRANT))
+            later = client.post("/Users", json=with_permission("later", GRANT)).json()
+        async with engine.connect() as connection:
+            for _ in range(100):
+                (state,) = await Operator(connection, "tests").receivers()
+                if state.dead == 2:
+                    break
+                await connection.commit()
+                await _sleep(0.1)
+        assert (state.pending, state.dead) == (0, 2)
+        refusing["on"] = False
+        async with engine.begin() as connection:
+            assert await Operator(connection, "tests").replay(receiver_id) == 2
+        received = receiver.wait_for(2)
+    assert received[1].claims["sub_id"]["id"] == later["id"]
+
+
+async def _sleep(seconds: float) -> None:
+    import asyncio
+
+    await asyncio.sleep(seconds)
