@@ -125,8 +125,7 @@ class Outbox:
     async def flush(self, connection: AsyncConnection) -> None:
         """Write the events collected so far, in the transaction of ``connection``."""
         events, self.events = self.events, []
-        await stored_events.write(connection, self.txn, events)
-        self.written += len(events)
+        self.written += await stored_events.write(connection, self.txn, events)
 
     def group_grants(self, document: Mapping[str, Any] | None) -> bool:
         """Whether membership of a group (its stored ``document``) gives anything in any

@@ -60,6 +60,7 @@ _PERMANENT = {"invalid_request", "invalid_issuer", "invalid_audience"}
 # RFC 8936 §2.4: a polled SET not acknowledged is handed out again after this long.
 REDELIVER_AFTER = timedelta(seconds=30)
 _PRUNE_EVERY = 3600.0
+_COUNT_EVERY = 10.0
 
 DELIVERED = Counter(
     "scim_events_delivered_total", "Security events delivered to receivers", ["mode"]
@@ -106,7 +107,7 @@ class Transmitter:
         self._committed = asyncio.Event()
         self._signer: Signer | None = None
         self._client: httpx.AsyncClient | None = None
-        self._pruned = 0.0
+        self._pruned = self._counted = -_PRUNE_EVERY
 
     def committed(self) -> None:
         """Events were committed here: deliver them now rather than at the next look."""
@@ -166,7 +167,7 @@ class Transmitter:
             committed = self._committed
             try:
                 busy = await self.push_once()
-                await self._prune()
+                await self._housekeeping()
             except asyncio.CancelledError:
                 raise
             except Exception:
@@ -280,13 +281,18 @@ class Transmitter:
         at = event.at if event.at.tzinfo else event.at.replace(tzinfo=UTC)
         LATENCY.labels(mode).observe(max(0.0, (datetime.now(UTC) - at).total_seconds()))
 
-    async def _prune(self) -> None:
-        if time.monotonic() - self._pruned < _PRUNE_EVERY:
+    async def _housekeeping(self) -> None:
+        """Every ``_COUNT_EVERY`` seconds the pending gauge; every ``_PRUNE_EVERY`` the
+        delivered events past their retention forgotten."""
+        now = time.monotonic()
+        if now - self._counted < _COUNT_EVERY:
             return
-        self._pruned = time.monotonic()
-        before = datetime.now(UTC) - timedelta(seconds=self.settings.event_retention)
+        self._counted = now
         async with self.engine.begin() as connection:
-            await stored.prune(connection, before)
+            if now - self._pruned >= _PRUNE_EVERY:
+                self._pruned = now
+                retained = timedelta(seconds=self.settings.event_retention)
+                await stored.prune(connection, datetime.now(UTC) - retained)
             PENDING.set(await stored.pending_total(connection))
 
     # -- poll ------------------------------------------------------------------------

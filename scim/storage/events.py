@@ -49,15 +49,37 @@ _FAN_OUT = insert(event_deliveries).from_select(
 )
 
 
-async def write(connection: AsyncConnection, txn: str, events: Sequence[dict[str, Any]]) -> None:
-    """Store a transaction's events (``scim.events.changes.Outbox``) and their deliveries."""
+# Who hears which audiences: of every organisation (tenant_id NULL) or of one.
+_LISTENERS = (
+    select(receivers.c.audience, receivers.c.tenant_id)
+    .where(receivers.c.audience.in_(bindparam("audiences", expanding=True)))
+    .distinct()
+)
+
+
+async def write(connection: AsyncConnection, txn: str, events: Sequence[dict[str, Any]]) -> int:
+    """Store a transaction's events (``scim.events.changes.Outbox``) that some receiver hears,
+    and their deliveries; how many."""
     if not events:
-        return
+        return 0
+    audiences = sorted({event["audience"] for event in events})
+    heard = {
+        (row.audience, row.tenant_id)
+        for row in await connection.execute(_LISTENERS, {"audiences": audiences})
+    }
+    events = [
+        event
+        for event in events
+        if (event["audience"], None) in heard or (event["audience"], event["tenant_id"]) in heard
+    ]
+    if not events:
+        return 0
     if connection.dialect.name == "postgresql" and len(events) > 1:
         await _copy(connection, events)
     else:
         await connection.execute(insert(security_events), list(events))
     await connection.execute(_FAN_OUT, {"txn": txn})
+    return len(events)
 
 
 async def _copy(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:

@@ -3,6 +3,7 @@ from a real server to a real HTTP receiver that verifies each against the publis
 
 from __future__ import annotations
 
+import httpx
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from extensions import EServices
@@ -161,7 +162,11 @@ async def test_deactivation_and_reactivation_are_their_own_events(
                 change = {"op": "replace", "path": "active", "value": active}
                 assert client.patch(f"/Users/{user['id']}", json=patch_body(change)).is_success
         received = receiver.wait_for(3)
+        metrics = httpx.get(f"{server}/metrics").text
     assert [event_of(r.claims) for r in received[1:]] == [("deactivate", {}), ("activate", {})]
+    for name in ("scim_events_delivered_total", "scim_event_delivery_seconds_bucket"):
+        lines = [line for line in metrics.splitlines() if line.startswith(name + "{")]
+        assert any('mode="push"' in line for line in lines), name
 
 
 async def test_an_agreement_ending_is_told_for_every_user_it_takes_a_permission_from(
