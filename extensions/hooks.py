@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import json
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from litestar.types import ControllerRouterHandler
@@ -11,10 +12,16 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from extensions import demo
 from extensions.api import catalogue_router
-from extensions.catalogue import Catalogue, load_configured
+from extensions.catalogue import (
+    Catalogue,
+    EService,
+    Permission,
+    PermissionGroup,
+    load_configured,
+)
 from extensions.hsa import normalise_hsa_id
 from extensions.organisations import Kind, normalise_org_number
-from extensions.rules import Rules, holders
+from extensions.rules import Rules, holders, holding
 from extensions.schema import (
     GROUP_EXTENSION,
     USER_EXTENSION,
@@ -154,6 +161,42 @@ class EServices(Domain):
             by_service.setdefault(item["service"], set()).add(item["value"])
         return {service: frozenset(values) for service, values in by_service.items()}
 
+    def audience_state(self) -> str:
+        """The catalogue as far as it decides effective permissions: which permissions there
+        are, to whom each e-service is offered, which are retired."""
+        return json.dumps(
+            [
+                {
+                    "id": service.id,
+                    "offered_to": service.offered_to.value,
+                    "permissions": [[p.id, p.name, p.retired] for p in service.permissions],
+                }
+                for service in self.catalogue.services
+            ],
+            ensure_ascii=False,
+            sort_keys=True,
+        )
+
+    async def concerns(
+        self, connection: AsyncConnection, previous: str
+    ) -> tuple[Domain, Mapping[int, set[str]]]:
+        """The domain under the catalogue as it was, and the holders of every permission
+        whose use that change may have changed (retired, back, gone, offered to others)."""
+        earlier = EServices(_catalogue_of(previous))
+
+        def decided(catalogue: Catalogue) -> dict[str, tuple[str, bool]]:
+            return {
+                f"{service.id}:{permission.id}": (service.offered_to.value, permission.retired)
+                for service in catalogue.services
+                for permission in service.permissions
+            }
+
+        before, after = decided(earlier.catalogue), decided(self.catalogue)
+        changed = {
+            value for value in before.keys() | after.keys() if before.get(value) != after.get(value)
+        }
+        return earlier, await holding(connection, changed)
+
     def audience(self, value: str) -> str:
         """Receivers hear an e-service of the catalogue."""
         services = [service.id for service in self.catalogue.services]
@@ -187,3 +230,27 @@ class EServices(Domain):
 
     def person_id(self, value: str) -> str:
         return normalise_hsa_id(value)
+
+
+def _catalogue_of(state: str) -> Catalogue:
+    """A catalogue as ``EServices.audience_state`` wrote it down: what decides use."""
+    return Catalogue(
+        tuple(
+            EService(
+                id=service["id"],
+                name=service["id"],
+                description="",
+                offered_to=Kind(service["offered_to"]),
+                groups=(
+                    PermissionGroup(
+                        None,
+                        tuple(
+                            Permission(pid, name, retired)
+                            for pid, name, retired in service["permissions"]
+                        ),
+                    ),
+                ),
+            )
+            for service in json.loads(state)
+        )
+    )

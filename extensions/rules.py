@@ -13,7 +13,7 @@ that one set, so a filter never selects a user whose returned permissions lack t
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from typing import Any
 
@@ -224,3 +224,36 @@ async def holders(connection: AsyncConnection, value: str) -> list[dict[str, Any
             for r in rows
         ]
     return held
+
+
+async def holding(connection: AsyncConnection, values: Collection[str]) -> dict[int, set[str]]:
+    """The users (ids, by organisation id) holding any of ``values`` (``<e-service>:<permission>``)
+    directly or through a group: those whose effective permissions a catalogue change of
+    those values may change."""
+    json = JsonSql(connection.dialect.name)
+    found: dict[int, set[str]] = {}
+    if not values:
+        return found
+    wanted = sorted(values)
+    for kind, urn in EXTENSIONS.items():
+        items = json.elements(resources.c.data, (urn, "permissions"))
+        holds = exists(
+            select(literal(1))
+            .select_from(items)
+            .where(json.element_text(items.c.value, "value").in_(wanted))
+        )
+        holders = select(resources.c.tenant_id, resources.c.id).where(
+            resources.c.resource_type == kind, holds
+        )
+        if kind == "Group":
+            held = holders.subquery()
+            member = resources.alias("member")
+            holders = (
+                select(members.c.tenant_id, members.c.member_id)
+                .join(held, held.c.id == members.c.group_id)
+                .join(member, member.c.id == members.c.member_id)
+                .where(member.c.resource_type == "User")
+            )
+        for tenant_id, user_id in await connection.execute(holders):
+            found.setdefault(tenant_id, set()).add(user_id)
+    return found

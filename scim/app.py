@@ -97,7 +97,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
     watch_pool(engine)
     service = ResourceService(registry, engine, settings)
-    transmitter = Transmitter(engine, settings)
+    transmitter = Transmitter(engine, settings, domain)
     service.events_committed = transmitter.committed
 
     rate_limiter = RateLimiter(engine, settings.rate_limit_client, settings.rate_limit_tenant)

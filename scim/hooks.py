@@ -157,6 +157,19 @@ class Domain:
         to that audience's receivers (``scim.events``). Default: no audience."""
         return {}
 
+    def audience_state(self) -> str:
+        """What decides ``audiences`` besides a user's data and its organisation (say, a
+        catalogue), as text: when it differs from what the engine stored, the users it
+        ``concerns`` are told (``scim.events.changes.state_changed``)."""
+        return ""
+
+    async def concerns(
+        self, connection: AsyncConnection, previous: str
+    ) -> tuple[Domain, Mapping[int, set[str]]]:
+        """For an ``audience_state`` that was ``previous``: the domain as it was then, and the
+        users (ids, by organisation id) whose audiences may differ between the two."""
+        return self, {}
+
     def audience(self, value: str) -> str:
         """An audience a receiver may hear, as stored; ValueError if the domain has none such."""
         if not value.strip():

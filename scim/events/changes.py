@@ -237,3 +237,38 @@ async def tenant_changed(
             was = outbox.view(now.document, now.related, before)
             outbox.compare(user_id, was, now, PATCH, outbox.computed_names())
         await outbox.flush(connection)
+
+
+_STATE = "audience_state"
+
+
+async def state_changed(connection: AsyncConnection, domain: Domain) -> int:
+    """Tell the users a change of the domain's ``audience_state`` concerns (a permission
+    retired in the catalogue), once: the first worker to start after the change does, under
+    the lock of the stored state's row. How many events it wrote."""
+    current = domain.audience_state()
+    if not current or not Outbox.of(domain, Tenant(0)).listening:
+        return 0
+    previous = await stored_events.locked_state(connection, _STATE)
+    if previous == current:
+        return 0
+    written = 0
+    if previous is not None:
+        earlier, concerned = await domain.concerns(connection, previous)
+        for tenant_id, user_ids in sorted(concerned.items()):
+            tenant = await stored_events.tenant(connection, tenant_id)
+            if tenant is None:
+                continue
+            outbox = Outbox.of(domain, tenant)
+            was = Outbox.of(earlier, tenant)
+            repository = Repository(connection, tenant_id)
+            ordered = sorted(user_ids)
+            for start in range(0, len(ordered), _USERS_PER_READ):
+                views = await outbox.views(repository, ordered[start : start + _USERS_PER_READ])
+                for user_id, now in views.items():
+                    before = was.view(now.document, now.related)
+                    outbox.compare(user_id, before, now, PATCH, outbox.computed_names())
+                await outbox.flush(connection)
+            written += outbox.written
+    await stored_events.store_state(connection, _STATE, current, previous is None)
+    return written

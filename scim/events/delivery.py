@@ -32,8 +32,17 @@ from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.events.changes import ACTIVATE, CREATE, DEACTIVATE, DELETE, PATCH, PUT
+from scim.events.changes import (
+    ACTIVATE,
+    CREATE,
+    DEACTIVATE,
+    DELETE,
+    PATCH,
+    PUT,
+    state_changed,
+)
 from scim.events.signing import Signer, load_signer
+from scim.hooks import Domain
 from scim.settings import Settings
 from scim.storage import events as stored
 
@@ -98,9 +107,10 @@ def seq_of(token_id: str, receiver_id: str) -> int | None:
 class Transmitter:
     """Makes SETs and delivers them, for one worker."""
 
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, domain: Domain) -> None:
         self.engine = engine
         self.settings = settings
+        self.domain = domain
         self.issuer = f"{settings.public_url}{settings.base_path}"
         self.owner = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         # Set (and replaced) when events commit here: whoever waits on it wakes.
@@ -161,7 +171,16 @@ class Transmitter:
     # -- push ------------------------------------------------------------------------
 
     async def run(self) -> None:
-        """Deliver until cancelled."""
+        """Tell what a change of the domain's state (its catalogue) made, then deliver until
+        cancelled."""
+        try:
+            async with self.engine.begin() as connection:
+                told = await state_changed(connection, self.domain)
+            if told:
+                logger.info("the domain's state changed", extra={"events": told})
+                self.committed()
+        except Exception:
+            logger.exception("the events of the domain's changed state were not written")
         while True:
             # Taken before looking: events committed meanwhile have set it.
             committed = self._committed

@@ -25,8 +25,16 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from scim.hooks import Tenant
 from scim.storage.database import json_dumps
-from scim.storage.tables import event_deliveries, receivers, security_events, tenants
+from scim.storage.tables import (
+    agreements,
+    event_deliveries,
+    event_state,
+    receivers,
+    security_events,
+    tenants,
+)
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
@@ -347,3 +355,41 @@ async def prune(connection: AsyncConnection, before: datetime) -> None:
 async def pending_total(connection: AsyncConnection) -> int:
     statement = select(func.count()).where(event_deliveries.c.state == PENDING)
     return int((await connection.execute(statement)).scalar_one())
+
+
+# -- what was last told ------------------------------------------------------------------
+
+
+async def locked_state(connection: AsyncConnection, name: str) -> str | None:
+    """The stored value of ``name``, its row locked until the transaction ends (SQLite's
+    BEGIN IMMEDIATE has locked the database already)."""
+    statement = select(event_state.c.value).where(event_state.c.name == name)
+    if connection.dialect.name == "postgresql":
+        # The row may not be there yet: a lock on the table's name serialises its first write.
+        await connection.execute(
+            select(func.pg_advisory_xact_lock(func.hashtext(f"scim.event_state.{name}")))
+        )
+    value: str | None = (await connection.execute(statement)).scalar()
+    return value
+
+
+async def store_state(connection: AsyncConnection, name: str, value: str, new: bool) -> None:
+    if new:
+        await connection.execute(insert(event_state).values(name=name, value=value))
+    else:
+        await connection.execute(
+            update(event_state).where(event_state.c.name == name).values(value=value)
+        )
+
+
+async def tenant(connection: AsyncConnection, tenant_id: int) -> Tenant | None:
+    """An organisation as the domain sees it: its kind and agreements."""
+    row = (
+        await connection.execute(select(tenants.c.kind).where(tenants.c.id == tenant_id))
+    ).first()
+    if row is None:
+        return None
+    services = await connection.execute(
+        select(agreements.c.service_id).where(agreements.c.tenant_id == tenant_id)
+    )
+    return Tenant(tenant_id, row.kind, frozenset(services.scalars()))

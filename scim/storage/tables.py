@@ -22,6 +22,7 @@ from sqlalchemy import (
     MetaData,
     String,
     Table,
+    Text,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 
@@ -310,4 +311,13 @@ signing_keys = Table(
     Column("name", String(64), primary_key=True),
     Column("pem", String(4000), nullable=False),
     Column("created", DateTime(timezone=True), nullable=False),
+)
+
+# What the engine last told receivers of, by name: the domain's ``audience_state`` (its
+# catalogue), so that a change of it is told once, by the first worker to start after it.
+event_state = Table(
+    "event_state",
+    metadata,
+    Column("name", String(64), primary_key=True),
+    Column("value", Text, nullable=False),
 )

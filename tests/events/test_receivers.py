@@ -25,6 +25,7 @@ from scim.storage.tables import security_events
 from tests.conftest import (
     ADMIN_HSA,
     ESERVICES,
+    ESERVICES_GROUP,
     STATLIG,
     Organisations,
     api_client,
@@ -194,7 +195,9 @@ async def test_workers_share_the_delivery_without_duplicates_and_in_order(
                 change = {"op": "replace", "path": "active", "value": index % 2 == 1}
                 answer = await client.patch(f"/Users/{user_id}", json=patch_body(change))
                 assert answer.status_code == 200
-        workers = [Transmitter(engine, settings) for _ in range(3)]
+        workers = [
+            Transmitter(engine, settings, EServices.from_settings(settings)) for _ in range(3)
+        ]
         # The receiver knows the key from the server's JWKS (no server runs here).
         receiver.keys["current"] = KeySet.import_key_set((await workers[0].signer()).jwks())
 
@@ -254,3 +257,51 @@ def test_the_domain_names_the_audiences_receivers_may_hear(settings: Settings) -
     assert domain.audience(f" {STATLIG} ") == STATLIG
     with pytest.raises(ValueError, match="no e-service"):
         domain.audience("okand-tjanst")
+
+
+async def test_a_permission_retired_in_the_catalogue_is_told_to_those_it_is_taken_from(
+    engine: AsyncEngine,
+    settings: Settings,
+    organisations: Organisations,
+    no_receivers: None,
+    tmp_path: Path,
+) -> None:
+    shipped = Path(__file__).parents[2] / "extensions" / "catalogue.toml"
+    retired = tmp_path / "catalogue.toml"
+    permission_id = GRANT.split(":")[1]
+    retired.write_text(
+        shipped.read_text().replace(
+            f'id = "{permission_id}"\n', f'id = "{permission_id}"\nretired = true\n'
+        )
+    )
+    port = free_port()
+    public = replace(settings, public_url=f"http://127.0.0.1:{port}")
+    receiver = push_receiver(public.public_url)
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with (
+            live_server(public, port=port) as server,
+            scim_client(server, organisations.stockholm.token) as client,
+        ):
+            direct = client.post("/Users", json=with_permission("direct", GRANT)).json()
+            member = client.post("/Users", json=with_permission("member")).json()
+            group = {
+                "schemas": ["urn:ietf:params:scim:schemas:core:2.0:Group"],
+                "displayName": "Förskola",
+                "members": [{"value": member["id"]}],
+                ESERVICES_GROUP: {"permissions": [{"value": GRANT}]},
+            }
+            assert client.post("/Groups", json=group).status_code == 201
+            receiver.wait_for(2)
+        # The agency retires the permission and restarts: each holder is told, once.
+        for _ in range(2):
+            with live_server(replace(public, catalogue=str(retired)), port=port):
+                told = receiver.wait_for(4)[2:]
+        assert sorted(r.claims["sub_id"]["id"] for r in told) == sorted(
+            [direct["id"], member["id"]]
+        )
+        assert {event_of(r.claims)[0] for r in told} == {"patch:notice"}
+        # Back in the catalogue: told again.
+        with live_server(public, port=port):
+            receiver.wait_for(6)
+    assert len(receiver.received) == 6

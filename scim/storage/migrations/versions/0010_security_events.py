@@ -1,4 +1,5 @@
-"""Security events (RFC 9967): receivers, the outbox, deliveries, and a signing key.
+"""Security events (RFC 9967): receivers, the outbox, deliveries, a signing key, and the
+domain state last told.
 
 Revision ID: 0010
 Revises: 0009
@@ -94,8 +95,16 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("name", name="pk_signing_keys"),
     )
 
+    op.create_table(
+        "event_state",
+        sa.Column("name", sa.String(64)),
+        sa.Column("value", sa.Text, nullable=False),
+        sa.PrimaryKeyConstraint("name", name="pk_event_state"),
+    )
+
 
 def downgrade() -> None:
+    op.drop_table("event_state")
     op.drop_table("signing_keys")
     op.drop_table("event_deliveries")
     op.drop_table("security_events")
