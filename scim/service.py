@@ -586,14 +586,22 @@ class ResourceService:
             if plan is not None:
                 reloaded = await self._reload(repository, kind, resource_id, plan)
         self.committed(outbox)
-        if reloaded is None or plan is None:
-            return Written(None, version, self.location(caller, kind, resource_id))
-        row = reloaded
-        return Written(
-            self.render(caller, kind, row, plan),
-            row.version,
-            self.location(caller, kind, resource_id),
-        )
+        return self._written(caller, kind, resource_id, version, reloaded, plan)
+
+    def _written(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        version: int,
+        row: Row[Any] | None,
+        plan: Plan | None,
+    ) -> Written:
+        """What a write answers: the resource as ``row`` holds it, when a ``plan`` asks."""
+        location = self.location(caller, kind, resource_id)
+        if row is None or plan is None:
+            return Written(None, version, location)
+        return Written(self.render(caller, kind, row, plan), row.version, location)
 
     def _keys(
         self,
@@ -784,14 +792,7 @@ class ResourceService:
             if plan is not None:
                 reloaded = await self._reload(repository, kind, resource_id, plan)
         self.committed(outbox)
-        if reloaded is None or plan is None:
-            return Written(None, version, self.location(caller, kind, resource_id))
-        row = reloaded
-        return Written(
-            self.render(caller, kind, row, plan),
-            row.version,
-            self.location(caller, kind, resource_id),
-        )
+        return self._written(caller, kind, resource_id, version, reloaded, plan)
 
     async def _patched_ahead(
         self,

@@ -12,6 +12,7 @@ import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import uvicorn
 
@@ -32,16 +33,23 @@ SCREENSHOTS = Path(
 
 @contextmanager
 def live_server(settings: Settings, domain: Domain | None = None, port: int = 0) -> Iterator[str]:
-    """The app (with ``domain``, else the e-service domain) served by uvicorn on a free
-    loopback port in a thread of its own (with its own event loop, where its database
-    connections live); yields the server's root URL."""
+    """The app (with ``domain``, else the e-service domain) served by uvicorn on loopback
+    (``port``, else a free one); yields the server's root URL."""
+    with serving(create_app(settings, domain), port, lifespan="on") as url:
+        yield url
+
+
+@contextmanager
+def serving(app: Any, port: int = 0, lifespan: str = "off") -> Iterator[str]:
+    """An ASGI app served by uvicorn on loopback, in a thread of its own (with its own event
+    loop, where its database connections live); yields its root URL."""
     config = uvicorn.Config(
-        create_app(settings, domain),
+        app,
         host="127.0.0.1",
         port=port,
         log_config=None,
         log_level="warning",
-        lifespan="on",
+        lifespan=lifespan,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response, get, post
-from litestar.exceptions import HTTPException
 
 from scim.auth.tokens import token_hash
 from scim.events.delivery import Transmitter
@@ -39,9 +38,10 @@ class PollRequest(msgspec.Struct, forbid_unknown_fields=False):
 
 
 def _error(status: int, description: str, headers: dict[str, str] | None = None) -> Response[Any]:
+    """RFC 8935 §2.3's error body, as RFC 8936 §2.5.1 leaves it to the transmitter."""
     return Response(
         {
-            "err": "invalid_request" if status == 400 else "authentication_failed",
+            "err": "authentication_failed" if status == 401 else "invalid_request",
             "description": description,
         },
         status_code=status,
@@ -77,7 +77,7 @@ async def poll(request: AnyRequest) -> Response[Any]:
         return _error(401, "Unknown or removed receiver token", challenge)
     body = await request.body()
     if len(body) > _MAX_POLL_BODY:
-        raise HTTPException(status_code=413, detail="The poll request is too large")
+        return _error(413, "The poll request is too large")
     try:
         wanted = msgspec.json.decode(body or b"{}", type=PollRequest)
     except msgspec.DecodeError as error:

@@ -14,6 +14,7 @@ import msgspec
 from litestar import Request, Response, get
 from litestar.handlers import HTTPRouteHandler
 
+from scim.events.signing import JWKS_PATH
 from scim.registry import Registry
 from scim.settings import Settings
 
@@ -198,6 +199,82 @@ _MESSAGES: dict[str, Any] = {
 }
 
 
+def _plain_json(schema: dict[str, Any], description: str) -> dict[str, Any]:
+    return {"description": description, "content": {"application/json": {"schema": schema}}}
+
+
+_SET_ERROR = {
+    "type": "object",
+    "required": ["err", "description"],
+    "properties": {"err": {"type": "string"}, "description": {"type": "string"}},
+}
+# Security events' receivers (``scim.api.events``): not SCIM, so plain JSON, and RFC 8935
+# §2.3 error bodies.
+_EVENT_PATHS: dict[str, Any] = {
+    JWKS_PATH: {
+        "get": {
+            "summary": "The public keys that verify security event tokens (RFC 7517 JWKS)",
+            "security": [],
+            "responses": {
+                "200": {
+                    "description": "The key set",
+                    "content": {
+                        "application/jwk-set+json": {
+                            "schema": {
+                                "type": "object",
+                                "required": ["keys"],
+                                "properties": {"keys": {"type": "array"}},
+                            }
+                        }
+                    },
+                }
+            },
+        }
+    },
+    "/events/poll": {
+        "post": {
+            "summary": "Acknowledge and fetch security event tokens (RFC 8936), as a receiver",
+            "security": [{"bearer": []}],
+            "requestBody": {
+                "required": True,
+                "content": {
+                    "application/json": {
+                        "schema": {
+                            "type": "object",
+                            "properties": {
+                                "ack": {"type": "array", "items": {"type": "string"}},
+                                "setErrs": {
+                                    "type": "object",
+                                    "additionalProperties": _SET_ERROR,
+                                },
+                                "maxEvents": {"type": "integer", "minimum": 0, "maximum": 1000},
+                                "returnImmediately": {"type": "boolean"},
+                            },
+                        }
+                    }
+                },
+            },
+            "responses": {
+                "200": _plain_json(
+                    {
+                        "type": "object",
+                        "required": ["sets", "moreAvailable"],
+                        "properties": {
+                            "sets": {"type": "object", "additionalProperties": {"type": "string"}},
+                            "moreAvailable": {"type": "boolean"},
+                        },
+                    },
+                    "The SETs due, by jti",
+                ),
+                "400": _plain_json(_SET_ERROR, "Not a poll request"),
+                "401": _plain_json(_SET_ERROR, "Not a receiver's token"),
+                "413": _plain_json(_SET_ERROR, "Too large"),
+            },
+        }
+    },
+}
+
+
 @cache
 def document(settings: Settings, registry: Registry) -> bytes:
     base_path = settings.base_path
@@ -274,6 +351,7 @@ def document(settings: Settings, registry: Registry) -> bytes:
             {200: "Document"},
         ),
     }
+    paths.update(_EVENT_PATHS)
     # The domain's own routes (``scim.hooks.Domain.routes``), by their handlers' first line.
     for handler in registry.domain.routes():
         if isinstance(handler, HTTPRouteHandler):

@@ -34,8 +34,8 @@ import httpx
 from sqlalchemy import make_url
 
 from tests.bench.servers import ROOT, Server
-from tests.events.receiver import Receiver, serving
-from tests.live import free_port
+from tests.events.receiver import Receiver
+from tests.live import free_port, serving
 
 STATLIG = "ansok-om-statlig-ersattning"
 GRANT = f"{STATLIG}:asylsokande-i-forskola"

@@ -7,13 +7,11 @@ import asyncio
 import json
 import threading
 import time
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
-import uvicorn
 from joserfc import jws
 from joserfc.jwk import KeySet
 
@@ -108,22 +106,3 @@ class Receiver:
                     )
                 self.arrived.wait(left)
             return list(self.received)
-
-
-@contextmanager
-def serving(app: Any, port: int = 0) -> Iterator[str]:
-    """``app`` served by uvicorn on loopback in a thread; yields its root URL."""
-    config = uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off")
-    server = uvicorn.Server(config)
-    thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
-    thread.start()
-    for _ in range(200):
-        if server.started:
-            break
-        threading.Event().wait(0.05)
-    bound = server.servers[0].sockets[0].getsockname()[1]
-    try:
-        yield f"http://127.0.0.1:{bound}"
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)

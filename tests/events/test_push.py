@@ -28,7 +28,7 @@ from tests.events.conftest import (
     scim_client,
     with_permission,
 )
-from tests.events.receiver import serving
+from tests.live import serving
 
 
 async def test_a_revoked_permission_reaches_the_receiver_signed_and_told_once(

@@ -40,8 +40,7 @@ from tests.events.conftest import (
     scim_client,
     with_permission,
 )
-from tests.events.receiver import serving
-from tests.live import free_port, live_server
+from tests.live import free_port, live_server, serving
 
 
 @pytest.mark.parametrize(
