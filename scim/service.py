@@ -670,20 +670,25 @@ class ResourceService:
         outbox: Outbox,
         row: Row[Any],
         document: dict[str, Any] | None,
-        named: Iterable[str],
+        named: Iterable[str] = (),
         *,
-        everyone: bool,
+        everyone: bool = False,
+        steps: Sequence[tuple[membership.Step, list[filters.Selection]]] = (),
     ) -> tuple[list[str], dict[str, View]] | None:
         """For a write of a group (``row``, to be ``document``; None: deleted): the users
-        whose view it may change (``named``, or with ``everyone`` all members too), and their
-        views before it. None if it changes nobody's: the group gives nothing, before or
-        after."""
+        whose view it may change (``named``, those PATCH ``steps`` name, or with ``everyone``
+        all members too), and their views before it. None if it changes nobody's: the group
+        gives nothing, before or after (then nothing is read)."""
         after = row.data if document is None else document
         if not outbox.listening or not (
             outbox.group_grants(row.data) or outbox.group_grants(after)
         ):
             return None
         ids = set(named)
+        if steps:
+            stepped, all_of_them = await self._named_members(repository, row.id, steps)
+            ids |= stepped
+            everyone = everyone or all_of_them
         if everyone or outbox.relation_fields(row.data) != outbox.relation_fields(after):
             ids.update(await repository.member_list(row.id))
         return list(ids), await outbox.views(repository, ids)
@@ -764,9 +769,8 @@ class ResourceService:
                 changed, document = applied[1], applied[2]
             affected = None
             if kind.name == "Group":
-                named, everyone = await self._named_members(repository, resource_id, member_steps)
                 affected = await self._members_before(
-                    repository, outbox, row, document, named, everyone=everyone
+                    repository, outbox, row, document, steps=member_steps
                 )
             if document is not None:
                 await self._write(repository, caller, kind, row, document, outbox=outbox)
@@ -902,9 +906,7 @@ class ResourceService:
             affected = None
             before: dict[str, View] = {}
             if kind.name == "Group":
-                affected = await self._members_before(
-                    repository, outbox, row, None, (), everyone=True
-                )
+                affected = await self._members_before(repository, outbox, row, None, everyone=True)
             elif outbox.listening:
                 before = await outbox.views(repository, [resource_id])
             await repository.delete(kind.name, resource_id)

@@ -23,6 +23,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.hooks import Tenant
@@ -38,9 +40,9 @@ from scim.storage.tables import (
 
 PENDING, DELIVERED, DEAD = "pending", "delivered", "dead"
 
-# Every event of a transaction, for every receiver that hears it.
-_FAN_OUT = insert(event_deliveries).from_select(
-    ["receiver_id", "seq"],
+# Every event of a transaction, for every receiver that hears it; those of the
+# transaction's earlier writes (a Bulk writes in rounds) have theirs already.
+_HEARD_BY = (
     select(receivers.c.id, security_events.c.seq)
     .join(
         receivers,
@@ -53,8 +55,13 @@ _FAN_OUT = insert(event_deliveries).from_select(
         ),
     )
     .where(security_events.c.txn == bindparam("txn"))
-    .order_by(security_events.c.seq),
 )
+_FAN_OUT = {
+    name: dialect_insert(event_deliveries)
+    .from_select(["receiver_id", "seq"], _HEARD_BY)
+    .on_conflict_do_nothing()
+    for name, dialect_insert in (("postgresql", pg_insert), ("sqlite", sqlite_insert))
+}
 
 
 # Who hears which audiences: of every organisation (tenant_id NULL) or of one.
@@ -86,7 +93,7 @@ async def write(connection: AsyncConnection, txn: str, events: Sequence[dict[str
         await _copy(connection, events)
     else:
         await connection.execute(insert(security_events), list(events))
-    await connection.execute(_FAN_OUT, {"txn": txn})
+    await connection.execute(_FAN_OUT[connection.dialect.name], {"txn": txn})
     return len(events)
 
 

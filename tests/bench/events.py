@@ -70,7 +70,7 @@ class Bench:
         self.workdir = Path(args.workdir)
         self.workdir.mkdir(parents=True, exist_ok=True)
 
-    def database(self, name: str) -> str:
+    async def database(self, name: str) -> str:
         if self.args.sqlite:
             path = self.workdir / f"{name}.db"
             path.unlink(missing_ok=True)
@@ -81,7 +81,7 @@ class Bench:
             f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)',
             f'CREATE DATABASE "{name}"',
         ):
-            asyncio.run(_admin(admin, statement))
+            await _admin(admin, statement)
         return url.set(database=name).render_as_string(hide_password=False)
 
     def scim(self, database: str, *arguments: str, env: dict[str, str] | None = None) -> str:
@@ -95,9 +95,9 @@ class Bench:
         )
         return answer.stdout
 
-    def prepare(self, name: str, receiver_url: str, port: int) -> tuple[str, str]:
+    async def prepare(self, name: str, receiver_url: str, port: int) -> tuple[str, str]:
         """A new database with Stockholm, its token, and the receiver; (database, token)."""
-        database = self.database(name)
+        database = await self.database(name)
         self.scim(database, "db", "upgrade")
         self.scim(
             database,
@@ -143,7 +143,9 @@ class Bench:
         port = free_port()
         receiver = _receiver(port)
         with serving(receiver) as receiver_url:
-            database, token = self.prepare("scim_bench_events_revoke", f"{receiver_url}/e", port)
+            database, token = await self.prepare(
+                "scim_bench_events_revoke", f"{receiver_url}/e", port
+            )
             server = self.server("events-revoke", database, port)
             server.start()
             try:
@@ -195,7 +197,9 @@ class Bench:
         port = free_port()
         receiver = _receiver(port)
         with serving(receiver) as receiver_url:
-            database, token = self.prepare(f"scim_bench_events_{name}", f"{receiver_url}/e", port)
+            database, token = await self.prepare(
+                f"scim_bench_events_{name}", f"{receiver_url}/e", port
+            )
             server = self.server(f"events-{name}", database, port)
             server.start()
             try:
@@ -239,7 +243,9 @@ class Bench:
         state = {"down": False}
         receiver.answer = lambda claims: (503, {}) if state["down"] else None
         with serving(receiver) as receiver_url:
-            database, token = self.prepare("scim_bench_events_down", f"{receiver_url}/e", port)
+            database, token = await self.prepare(
+                "scim_bench_events_down", f"{receiver_url}/e", port
+            )
             server = self.server("events-down", database, port)
             server.start()
             try:

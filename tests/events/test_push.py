@@ -254,3 +254,36 @@ async def _sleep(seconds: float) -> None:
     import asyncio
 
     await asyncio.sleep(seconds)
+
+
+async def test_a_bulk_tells_each_user_once_from_its_one_transaction(
+    engine: AsyncEngine, server: str, organisations: Organisations
+) -> None:
+    receiver = push_receiver(server)
+    count = 450  # more than one round of the Bulk's writes (scim.bulk._CHUNK)
+    operations = [
+        {
+            "method": "POST",
+            "path": "/Users",
+            "bulkId": f"u{i}",
+            "data": with_permission(f"b{i}", GRANT),
+        }
+        for i in range(count)
+    ]
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            answer = client.post(
+                "/Bulk",
+                json={
+                    "schemas": ["urn:ietf:params:scim:api:messages:2.0:BulkRequest"],
+                    "Operations": operations,
+                },
+            )
+        assert answer.status_code == 200
+        created = {r["location"].rsplit("/", 1)[1] for r in answer.json()["Operations"]}
+        received = receiver.wait_for(count)
+    assert {r.claims["sub_id"]["id"] for r in received} == created
+    assert len({r.claims["jti"] for r in received}) == count
+    # Written together, committed together: one transaction, as the SETs' txn says.
+    assert len({r.claims["txn"] for r in received}) == 1
