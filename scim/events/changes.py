@@ -173,7 +173,7 @@ class Outbox:
         if before is None:
             assert after is not None
             for audience in sorted(after.audiences):
-                add(audience, CREATE, sorted(after.document), after.person)
+                add(audience, CREATE, sorted(set(after.document) - {"schemas"}), after.person)
             return
         if after is None:
             for audience in sorted(before.audiences):

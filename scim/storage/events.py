@@ -201,11 +201,18 @@ async def lease(
     """A push receiver with deliveries due that no worker holds, leased to ``owner``: one
     worker delivers to a receiver at a time, in order. PostgreSQL's SKIP LOCKED lets workers
     on every host look at once without waiting for each other."""
+    # Free, or this worker's own: a lease it could not give back (the database was away)
+    # is taken up again at once, not after it runs out.
+    free = or_(
+        receivers.c.lease_until.is_(None),
+        receivers.c.lease_until < now,
+        receivers.c.lease_owner == owner,
+    )
     due = (
         select(receivers.c.id)
         .where(
             receivers.c.push_url.is_not(None),
-            or_(receivers.c.lease_until.is_(None), receivers.c.lease_until < now),
+            free,
             or_(receivers.c.retry_at.is_(None), receivers.c.retry_at <= now),
             _has_pending(),
         )
@@ -216,10 +223,7 @@ async def lease(
     )
     statement = (
         update(receivers)
-        .where(
-            receivers.c.id == due,
-            or_(receivers.c.lease_until.is_(None), receivers.c.lease_until < now),
-        )
+        .where(receivers.c.id == due, free)
         .values(lease_owner=owner, lease_until=until)
         .returning(receivers)
     )

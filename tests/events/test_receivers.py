@@ -7,13 +7,14 @@ import asyncio
 import subprocess
 import sys
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 from joserfc.jwk import KeySet
 from litestar import Litestar
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from extensions import EServices
@@ -21,7 +22,7 @@ from scim.events.delivery import EVENT_URIS, Transmitter
 from scim.events.receivers import push_url_problem
 from scim.events.signing import new_key
 from scim.settings import Settings
-from scim.storage.tables import security_events
+from scim.storage.tables import receivers, security_events
 from tests.conftest import (
     ADMIN_HSA,
     ESERVICES,
@@ -304,3 +305,36 @@ async def test_a_permission_retired_in_the_catalogue_is_told_to_those_it_is_take
         with live_server(public, port=port):
             receiver.wait_for(6)
     assert len(receiver.received) == 6
+
+
+async def test_a_lease_the_worker_could_not_give_back_is_its_own_to_take_up_again(
+    app: Litestar,
+    engine: AsyncEngine,
+    settings: Settings,
+    organisations: Organisations,
+    no_receivers: None,
+) -> None:
+    receiver = push_receiver("http://127.0.0.1:8000")
+    with serving(receiver) as url:
+        receiver_id, _ = await register(engine, STATLIG, f"{url}/e")
+        async with api_client(app, organisations.stockholm.token) as client:
+            await client.post("/Users", json=with_permission("lease", GRANT))
+        worker = Transmitter(engine, settings, EServices.from_settings(settings))
+        other = Transmitter(engine, settings, EServices.from_settings(settings))
+        receiver.keys["current"] = KeySet.import_key_set((await worker.signer()).jwks())
+        # The database went away while ``worker`` held the lease: its release never arrived.
+        async with engine.begin() as connection:
+            await connection.execute(
+                update(receivers)
+                .where(receivers.c.id == receiver_id)
+                .values(
+                    lease_owner=worker.owner, lease_until=datetime.now(UTC) + timedelta(minutes=1)
+                )
+            )
+        try:
+            assert not await other.push_once()  # another worker waits for the lease to run out
+            assert await worker.push_once()  # its holder goes on at once
+        finally:
+            await worker.close()
+            await other.close()
+        assert len(receiver.wait_for(1)) == 1
