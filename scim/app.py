@@ -106,13 +106,14 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
         delivering = asyncio.create_task(transmitter.run())
+        listening = asyncio.create_task(transmitter.listen())
         # What is loaded by now lives as long as the process: keep it out of every garbage
         # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
         gc.freeze()
         try:
             yield
         finally:
-            for task in (syncing, delivering):
+            for task in (syncing, delivering, listening):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -8,8 +8,9 @@ tried again after a back-off that doubles up to ``MAX_BACKOFF``; an event it ref
 malformed, or that has waited ``event_give_up`` seconds, is dead: kept for the operator to
 see and replay (``scim receiver status``, ``scim receiver replay``).
 
-A worker is woken when a transaction of its own commits events, and otherwise looks every
-``POLL_INTERVAL`` seconds (for other workers' and the operator's events). SETs are signed
+A worker is woken when a transaction of its own commits events, on PostgreSQL also by a
+notification when any other worker or an operator's command does (``Transmitter.listen``),
+and otherwise looks every ``POLL_INTERVAL`` seconds. SETs are signed
 when sent, with the signing key of that moment (``scim.events.signing``).
 """
 
@@ -26,6 +27,7 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import asyncpg
 import httpx
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
@@ -120,7 +122,8 @@ class Transmitter:
         self._pruned = self._counted = -_PRUNE_EVERY
 
     def committed(self) -> None:
-        """Events were committed here: deliver them now rather than at the next look."""
+        """Events were committed (here, or anywhere as a notification says): deliver them
+        now rather than at the next look."""
         self._committed.set()
         self._committed = asyncio.Event()
 
@@ -169,6 +172,31 @@ class Transmitter:
         return signer.sign(msgspec.json.encode(self.claims(event, receiver)))
 
     # -- push ------------------------------------------------------------------------
+
+    async def listen(self) -> None:
+        """PostgreSQL: wake on every commit of events, whichever worker or command made it
+        (``stored.notify``). While the listener is down, the look every ``POLL_INTERVAL``
+        seconds still finds them; it connects again after a second."""
+        if self.engine.dialect.name != "postgresql":
+            return
+        url = self.engine.url.set(drivername="postgresql")
+        dsn = url.render_as_string(hide_password=False)
+        while True:
+            with suppress(OSError, asyncpg.PostgresError):
+                await self._listen_once(dsn)
+            await asyncio.sleep(1)
+
+    async def _listen_once(self, dsn: str) -> None:
+        """One listening connection, until it is lost."""
+        connection = await asyncpg.connect(dsn)
+        lost = asyncio.Event()
+        connection.add_termination_listener(lambda _: lost.set())
+        try:
+            await connection.add_listener(stored.CHANNEL, lambda *_: self.committed())
+            await lost.wait()
+        finally:
+            with suppress(Exception):
+                await connection.close()
 
     async def run(self) -> None:
         """Tell what a change of the domain's state (its catalogue) made, then deliver until

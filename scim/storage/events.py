@@ -94,7 +94,19 @@ async def write(connection: AsyncConnection, txn: str, events: Sequence[dict[str
     else:
         await connection.execute(insert(security_events), list(events))
     await connection.execute(_FAN_OUT[connection.dialect.name], {"txn": txn})
+    await notify(connection)
     return len(events)
+
+
+# PostgreSQL's channel on which every worker hears that events are due (at commit).
+CHANNEL = "scim_events"
+
+
+async def notify(connection: AsyncConnection) -> None:
+    """Tell every worker's listener, once this transaction commits, that events are due
+    (``scim.events.delivery``); SQLite has one process, which its commits wake."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_notify(CHANNEL, "")))
 
 
 async def _copy(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:
@@ -183,6 +195,7 @@ async def replay(connection: AsyncConnection, receiver_id: str) -> int:
         .where(receivers.c.id == receiver_id)
         .values(failures=0, retry_at=None, last_error=None)
     )
+    await notify(connection)
     return int(result.rowcount or 0)
 
 

@@ -3,10 +3,14 @@ from a real server to a real HTTP receiver that verifies each against the publis
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
+import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from extensions import EServices
+from scim.events import delivery
 from scim.operator import Operator
 from scim.settings import Settings
 from tests.conftest import (
@@ -241,19 +245,13 @@ async def test_an_event_the_receiver_refuses_is_dead_until_the_operator_replays_
                 if state.dead == 2:
                     break
                 await connection.commit()
-                await _sleep(0.1)
+                await asyncio.sleep(0.1)
         assert (state.pending, state.dead) == (0, 2)
         refusing["on"] = False
         async with engine.begin() as connection:
             assert await Operator(connection, "tests").replay(receiver_id) == 2
         received = receiver.wait_for(2)
     assert received[1].claims["sub_id"]["id"] == later["id"]
-
-
-async def _sleep(seconds: float) -> None:
-    import asyncio
-
-    await asyncio.sleep(seconds)
 
 
 async def test_a_bulk_tells_each_user_once_from_its_one_transaction(
@@ -287,3 +285,36 @@ async def test_a_bulk_tells_each_user_once_from_its_one_transaction(
     assert len({r.claims["jti"] for r in received}) == count
     # Written together, committed together: one transaction, as the SETs' txn says.
     assert len({r.claims["txn"] for r in received}) == 1
+
+
+async def test_an_operators_change_wakes_every_worker_through_postgresql(
+    engine: AsyncEngine,
+    server: str,
+    organisations: Organisations,
+    settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The operator's command is another process: only PostgreSQL's notification can tell
+    the server at once (its own look is made an hour apart here)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite serves one process")
+    receiver = push_receiver(server)
+    with serving(receiver) as url:
+        await register(engine, STATLIG, f"{url}/e")
+        with scim_client(server, organisations.stockholm.token) as client:
+            client.post("/Users", json=with_permission("notified", GRANT))
+        receiver.wait_for(1)
+        monkeypatch.setattr(delivery, "POLL_INTERVAL", 3600.0)
+        await asyncio.sleep(0.5)  # the worker is back to waiting, now for an hour
+        domain = EServices.from_settings(settings)
+        async with engine.begin() as connection:
+            operator = Operator(connection, "tests", domain)
+            stockholm = await operator.tenant(organisations.stockholm.org_number)
+            await operator.set_agreements(stockholm, [ENSAMKOMMANDE])
+        try:
+            (told,) = receiver.wait_for(2)[1:]
+        finally:
+            async with engine.begin() as connection:
+                operator = Operator(connection, "tests", domain)
+                await operator.set_agreements(stockholm, [STATLIG, ENSAMKOMMANDE])
+    assert event_of(told.claims)[0] == "patch:notice"
