@@ -46,6 +46,9 @@ class Settings:
     # PEM files of the keys security events are signed with, the first signing (EC P-256 or
     # RSA); none: one key drawn once and kept in the database.
     event_keys: tuple[str, ...] = ()
+    # PEM file of the CAs that push receivers' HTTPS certificates may also come from (an
+    # agency's own CA), besides the public ones.
+    event_ca_bundle: str | None = None
     # Seconds a poll (RFC 8936) waits for events when none are pending.
     event_poll_wait: int = 30
     # Seconds after which an event not delivered to a receiver is given up on (dead), and

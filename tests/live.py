@@ -40,9 +40,10 @@ def live_server(settings: Settings, domain: Domain | None = None, port: int = 0)
 
 
 @contextmanager
-def serving(app: Any, port: int = 0, lifespan: str = "off") -> Iterator[str]:
+def serving(app: Any, port: int = 0, lifespan: str = "off", **tls: Any) -> Iterator[str]:
     """An ASGI app served by uvicorn on loopback, in a thread of its own (with its own event
-    loop, where its database connections live); yields its root URL."""
+    loop, where its database connections live); yields its root URL (https with ``tls``:
+    uvicorn's ``ssl_certfile`` and ``ssl_keyfile``)."""
     config = uvicorn.Config(
         app,
         host="127.0.0.1",
@@ -50,6 +51,7 @@ def serving(app: Any, port: int = 0, lifespan: str = "off") -> Iterator[str]:
         log_config=None,
         log_level="warning",
         lifespan=lifespan,
+        **tls,
     )
     server = uvicorn.Server(config)
     thread = threading.Thread(target=lambda: asyncio.run(server.serve()), daemon=True)
@@ -62,7 +64,7 @@ def serving(app: Any, port: int = 0, lifespan: str = "off") -> Iterator[str]:
         threading.Event().wait(0.05)
     bound = server.servers[0].sockets[0].getsockname()[1]
     try:
-        yield f"http://127.0.0.1:{bound}"
+        yield f"{'https' if tls else 'http'}://127.0.0.1:{bound}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)

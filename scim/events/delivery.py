@@ -20,6 +20,7 @@ import asyncio
 import logging
 import os
 import socket
+import ssl
 import time
 import uuid
 from collections.abc import Sequence
@@ -28,6 +29,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
+import certifi
 import httpx
 import msgspec
 from prometheus_client import Counter, Gauge, Histogram
@@ -318,8 +320,15 @@ class Transmitter:
 
     def _http(self) -> httpx.AsyncClient:
         if self._client is None:
-            # Only registered URLs are reached; redirects are not followed to others.
-            self._client = httpx.AsyncClient(timeout=_PUSH_TIMEOUT, follow_redirects=False)
+            # Only registered URLs are reached; redirects are not followed to others. A
+            # receiver's certificate must lead to a public CA or to ``event_ca_bundle``.
+            verify: ssl.SSLContext | bool = True
+            if self.settings.event_ca_bundle:
+                verify = ssl.create_default_context(cafile=certifi.where())
+                verify.load_verify_locations(cafile=self.settings.event_ca_bundle)
+            self._client = httpx.AsyncClient(
+                timeout=_PUSH_TIMEOUT, follow_redirects=False, verify=verify
+            )
         return self._client
 
     @staticmethod

@@ -4,6 +4,8 @@ from a real server to a real HTTP receiver that verifies each against the publis
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
+from pathlib import Path
 
 import httpx
 import pytest
@@ -32,7 +34,8 @@ from tests.events.conftest import (
     scim_client,
     with_permission,
 )
-from tests.live import serving
+from tests.live import free_port, live_server, serving
+from tests.pki import Authority
 
 
 async def test_a_revoked_permission_reaches_the_receiver_signed_and_told_once(
@@ -318,3 +321,42 @@ async def test_an_operators_change_wakes_every_worker_through_postgresql(
                 operator = Operator(connection, "tests", domain)
                 await operator.set_agreements(stockholm, [STATLIG, ENSAMKOMMANDE])
     assert event_of(told.claims)[0] == "patch:notice"
+
+
+async def test_pushes_over_https_trust_the_configured_ca_and_no_other(
+    engine: AsyncEngine,
+    settings: Settings,
+    organisations: Organisations,
+    no_receivers: None,
+    tmp_path: Path,
+) -> None:
+    """A receiver whose certificate comes from the agency's own CA gets its SETs once
+    ``SCIM_EVENT_CA_BUNDLE`` names that CA; without it the push fails TLS and waits."""
+    authority = Authority("E-tjänsternas test-CA")
+    leaf = authority.issue("mottagare", client_auth=False, ip_addresses=["127.0.0.1"])
+    cert_file, key_file = leaf.write(tmp_path, "receiver")
+    bundle = tmp_path / "ca.pem"
+    bundle.write_bytes(authority.pem)
+    port = free_port()
+    public = replace(settings, public_url=f"http://127.0.0.1:{port}")
+    receiver = push_receiver(public.public_url)
+    tls = {"ssl_certfile": str(cert_file), "ssl_keyfile": str(key_file)}
+    with serving(receiver, **tls) as url:
+        assert url.startswith("https://")
+        await register(engine, STATLIG, f"{url}/e")
+        with live_server(public, port=port) as server:
+            with scim_client(server, organisations.stockholm.token) as client:
+                client.post("/Users", json=with_permission("tls", GRANT))
+            async with engine.connect() as connection:
+                for _ in range(100):
+                    (state,) = await Operator(connection, "tests").receivers()
+                    if state.failures:
+                        break
+                    await connection.commit()
+                    await asyncio.sleep(0.1)
+            assert state.failures and "CERTIFICATE_VERIFY_FAILED" in state.last_error
+            assert receiver.received == []
+        trusting = replace(public, event_ca_bundle=str(bundle))
+        with live_server(trusting, port=port):
+            (received,) = receiver.wait_for(1)
+    assert received.claims["aud"] == STATLIG
