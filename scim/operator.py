@@ -336,10 +336,9 @@ class Operator:
 
     async def replay(self, receiver_id: str) -> int:
         """The receiver's dead events delivered again, in order; how many."""
-        states = {row.id for row in await stored_events.receiver_states(self.connection)}
-        if receiver_id not in states:
-            raise OperatorError(f"no receiver {receiver_id}")
         count = await stored_events.replay(self.connection, receiver_id)
+        if count is None:
+            raise OperatorError(f"no receiver {receiver_id}")
         await self._audit(
             None,
             "receiver.replay",

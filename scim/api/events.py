@@ -71,7 +71,7 @@ async def poll(request: AnyRequest) -> Response[Any]:
     if scheme.lower() != "bearer" or not token.strip():
         return _error(401, "A poll receiver's bearer token is required", challenge)
     transmitter: Transmitter = request.app.state.transmitter
-    async with transmitter.engine.connect() as connection:
+    async with transmitter.reads.connect() as connection:
         receiver = await stored.receiver_by_token(connection, token_hash(token.strip()))
     if receiver is None:
         return _error(401, "Unknown or removed receiver token", challenge)

@@ -113,6 +113,8 @@ class Transmitter:
 
     def __init__(self, engine: AsyncEngine, settings: Settings, domain: Domain) -> None:
         self.engine = engine
+        # Reads need no transaction (and on SQLite must not take its write lock).
+        self.reads = engine.execution_options(isolation_level="AUTOCOMMIT")
         self.settings = settings
         self.domain = domain
         self.issuer = f"{settings.public_url}{settings.base_path}"
@@ -233,6 +235,9 @@ class Transmitter:
     async def push_once(self) -> bool:
         """Lease one receiver with events due and push them; whether there was one."""
         now = datetime.now(UTC)
+        async with self.reads.connect() as connection:
+            if not await stored.any_due(connection, self.owner, now):
+                return False
         async with self.engine.begin() as connection:
             receiver = await stored.lease(connection, self.owner, now, now + _LEASE)
         if receiver is None:
@@ -258,7 +263,7 @@ class Transmitter:
         client = self._http()
         give_up = timedelta(seconds=self.settings.event_give_up)
         while True:
-            async with self.engine.connect() as connection:
+            async with self.reads.connect() as connection:
                 events = await stored.due(connection, receiver.id, _BATCH)
             if not events:
                 return 0, None, None
@@ -344,11 +349,12 @@ class Transmitter:
         if now - self._counted < _COUNT_EVERY:
             return
         self._counted = now
-        async with self.engine.begin() as connection:
-            if now - self._pruned >= _PRUNE_EVERY:
-                self._pruned = now
-                retained = timedelta(seconds=self.settings.event_retention)
+        if now - self._pruned >= _PRUNE_EVERY:
+            self._pruned = now
+            retained = timedelta(seconds=self.settings.event_retention)
+            async with self.engine.begin() as connection:
                 await stored.prune(connection, datetime.now(UTC) - retained)
+        async with self.reads.connect() as connection:
             PENDING.set(await stored.pending_total(connection))
 
     # -- poll ------------------------------------------------------------------------
@@ -368,11 +374,12 @@ class Transmitter:
         now = datetime.now(UTC)
         acks = [s for t in acknowledged if (s := seq_of(t, receiver.id)) is not None]
         refused = [(s, e) for t, e in errors.items() if (s := seq_of(t, receiver.id)) is not None]
-        async with self.engine.begin() as connection:
-            await stored.settle(connection, receiver.id, acks, stored.DELIVERED, now)
-            for seq, reason in refused:
-                await stored.settle(connection, receiver.id, [seq], stored.DEAD, now, reason)
-        DELIVERED.labels("poll").inc(len(acks))
+        if acks or refused:
+            async with self.engine.begin() as connection:
+                taken = await stored.settle(connection, receiver.id, acks, stored.DELIVERED, now)
+                for seq, reason in refused:
+                    await stored.settle(connection, receiver.id, [seq], stored.DEAD, now, reason)
+            DELIVERED.labels("poll").inc(taken)
         limit = 100 if max_events is None else max_events
         if limit == 0:
             return {}, False
@@ -380,12 +387,14 @@ class Transmitter:
         while True:
             committed = self._committed
             now = datetime.now(UTC)
-            async with self.engine.begin() as connection:
+            async with self.reads.connect() as connection:
                 events = await stored.due(
                     connection, receiver.id, limit + 1, sent_before=now - REDELIVER_AFTER
                 )
-                handed = events[:limit]
-                await stored.attempted(connection, receiver.id, [e.seq for e in handed], now)
+            handed = events[:limit]
+            if handed:
+                async with self.engine.begin() as connection:
+                    await stored.attempted(connection, receiver.id, [e.seq for e in handed], now)
             if handed or time.monotonic() >= deadline:
                 break
             remaining = max(0.0, deadline - time.monotonic())

@@ -12,7 +12,9 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
+    ColumnElement,
     Row,
+    Select,
     and_,
     bindparam,
     delete,
@@ -28,9 +30,9 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.hooks import Tenant
+from scim.storage import identities
 from scim.storage.database import json_dumps
 from scim.storage.tables import (
-    agreements,
     event_deliveries,
     event_state,
     receivers,
@@ -183,17 +185,20 @@ async def receiver_states(connection: AsyncConnection) -> list[Row[Any]]:
     return list((await connection.execute(statement)).all())
 
 
-async def replay(connection: AsyncConnection, receiver_id: str) -> int:
-    """The receiver's dead deliveries made pending again: delivered anew, in order."""
+async def replay(connection: AsyncConnection, receiver_id: str) -> int | None:
+    """The receiver's dead deliveries made pending again: delivered anew, in order; how
+    many (None: no such receiver)."""
+    known = await connection.execute(
+        update(receivers)
+        .where(receivers.c.id == receiver_id)
+        .values(failures=0, retry_at=None, last_error=None)
+    )
+    if not known.rowcount:
+        return None
     result = await connection.execute(
         update(event_deliveries)
         .where(event_deliveries.c.receiver_id == receiver_id, event_deliveries.c.state == DEAD)
         .values(state=PENDING, attempts=0, sent_at=None, error=None)
-    )
-    await connection.execute(
-        update(receivers)
-        .where(receivers.c.id == receiver_id)
-        .values(failures=0, retry_at=None, last_error=None)
     )
     await notify(connection)
     return int(result.rowcount or 0)
@@ -208,35 +213,47 @@ def _has_pending() -> Any:
     )
 
 
+def _free(owner: str, now: datetime) -> ColumnElement[bool]:
+    """Leased by no worker, or by this one: a lease it could not give back (the database was
+    away) is taken up again at once, not after it runs out."""
+    return or_(
+        receivers.c.lease_until.is_(None),
+        receivers.c.lease_until < now,
+        receivers.c.lease_owner == owner,
+    )
+
+
+def _due(owner: str, now: datetime) -> Select[Any]:
+    """The push receiver with deliveries due that ``owner`` may lease, first to try first."""
+    return (
+        select(receivers.c.id)
+        .where(
+            receivers.c.push_url.is_not(None),
+            _free(owner, now),
+            or_(receivers.c.retry_at.is_(None), receivers.c.retry_at <= now),
+            _has_pending(),
+        )
+        .order_by(receivers.c.retry_at.nulls_first(), receivers.c.id)
+        .limit(1)
+    )
+
+
+async def any_due(connection: AsyncConnection, owner: str, now: datetime) -> bool:
+    """Whether ``lease`` would find a receiver: asked first, as a read, so that an idle
+    worker does not begin a write (SQLite's lock) every time it looks."""
+    return (await connection.execute(_due(owner, now))).first() is not None
+
+
 async def lease(
     connection: AsyncConnection, owner: str, now: datetime, until: datetime
 ) -> Row[Any] | None:
     """A push receiver with deliveries due that no worker holds, leased to ``owner``: one
     worker delivers to a receiver at a time, in order. PostgreSQL's SKIP LOCKED lets workers
     on every host look at once without waiting for each other."""
-    # Free, or this worker's own: a lease it could not give back (the database was away)
-    # is taken up again at once, not after it runs out.
-    free = or_(
-        receivers.c.lease_until.is_(None),
-        receivers.c.lease_until < now,
-        receivers.c.lease_owner == owner,
-    )
-    due = (
-        select(receivers.c.id)
-        .where(
-            receivers.c.push_url.is_not(None),
-            free,
-            or_(receivers.c.retry_at.is_(None), receivers.c.retry_at <= now),
-            _has_pending(),
-        )
-        .order_by(receivers.c.retry_at.nulls_first(), receivers.c.id)
-        .limit(1)
-        .with_for_update(skip_locked=True)
-        .scalar_subquery()
-    )
+    due = _due(owner, now).with_for_update(skip_locked=True).scalar_subquery()
     statement = (
         update(receivers)
-        .where(receivers.c.id == due, free)
+        .where(receivers.c.id == due, _free(owner, now))
         .values(lease_owner=owner, lease_until=until)
         .returning(receivers)
     )
@@ -408,12 +425,9 @@ async def store_state(connection: AsyncConnection, name: str, value: str, new: b
 
 async def tenant(connection: AsyncConnection, tenant_id: int) -> Tenant | None:
     """An organisation as the domain sees it: its kind and agreements."""
-    row = (
+    kind = (
         await connection.execute(select(tenants.c.kind).where(tenants.c.id == tenant_id))
-    ).first()
-    if row is None:
+    ).scalar()
+    if kind is None:
         return None
-    services = await connection.execute(
-        select(agreements.c.service_id).where(agreements.c.tenant_id == tenant_id)
-    )
-    return Tenant(tenant_id, row.kind, frozenset(services.scalars()))
+    return Tenant(tenant_id, kind, frozenset(await identities.agreements_of(connection, tenant_id)))

@@ -14,7 +14,7 @@ import httpx
 import pytest
 from joserfc.jwk import KeySet
 from litestar import Litestar
-from sqlalchemy import func, select, update
+from sqlalchemy import event, func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from extensions import EServices
@@ -41,6 +41,7 @@ from tests.events.conftest import (
     scim_client,
     with_permission,
 )
+from tests.events.receiver import Receiver
 from tests.live import free_port, live_server, serving
 
 
@@ -178,6 +179,17 @@ def _kid(token: str) -> str:
     return kid
 
 
+async def worker_for(
+    engine: AsyncEngine, settings: Settings, receiver: Receiver | None = None
+) -> Transmitter:
+    """A delivering worker in this process; ``receiver`` is given its keys (the JWKS a
+    server would publish: none runs here)."""
+    worker = Transmitter(engine, settings, EServices.from_settings(settings))
+    if receiver is not None:
+        receiver.keys["current"] = KeySet.import_key_set((await worker.signer()).jwks())
+    return worker
+
+
 async def test_workers_share_the_delivery_without_duplicates_and_in_order(
     app: Litestar,
     engine: AsyncEngine,
@@ -195,11 +207,7 @@ async def test_workers_share_the_delivery_without_duplicates_and_in_order(
                 change = {"op": "replace", "path": "active", "value": index % 2 == 1}
                 answer = await client.patch(f"/Users/{user_id}", json=patch_body(change))
                 assert answer.status_code == 200
-        workers = [
-            Transmitter(engine, settings, EServices.from_settings(settings)) for _ in range(3)
-        ]
-        # The receiver knows the key from the server's JWKS (no server runs here).
-        receiver.keys["current"] = KeySet.import_key_set((await workers[0].signer()).jwks())
+        workers = [await worker_for(engine, settings, receiver) for _ in range(3)]
 
         async def drain(worker: Transmitter) -> None:
             while await worker.push_once():
@@ -319,9 +327,8 @@ async def test_a_lease_the_worker_could_not_give_back_is_its_own_to_take_up_agai
         receiver_id, _ = await register(engine, STATLIG, f"{url}/e")
         async with api_client(app, organisations.stockholm.token) as client:
             await client.post("/Users", json=with_permission("lease", GRANT))
-        worker = Transmitter(engine, settings, EServices.from_settings(settings))
-        other = Transmitter(engine, settings, EServices.from_settings(settings))
-        receiver.keys["current"] = KeySet.import_key_set((await worker.signer()).jwks())
+        worker = await worker_for(engine, settings, receiver)
+        other = await worker_for(engine, settings, receiver)
         # The database went away while ``worker`` held the lease: its release never arrived.
         async with engine.begin() as connection:
             await connection.execute(
@@ -338,3 +345,25 @@ async def test_a_lease_the_worker_could_not_give_back_is_its_own_to_take_up_agai
             await worker.close()
             await other.close()
         assert len(receiver.wait_for(1)) == 1
+
+
+async def test_an_idle_worker_looks_without_beginning_a_write(
+    engine: AsyncEngine, settings: Settings, no_receivers: None
+) -> None:
+    """Every half second each worker looks for receivers due; with none, it reads only (on
+    SQLite a write would take the database's one lock from the requests)."""
+    await register(engine, STATLIG, "http://127.0.0.1:9/e")  # nothing pending for it
+    worker = await worker_for(engine, settings)
+    seen: list[str] = []
+
+    def listen(_connection: object, _cursor: object, statement: str, *_: object) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listen)
+    try:
+        assert not await worker.push_once()
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listen)
+        await worker.close()
+    assert any("receivers" in statement for statement in seen)
+    assert not any(statement.startswith(("BEGIN", "UPDATE")) for statement in seen)
