@@ -26,6 +26,7 @@ from scim.api.openapi import openapi
 from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
 from scim.auth.authenticate import Authenticator
+from scim.auth.verified import Verified
 from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, unavailable, with_status
 from scim.events.delivery import Transmitter
@@ -37,6 +38,7 @@ from scim.service import ResourceService
 from scim.settings import Settings
 from scim.storage import database
 from scim.storage.database import create_engine
+from scim.storage.listening import Listener
 
 logger = logging.getLogger("scim")
 
@@ -99,6 +101,9 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
     service = ResourceService(registry, engine, settings)
     transmitter = Transmitter(engine, settings, domain)
     service.events_committed = transmitter.committed
+    listener = Listener(engine)
+    transmitter.listen_to(listener)
+    verified = Verified(engine, listener)
 
     rate_limiter = RateLimiter(engine, settings.rate_limit_client, settings.rate_limit_tenant)
 
@@ -106,13 +111,15 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
         delivering = asyncio.create_task(transmitter.run())
-        listening = asyncio.create_task(transmitter.listen())
+        listening = asyncio.create_task(listener.run())
+        verified.watching = True
         # What is loaded by now lives as long as the process: keep it out of every garbage
         # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
         gc.freeze()
         try:
             yield
         finally:
+            verified.watching = False
             for task in (syncing, delivering, listening):
                 if task is not None:
                     task.cancel()
@@ -159,7 +166,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
                 "service": service,
                 "bulk": BulkService(service),
                 "engine": engine,
-                "authenticator": Authenticator(engine, settings),
+                "authenticator": Authenticator(engine, settings, verified),
                 "rate_limiter": rate_limiter,
                 "transmitter": transmitter,
             }

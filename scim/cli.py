@@ -163,19 +163,26 @@ def _operator_command(
     """Run an operator action in one transaction; an OperatorError is exit code 2."""
 
     def run(args: argparse.Namespace) -> int:
-        from scim.operator import Operator, OperatorError
+        from scim.auth.verified import CONFIRM_WAIT
+        from scim.operator import OperatorError, operating
 
         async def main() -> int:
             settings = _settings(args)
             engine = database.create_engine(settings.database_url)
+            actor = f"operator:{getpass.getuser()}"
             try:
-                async with engine.begin() as connection:
-                    operator = Operator(
-                        connection, f"operator:{getpass.getuser()}", DOMAIN.from_settings(settings)
-                    )
-                    return await action(operator, args)
+                async with operating(engine, actor, DOMAIN.from_settings(settings)) as operator:
+                    status = await action(operator, args)
             finally:
                 await engine.dispose()
+            if operator.unconfirmed:
+                print(
+                    f"scim: {operator.unconfirmed} server worker(s) did not confirm within "
+                    f"{CONFIRM_WAIT:.0f} s that they dropped the credentials they kept; they "
+                    "drop them once they read the change",
+                    file=sys.stderr,
+                )
+            return status
 
         try:
             return asyncio.run(main())

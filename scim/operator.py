@@ -4,13 +4,16 @@ clients and tokens. The ``scim`` CLI and the demo data use these; each writes an
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim import hooks
+from scim.auth import verified
 from scim.auth.tokens import new_token, token_hash
 from scim.events.changes import tenant_changed
 from scim.events.receivers import push_url_problem
@@ -19,6 +22,18 @@ from scim.storage import audit, identities
 from scim.storage import events as stored_events
 
 DEFAULT_CLIENT = "SCIM-klient"
+# Actions after which a principal a worker keeps may be wrong (``scim.auth.verified``): it
+# may name a revoked token, a removed administrator, a certificate now matching another
+# registration, or agreements that ended.
+CHANGE_WHO_MAY_CALL = frozenset(
+    {
+        "agreements.set",
+        "administrator.add",
+        "administrator.remove",
+        "client.register",
+        "token.revoke",
+    }
+)
 
 
 class OperatorError(Exception):
@@ -33,6 +48,20 @@ class Tenant:
     kind: str
 
 
+@asynccontextmanager
+async def operating(
+    engine: AsyncEngine, actor: str = "operator", domain: Domain | None = None
+) -> AsyncIterator[Operator]:
+    """An Operator in one transaction. When it has changed who may call, every worker has
+    forgotten what it kept by the time this returns (``verified.confirm``); how many did
+    not answer is then in ``unconfirmed``."""
+    async with engine.begin() as connection:
+        operator = Operator(connection, actor, domain)
+        yield operator
+    if operator.credentials_changed:
+        operator.unconfirmed = await verified.confirm(engine)
+
+
 class Operator:
     """Operator actions on one connection (one transaction), recorded as ``actor``."""
 
@@ -43,11 +72,16 @@ class Operator:
         self.actor = actor
         # What organisation numbers, kinds and people's ids must look like.
         self.domain = domain or Domain()
+        self.credentials_changed = False
+        self.unconfirmed = 0  # workers that did not confirm it (``operating``)
 
     async def _audit(self, tenant_id: int | None, action: str, **details: Any) -> None:
         await audit.record(
             self.connection, tenant_id=tenant_id, actor=self.actor, action=action, **details
         )
+        if action in CHANGE_WHO_MAY_CALL and not self.credentials_changed:
+            self.credentials_changed = True
+            await verified.changed(self.connection)
 
     # -- organisations ----------------------------------------------------------
 

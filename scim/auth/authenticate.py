@@ -19,6 +19,7 @@ from scim.auth import certificates, sessions
 from scim.auth.certificates import CertificateError, CertificateIdentity, CertificateVerifier
 from scim.auth.principal import Principal, Role
 from scim.auth.tokens import PREFIX, token_hash
+from scim.auth.verified import Verified
 from scim.hooks import Tenant
 from scim.settings import Settings
 from scim.storage import identities
@@ -40,8 +41,10 @@ def _normalise_name(name: str) -> str:
 
 
 class Authenticator:
-    def __init__(self, engine: AsyncEngine, settings: Settings) -> None:
+    def __init__(self, engine: AsyncEngine, settings: Settings, verified: Verified) -> None:
         self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        # Principals read before, while no change of credentials has been announced.
+        self.verified = verified
         self.verifier = (
             CertificateVerifier(Path(settings.ca_bundle).read_bytes())
             if settings.ca_bundle
@@ -94,15 +97,24 @@ class Authenticator:
         if not token.startswith(PREFIX):
             raise Unauthenticated(detail="The bearer token is not one this server issued")
         now = datetime.now(UTC)
+        key = "token:" + token_hash(token)
+        if kept := self.verified.get(key, now):
+            return kept
+        generation = self.verified.generation
         async with self.engine.connect() as connection:
             row = await identities.client_by_token(connection, token_hash(token))
         if row is None:
             raise Unauthenticated(detail="The bearer token is not valid")
         if row.revoked is not None:
             raise Unauthenticated(detail="The bearer token has been revoked")
-        if row.expires is not None and _aware(row.expires) <= now:
+        expires = _aware(row.expires) if row.expires is not None else None
+        if expires is not None and expires <= now:
             raise Unauthenticated(detail="The bearer token has expired")
-        return Principal(_tenant(row.tenant_id, row), Role.system, f"client:{row.id}", row.name)
+        principal = Principal(
+            _tenant(row.tenant_id, row), Role.system, f"client:{row.id}", row.name
+        )
+        self.verified.keep(key, principal, expires, generation)
+        return principal
 
     # -- certificates -------------------------------------------------------------------
 
@@ -172,12 +184,20 @@ class Authenticator:
             # SITHS certificates name their organisation: without it, the organisation a
             # registration is for could not be checked.
             raise Unauthenticated(detail="The client certificate names no organisation (O)")
+        # The chain is verified each time (it may have expired); who it names is kept.
+        key = "certificate:" + identity.fingerprint
+        now = datetime.now(UTC)
+        if kept := self.verified.get(key, now):
+            return kept
+        generation = self.verified.generation
         principal, organisation = await self._registered(identity)
         if _normalise_name(identity.organisation) != _normalise_name(organisation):
             raise Unregistered(
                 detail=f"The certificate's organisation {identity.organisation!r} is not the "
                 f"registered organisation {organisation!r}"
             )
+        if principal.role != Role.user:
+            self.verified.keep(key, principal, None, generation)
         return principal
 
     async def _registered(self, identity: CertificateIdentity) -> tuple[Principal, str]:

@@ -9,7 +9,7 @@ malformed, or that has waited ``event_give_up`` seconds, is dead: kept for the o
 see and replay (``scim receiver status``, ``scim receiver replay``).
 
 A worker is woken when a transaction of its own commits events, on PostgreSQL also by a
-notification when any other worker or an operator's command does (``Transmitter.listen``),
+notification when any other worker or an operator's command does (``Transmitter.listen_to``),
 and otherwise looks every ``POLL_INTERVAL`` seconds. SETs are signed
 when sent, with the signing key of that moment (``scim.events.signing``).
 """
@@ -28,7 +28,6 @@ from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import asyncpg
 import certifi
 import httpx
 import msgspec
@@ -49,6 +48,7 @@ from scim.events.signing import Signer, load_signer
 from scim.hooks import Domain
 from scim.settings import Settings
 from scim.storage import events as stored
+from scim.storage.listening import Listener
 
 logger = logging.getLogger("scim.events")
 
@@ -177,30 +177,11 @@ class Transmitter:
 
     # -- push ------------------------------------------------------------------------
 
-    async def listen(self) -> None:
+    def listen_to(self, listener: Listener) -> None:
         """PostgreSQL: wake on every commit of events, whichever worker or command made it
         (``stored.notify``). While the listener is down, the look every ``POLL_INTERVAL``
-        seconds still finds them; it connects again after a second."""
-        if self.engine.dialect.name != "postgresql":
-            return
-        url = self.engine.url.set(drivername="postgresql")
-        dsn = url.render_as_string(hide_password=False)
-        while True:
-            with suppress(OSError, asyncpg.PostgresError):
-                await self._listen_once(dsn)
-            await asyncio.sleep(1)
-
-    async def _listen_once(self, dsn: str) -> None:
-        """One listening connection, until it is lost."""
-        connection = await asyncpg.connect(dsn)
-        lost = asyncio.Event()
-        connection.add_termination_listener(lambda _: lost.set())
-        try:
-            await connection.add_listener(stored.CHANNEL, lambda *_: self.committed())
-            await lost.wait()
-        finally:
-            with suppress(Exception):
-                await connection.close()
+        seconds still finds them."""
+        listener.on(stored.CHANNEL, lambda *_: self.committed())
 
     async def run(self) -> None:
         """Tell what a change of the domain's state (its catalogue) made, then deliver until
