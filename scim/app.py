@@ -31,7 +31,7 @@ from scim.bulk import BulkService
 from scim.errors import SCIM_MEDIA_TYPE, error_body, internal, unavailable, with_status
 from scim.events.delivery import Transmitter
 from scim.hooks import Domain
-from scim.observability import prometheus_config, request_ids, watch_pool
+from scim.observability import observed, watch_pool
 from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
@@ -158,7 +158,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             openapi,
             PrometheusController,  # at METRICS_PATH
         ],
-        middleware=[request_ids, security_headers, prometheus_config().middleware],
+        middleware=[observed(security_headers)],
         state=State(
             {
                 "settings": settings,

@@ -5,10 +5,9 @@ from __future__ import annotations
 
 from litestar import Router, get
 from litestar.datastructures import CacheControlHeader
-from litestar.enums import ScopeType
 from litestar.response import Redirect
 from litestar.static_files import create_static_files_router
-from litestar.types import ASGIApp, Message, Receive, Scope, Send
+from litestar.types import Scope
 
 import client
 
@@ -40,24 +39,10 @@ _HEADERS = [
 _WITH_HSTS = [*_HEADERS, (b"strict-transport-security", b"max-age=31536000")]
 
 
-def security_headers(app: ASGIApp) -> ASGIApp:
-    """Middleware: the headers above on every response (static files included), and HSTS
-    when the connection is TLS."""
-
-    async def middleware(scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != ScopeType.HTTP:
-            await app(scope, receive, send)
-            return
-        extra = _WITH_HSTS if scope.get("scheme") == "https" else _HEADERS
-
-        async def send_with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", ()), *extra]
-            await send(message)
-
-        await app(scope, receive, send_with_headers)
-
-    return middleware
+def security_headers(scope: Scope) -> list[tuple[bytes, bytes]]:
+    """The headers above for every response (static files included), with HSTS when the
+    connection is TLS (added by ``scim.observability.observed``)."""
+    return _WITH_HSTS if scope.get("scheme") == "https" else _HEADERS
 
 
 def client_files() -> Router:

@@ -198,7 +198,12 @@ def _run_case(
     }
     wrk.write_requests(requests_file, headers, case.build(subject))
     threads = len(args.client_cpus.split(","))
-    run = {"connections": args.connections, "threads": threads, "cpus": args.client_cpus}
+    connections = case.connections or args.connections
+    run = {
+        "connections": connections,
+        "threads": min(threads, connections),
+        "cpus": args.client_cpus,
+    }
     if case.warm_up:
         wrk.run(server.url(""), requests_file, seconds=1, **run)
     seconds = args.duration * (3 if case.per_request > 1 else 1)

@@ -142,11 +142,14 @@ class Case:
     per_request: int = 1
     # Reads repeat the same requests; writes change the data and are not warmed up.
     warm_up: bool = True
+    # Concurrent clients, if not --connections: a lone client shows latency without queueing.
+    connections: int | None = None
 
 
 CASES = [
     Case("get", "GET /Users/{id}", get_by_id),
     Case("eq", "filter userName eq", user_name_eq),
+    Case("eq1", "filter userName eq, one client", user_name_eq, connections=1),
     Case("co", "filter name.familyName co", family_name_co),
     Case("sorted", "page of 100 sorted by familyName", sorted_page),
     Case("patch", "PATCH replace name.givenName", patch_given_name, warm_up=False),
