@@ -36,7 +36,7 @@ from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
-from scim.storage import database
+from scim.storage import counts, database
 from scim.storage.database import create_engine
 from scim.storage.listening import Listener
 
@@ -112,6 +112,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         syncing = asyncio.create_task(rate_limiter.run()) if rate_limiter.enabled else None
         delivering = asyncio.create_task(transmitter.run())
         listening = asyncio.create_task(listener.run())
+        folding = asyncio.create_task(counts.keep_folded(engine))
         verified.watching = True
         # What is loaded by now lives as long as the process: keep it out of every garbage
         # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
@@ -120,7 +121,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             yield
         finally:
             verified.watching = False
-            for task in (syncing, delivering, listening):
+            for task in (syncing, delivering, listening, folding):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

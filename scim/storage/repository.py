@@ -43,6 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
+from scim.storage import counts
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
@@ -157,12 +158,7 @@ class Repository:
         if where is not None:
             scope.append(where)
         if limit == 0:
-            total = (
-                await self.connection.execute(
-                    select(func.count()).select_from(resources).where(*scope)
-                )
-            ).scalar_one()
-            return [], int(total)
+            return [], await self.count(kind_names, where)
         columns: list[Any] = [resources]
         if relations:
             columns.append(_per_kind(relations, self.postgres).label("relations"))
@@ -177,14 +173,16 @@ class Repository:
             return [], 0 if offset == 0 else None
         if offset == 0 and len(rows) < limit:
             return rows, len(rows)  # the whole result is on this page
-        counted = select(func.count()).select_from(resources).where(*scope)
-        return rows, int((await self.connection.execute(counted)).scalar_one())
+        return rows, await self.count(kind_names, where)
 
     async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
-        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
-        if where is not None:
-            scope.append(where)
-        statement = select(func.count()).select_from(resources).where(*scope)
+        """The organisation's resources of these types that match ``where``: all of them
+        as the database keeps their number (``scim.storage.counts``), else counted."""
+        if where is None:
+            statement = counts.statement(self.tenant_id, kind_names)
+        else:
+            scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names), where]
+            statement = select(func.count()).select_from(resources).where(*scope)
         return int((await self.connection.execute(statement)).scalar_one())
 
     async def is_administrator(self, hsa_id: str) -> bool:

@@ -166,6 +166,33 @@ resources = Table(
     Column("data", Document, nullable=False),
 )
 
+# Ever-growing keys: 64 bits on PostgreSQL, SQLite's INTEGER (its rowid).
+_Sequence = BigInteger().with_variant(Integer, "sqlite")
+
+# Resources of each type per organisation, kept by triggers on ``resources`` (migration
+# 0012; ``scim.storage.counts``): on PostgreSQL the changes not folded in yet are rows of
+# ``resource_count_changes``.
+resource_counts = Table(
+    "resource_counts",
+    metadata,
+    Column("tenant_id", Integer, primary_key=True),
+    Column("resource_type", String(32), primary_key=True),
+    Column("count", BigInteger, nullable=False),
+)
+resource_count_changes = Table(
+    "resource_count_changes",
+    metadata,
+    Column("seq", _Sequence, primary_key=True, autoincrement=True),
+    Column("tenant_id", Integer, nullable=False),
+    Column("resource_type", String(32), nullable=False),
+    Column("change", BigInteger, nullable=False),
+)
+Index(
+    "ix_resource_count_changes_tenant",
+    resource_count_changes.c.tenant_id,
+    resource_count_changes.c.resource_type,
+)
+
 # RFC 7643 §4.1: userName is unique within the tenant, case-insensitively.
 Index("uq_resources_user_name", resources.c.tenant_id, resources.c.user_name_key, unique=True)
 Index(
@@ -250,7 +277,6 @@ receivers = Table(
 Index("ix_receivers_audience", receivers.c.audience)
 
 # The outbox: events written in the transaction of the change they tell of, in order.
-_Sequence = BigInteger().with_variant(Integer, "sqlite")
 security_events = Table(
     "security_events",
     metadata,
