@@ -42,7 +42,7 @@ from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
-from scim.storage import audit, filters, keyset
+from scim.storage import audit, database, filters, keyset
 from scim.storage.json_sql import JsonSql
 from scim.storage.repository import (
     PROBED_KEYS,
@@ -181,7 +181,7 @@ class ResourceService:
         self.domain = registry.domain
         self.engine = engine
         # Reads need no transaction; skipping BEGIN/COMMIT saves two round trips.
-        self.read_engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.read_engine = database.reads(engine)
         # Called once a transaction that wrote security events has committed
         # (``scim.events.delivery`` wakes up).
         self.events_committed: Callable[[], None] = lambda: None

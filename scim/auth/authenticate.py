@@ -22,7 +22,7 @@ from scim.auth.tokens import PREFIX, token_hash
 from scim.auth.verified import Verified
 from scim.hooks import Tenant
 from scim.settings import Settings
-from scim.storage import identities
+from scim.storage import database, identities
 
 
 class Unauthenticated(SCIMException):
@@ -42,7 +42,7 @@ def _normalise_name(name: str) -> str:
 
 class Authenticator:
     def __init__(self, engine: AsyncEngine, settings: Settings, verified: Verified) -> None:
-        self.engine = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.engine = database.reads(engine)
         # Principals read before, while no change of credentials has been announced.
         self.verified = verified
         self.verifier = (

@@ -47,6 +47,7 @@ from scim.events.changes import (
 from scim.events.signing import Signer, load_signer
 from scim.hooks import Domain
 from scim.settings import Settings
+from scim.storage import database
 from scim.storage import events as stored
 from scim.storage.listening import Listener
 
@@ -114,7 +115,7 @@ class Transmitter:
     def __init__(self, engine: AsyncEngine, settings: Settings, domain: Domain) -> None:
         self.engine = engine
         # Reads need no transaction (and on SQLite must not take its write lock).
-        self.reads = engine.execution_options(isolation_level="AUTOCOMMIT")
+        self.reads = database.reads(engine)
         self.settings = settings
         self.domain = domain
         self.issuer = f"{settings.public_url}{settings.base_path}"

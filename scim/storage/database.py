@@ -74,10 +74,24 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:
-        # Reads run in autocommit (ResourceService.read_engine) and must not take the write
-        # lock: with several workers they would queue behind each other and the writers.
-        if connection.get_execution_options().get("isolation_level") != "AUTOCOMMIT":
+        # Reads (``reads``) must not take the write lock: with several workers they would
+        # queue behind each other and the writers.
+        options = connection.get_execution_options()
+        if options.get("isolation_level") != "AUTOCOMMIT" and not options.get(_READS):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+
+
+_READS = "scim_reads"
+
+
+def reads(engine: AsyncEngine) -> AsyncEngine:
+    """The engine for work that only reads: each statement on its own, in no transaction (on
+    SQLite none takes the write lock). PostgreSQL: autocommit. SQLite's connections are in
+    autocommit already (``_on_connect``): they are only marked, as switching SQLAlchemy's
+    isolation level would cost five hand-offs to aiosqlite's thread per checkout."""
+    if engine.dialect.name == "sqlite":
+        return engine.execution_options(**{_READS: True})
+    return engine.execution_options(isolation_level="AUTOCOMMIT")
 
 
 def _casefold(value: Any) -> Any:

@@ -3,11 +3,12 @@ transaction, readers never take it."""
 
 from __future__ import annotations
 
+import aiosqlite.core as aiosqlite_core
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.storage.database import create_engine
+from scim.storage.database import create_engine, reads
 
 
 @pytest.fixture
@@ -40,3 +41,29 @@ async def test_autocommit_reads_take_no_lock(statements: tuple[AsyncEngine, list
     await engine.dispose()
     assert "BEGIN IMMEDIATE" not in seen
     assert "SELECT 1" in seen
+
+
+async def test_reads_neither_lock_nor_switch_the_isolation_level(
+    statements: tuple[AsyncEngine, list[str]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A read on SQLite is the statement's hand-offs to aiosqlite's thread (cursor, execute,
+    fetch, close) and the pool's rollback: switching SQLAlchemy's isolation level to
+    autocommit and back would add five, though the connection is in autocommit already."""
+    engine, seen = statements
+    handed: list[object] = []
+    resolve = aiosqlite_core.set_result
+    monkeypatch.setattr(
+        aiosqlite_core, "set_result", lambda *args: (handed.append(args), resolve(*args))
+    )
+
+    async def read(reader: AsyncEngine) -> int:
+        handed.clear()
+        async with reader.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+        return len(handed)
+
+    await read(reads(engine))  # the first connects
+    assert await read(reads(engine)) == 5
+    assert await read(engine.execution_options(isolation_level="AUTOCOMMIT")) == 10
+    await engine.dispose()
+    assert "BEGIN IMMEDIATE" not in seen
