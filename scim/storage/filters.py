@@ -488,9 +488,13 @@ def elements(
     return value
 
 
+# The other side of a membership. Made once: an alias collects the table's columns anew.
+_RELATED = resources.alias("related")
+
+
 def _membership(json: JsonSql, *, group_side: bool) -> Many:
     """``Group.members`` or ``User.groups``, read from the membership table."""
-    other = resources.alias("related")
+    other = _RELATED
     if group_side:
         correlate = (members.c.group_id == resources.c.id) & (other.c.id == members.c.member_id)
         value_column: ColumnElement[Any] = members.c.member_id

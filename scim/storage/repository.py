@@ -398,15 +398,16 @@ class Repository:
             }
             for member_id, display in dict(new_members).items()
         ]
-        dialect_insert = pg_insert if self.postgres else sqlite_insert
+        # The same statement for any number of rows (SQLAlchemy batches them as one INSERT
+        # with many VALUES), so it is compiled once; RETURNING tells which were new.
+        statement = _ADD_MEMBERS[self.postgres]
         added = 0
         for chunk in _chunks(rows, _ROWS_PER_STATEMENT):
-            statement = dialect_insert(members).values(chunk).on_conflict_do_nothing()
             try:
-                result = await self.connection.execute(statement)
+                result = await self.connection.execute(statement, chunk)
             except IntegrityError as error:  # the group is locked: a member's row went away
                 raise MemberGone(str(error)) from error
-            added += int(result.rowcount or 0)
+            added += len(result.all())
         return added
 
     async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:
@@ -429,6 +430,10 @@ T = TypeVar("T")
 # 32767 in asyncpg): ids per IN list, and rows per multi-row INSERT of four columns.
 _IDS_PER_STATEMENT = 10000
 _ROWS_PER_STATEMENT = 5000
+_ADD_MEMBERS = {
+    postgres: insert.on_conflict_do_nothing().returning(members.c.member_id)
+    for postgres, insert in ((True, pg_insert(members)), (False, sqlite_insert(members)))
+}
 
 
 def _chunks(items: list[T], size: int = _IDS_PER_STATEMENT) -> Iterator[list[T]]:
