@@ -19,7 +19,7 @@ import httpx
 import pytest
 from hypothesis.configuration import set_hypothesis_home_dir
 from litestar import Litestar
-from sqlalchemy import URL, delete, make_url, text
+from sqlalchemy import URL, delete, event, make_url, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
@@ -172,6 +172,21 @@ async def administrator(engine: AsyncEngine, organisations: Organisations) -> As
             await connection.execute(
                 delete(administrators).where(administrators.c.hsa_id == ADMIN_HSA)
             )
+
+
+@contextmanager
+def statements_run(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL statements ``engine`` sends meanwhile, in order."""
+    seen: list[str] = []
+
+    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
+        seen.append(statement)
+
+    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", record)
 
 
 def api_client(app: Litestar, token: str | None) -> httpx.AsyncClient:

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import delete, event, func, select
+from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim import bulk as bulk_module
@@ -29,6 +29,7 @@ from tests.conftest import (
     api_client,
     create_user,
     patch_body,
+    statements_run,
     user_body,
 )
 
@@ -622,18 +623,9 @@ async def test_a_bulk_of_a_thousand_creates_takes_a_few_statements(
         post_group(f"g{g}", f"G{g}", [f"bulkId:u{g * 100 + i}" for i in range(50)])
         for g in range(5)
     ]
-    statements: list[str] = []
-
-    def count(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    sync_engine = roomy_app.state.engine.sync_engine
-    event.listen(sync_engine, "before_cursor_execute", count)
-    try:
+    with statements_run(roomy_app.state.engine) as statements:
         async with api_client(roomy_app, organisations.stockholm.token) as client:
             results = await send(client, bulk(*operations))
-    finally:
-        event.remove(sync_engine, "before_cursor_execute", count)
     assert {r["status"] for r in results} == {"201"}
     assert len(statements) < 50, statements
     assert await stored(engine) == 1000

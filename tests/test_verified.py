@@ -11,13 +11,12 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import asyncpg
 import httpx
 import pytest
-from sqlalchemy import event, make_url
+from sqlalchemy import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
@@ -25,7 +24,15 @@ from scim.auth import verified
 from scim.operator import operating
 from scim.settings import Settings
 from scim.storage import listening
-from tests.conftest import ESERVICES, SCIM, STATLIG, Organisations, new_hsa_id, user_body
+from tests.conftest import (
+    ESERVICES,
+    SCIM,
+    STATLIG,
+    Organisations,
+    new_hsa_id,
+    statements_run,
+    user_body,
+)
 from tests.live import free_port, serving
 
 GRANT = f"{STATLIG}:asylsokande-i-forskola"
@@ -57,22 +64,6 @@ def client(url: str, token: str) -> httpx.Client:
     )
 
 
-@contextmanager
-def counted(app: Any) -> Iterator[list[str]]:
-    """The statements the app's engine runs meanwhile."""
-    statements: list[str] = []
-
-    def count(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        statements.append(statement)
-
-    target = app.state.engine.sync_engine
-    event.listen(target, "before_cursor_execute", count)
-    try:
-        yield statements
-    finally:
-        event.remove(target, "before_cursor_execute", count)
-
-
 @pytest.fixture
 def served(settings: Settings) -> Iterator[tuple[Any, str]]:
     """The app served with its lifespan (which watches for changes), and its URL."""
@@ -94,7 +85,7 @@ async def test_a_kept_credential_costs_no_statement_of_its_own(
         created = scim.post("/Users", json=user_body("kept@example.se"))
         assert created.status_code == 201, created.text
         path = f"/Users/{created.json()['id']}"
-        with counted(app) as statements:
+        with statements_run(app.state.engine) as statements:
             assert scim.get(path).status_code == 200
         assert len(statements) == 1, statements  # the read; the token was kept
         assert "tokens" not in statements[0]
@@ -165,7 +156,7 @@ async def test_a_worker_whose_listener_is_lost_asks_the_database(
         while listener.up:
             assert time.monotonic() < deadline, "the lost listener went unnoticed"
             time.sleep(0.01)
-        with counted(app) as statements:
+        with statements_run(app.state.engine) as statements:
             assert scim.get("/Users?count=0").status_code == 200
         assert any("token_hash" in statement for statement in statements), statements
         # Nobody is listening, so nobody is waited for; the next request is refused all the

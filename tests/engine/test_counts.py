@@ -5,37 +5,25 @@ them: single requests, Bulk, concurrent writers, a DELETE in SQL, another organi
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from litestar import Litestar
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.storage import counts
 from scim.storage.database import create_engine, downgrade, upgrade
 from scim.storage.tables import resource_count_changes, resources
-from tests.conftest import GROUP_SCHEMA, Organisations, api_client, fresh_database
+from tests.conftest import (
+    GROUP_SCHEMA,
+    Organisations,
+    api_client,
+    fresh_database,
+    statements_run,
+)
 from tests.engine.conftest import create_user, user_body
 
 BULK = "urn:ietf:params:scim:api:messages:2.0:BulkRequest"
-
-
-@contextmanager
-def statements_of(app: Litestar) -> Iterator[list[str]]:
-    seen: list[str] = []
-
-    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    target = app.state.engine.sync_engine
-    event.listen(target, "before_cursor_execute", record)
-    try:
-        yield seen
-    finally:
-        event.remove(target, "before_cursor_execute", record)
 
 
 async def total(client: httpx.AsyncClient, path: str) -> int:
@@ -73,7 +61,7 @@ async def test_an_unfiltered_total_is_read_not_counted(
 ) -> None:
     for name in ("a", "b", "c"):
         await create_user(client, f"{name}@example.se")
-    with statements_of(app) as seen:
+    with statements_run(app.state.engine) as seen:
         assert await total(client, "/Users") == 3
     assert any("resource_counts" in statement for statement in seen), seen
     assert not any("count(*)" in statement for statement in seen), seen
