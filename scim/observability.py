@@ -122,7 +122,9 @@ def observed(
 
             measured = scope["path"] not in _UNMEASURED
             method = scope["method"]
-            route = scope.get("path_template", scope["path"])
+            # A route's template, never the path itself: ids and made-up paths would make
+            # a label value each.
+            route = scope.get("path_template", "unrouted")
             if measured:
                 _in_progress(method, route).inc()
             try:
