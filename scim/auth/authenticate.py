@@ -97,12 +97,13 @@ class Authenticator:
         if not token.startswith(PREFIX):
             raise Unauthenticated(detail="The bearer token is not one this server issued")
         now = datetime.now(UTC)
-        key = "token:" + token_hash(token)
+        hashed = token_hash(token)
+        key = "token:" + hashed
         if kept := self.verified.get(key, now):
             return kept
         generation = self.verified.generation
         async with self.engine.connect() as connection:
-            row = await identities.client_by_token(connection, token_hash(token))
+            row = await identities.client_by_token(connection, hashed)
         if row is None:
             raise Unauthenticated(detail="The bearer token is not valid")
         if row.revoked is not None:
