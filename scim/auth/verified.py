@@ -27,7 +27,6 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -133,8 +132,7 @@ class Verified:
 async def changed(connection: AsyncConnection) -> None:
     """In a transaction that changes who may call or for what: every worker forgets what it
     kept once it commits (PostgreSQL; ``confirm`` makes sure of it)."""
-    if connection.dialect.name == "postgresql":
-        await connection.execute(select(func.pg_notify(CHANNEL, "")))
+    await listening.at_commit(connection, CHANNEL)
 
 
 async def confirm(engine: AsyncEngine) -> int:

@@ -30,7 +30,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.hooks import Tenant
-from scim.storage import identities
+from scim.storage import identities, listening
 from scim.storage.database import json_dumps
 from scim.storage.tables import (
     event_deliveries,
@@ -105,10 +105,9 @@ CHANNEL = "scim_events"
 
 
 async def notify(connection: AsyncConnection) -> None:
-    """Tell every worker's listener, once this transaction commits, that events are due
+    """Tell every worker, once this transaction commits, that events are due
     (``scim.events.delivery``); SQLite has one process, which its commits wake."""
-    if connection.dialect.name == "postgresql":
-        await connection.execute(select(func.pg_notify(CHANNEL, "")))
+    await listening.at_commit(connection, CHANNEL)
 
 
 async def _copy(connection: AsyncConnection, events: Sequence[dict[str, Any]]) -> None:

@@ -11,12 +11,20 @@ from contextlib import suppress
 from typing import Any
 
 import asyncpg
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 APPLICATION_NAME = "scim-listener"
 
 # Told (connection, notifying backend's pid, payload) for each notification on its channel.
 Handler = Callable[[Any, int, str], None]
+
+
+async def at_commit(connection: AsyncConnection, channel: str) -> None:
+    """Tell every worker's listener on ``channel`` once this transaction commits (PostgreSQL;
+    SQLite has no listeners)."""
+    if connection.dialect.name == "postgresql":
+        await connection.execute(select(func.pg_notify(channel, "")))
 
 
 def dsn(engine: AsyncEngine) -> str:
