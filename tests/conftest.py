@@ -175,18 +175,21 @@ async def administrator(engine: AsyncEngine, organisations: Organisations) -> As
 
 
 @contextmanager
-def statements_run(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL statements ``engine`` sends meanwhile, in order."""
-    seen: list[str] = []
+def captured(*engines: AsyncEngine) -> Iterator[list[str]]:
+    """The SQL every given engine sends while the block runs, in order."""
+    statements: list[str] = []
 
-    def record(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
+    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+        statements.append(statement)
 
-    event.listen(engine.sync_engine, "before_cursor_execute", record)
+    targets = list({id(e.sync_engine): e.sync_engine for e in engines}.values())
+    for target in targets:
+        event.listen(target, "before_cursor_execute", listener)
     try:
-        yield seen
+        yield statements
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", record)
+        for target in targets:
+            event.remove(target, "before_cursor_execute", listener)
 
 
 def api_client(app: Litestar, token: str | None) -> httpx.AsyncClient:

@@ -27,9 +27,9 @@ from tests.conftest import (
     LANDSTING,
     Organisations,
     api_client,
+    captured,
     create_user,
     patch_body,
-    statements_run,
     user_body,
 )
 
@@ -623,7 +623,7 @@ async def test_a_bulk_of_a_thousand_creates_takes_a_few_statements(
         post_group(f"g{g}", f"G{g}", [f"bulkId:u{g * 100 + i}" for i in range(50)])
         for g in range(5)
     ]
-    with statements_run(roomy_app.state.engine) as statements:
+    with captured(roomy_app.state.engine) as statements:
         async with api_client(roomy_app, organisations.stockholm.token) as client:
             results = await send(client, bulk(*operations))
     assert {r["status"] for r in results} == {"201"}

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import event, select, update
+from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim import cli
@@ -33,6 +33,7 @@ from tests.conftest import (
     ESERVICES,
     Organisations,
     api_client,
+    captured,
     create_user,
     fresh_database,
     new_hsa_id,
@@ -479,17 +480,9 @@ async def test_an_administrator_reads_who_changed_a_user_and_no_one_else_does(
         # The identity system keeps its own log: the history is the administrators'.
         history = f"http://scim.test/history/Users/{user['id']}"
         assert (await system.get(history)).status_code == 403
-    seen: list[str] = []
-
-    def listen(_connection: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    event.listen(cert_app.state.engine.sync_engine, "before_cursor_execute", listen)
-    try:
+    with captured(cert_app.state.engine) as seen:
         async with browser(cert_app, certificate=card(administrator)) as admin:
             response = await admin.get(f"/history/Users/{user['id']}")
-    finally:
-        event.remove(cert_app.state.engine.sync_engine, "before_cursor_execute", listen)
     assert any("audit_log" in statement for statement in seen)
     assert not any(statement.startswith("BEGIN") for statement in seen)  # a read: no lock
     assert response.status_code == 200, response.text

@@ -29,8 +29,8 @@ from tests.conftest import (
     SCIM,
     STATLIG,
     Organisations,
+    captured,
     new_hsa_id,
-    statements_run,
     user_body,
 )
 from tests.live import free_port, serving
@@ -85,7 +85,7 @@ async def test_a_kept_credential_costs_no_statement_of_its_own(
         created = scim.post("/Users", json=user_body("kept@example.se"))
         assert created.status_code == 201, created.text
         path = f"/Users/{created.json()['id']}"
-        with statements_run(app.state.engine) as statements:
+        with captured(app.state.engine) as statements:
             assert scim.get(path).status_code == 200
         assert len(statements) == 1, statements  # the read; the token was kept
         assert "tokens" not in statements[0]
@@ -156,7 +156,7 @@ async def test_a_worker_whose_listener_is_lost_asks_the_database(
         while listener.up:
             assert time.monotonic() < deadline, "the lost listener went unnoticed"
             time.sleep(0.01)
-        with statements_run(app.state.engine) as statements:
+        with captured(app.state.engine) as statements:
             assert scim.get("/Users?count=0").status_code == 200
         assert any("token_hash" in statement for statement in statements), statements
         # Nobody is listening, so nobody is waited for; the next request is refused all the

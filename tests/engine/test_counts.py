@@ -18,8 +18,8 @@ from tests.conftest import (
     GROUP_SCHEMA,
     Organisations,
     api_client,
+    captured,
     fresh_database,
-    statements_run,
 )
 from tests.engine.conftest import create_user, user_body
 
@@ -61,7 +61,7 @@ async def test_an_unfiltered_total_is_read_not_counted(
 ) -> None:
     for name in ("a", "b", "c"):
         await create_user(client, f"{name}@example.se")
-    with statements_run(app.state.engine) as seen:
+    with captured(app.state.engine) as seen:
         assert await total(client, "/Users") == 3
     assert any("resource_counts" in statement for statement in seen), seen
     assert not any("count(*)" in statement for statement in seen), seen

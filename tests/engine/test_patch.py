@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
@@ -18,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import event, func, insert, select
+from sqlalchemy import func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
@@ -32,6 +31,7 @@ from tests.conftest import (
     USER_SCHEMA,
     Organisations,
     api_client,
+    captured,
     create_group,
     patch_body,
 )
@@ -1475,24 +1475,6 @@ async def _membership_count(engine: AsyncEngine, group_id: str) -> int:
     async with engine.connect() as connection:
         statement = select(func.count()).select_from(members).where(members.c.group_id == group_id)
         return int((await connection.execute(statement)).scalar_one())
-
-
-@contextmanager
-def captured(*engines: AsyncEngine) -> Iterator[list[str]]:
-    """The SQL every given engine sends while the block runs."""
-    statements: list[str] = []
-
-    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        statements.append(statement)
-
-    targets = list({id(e.sync_engine): e.sync_engine for e in engines}.values())
-    for target in targets:
-        event.listen(target, "before_cursor_execute", listener)
-    try:
-        yield statements
-    finally:
-        for target in targets:
-            event.remove(target, "before_cursor_execute", listener)
 
 
 def _aggregates(statements: list[str]) -> list[str]:

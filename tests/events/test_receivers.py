@@ -14,7 +14,7 @@ import httpx
 import pytest
 from joserfc.jwk import KeySet
 from litestar import Litestar
-from sqlalchemy import event, func, select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from extensions import EServices
@@ -30,6 +30,7 @@ from tests.conftest import (
     STATLIG,
     Organisations,
     api_client,
+    captured,
     fresh_database,
     patch_body,
 )
@@ -354,16 +355,10 @@ async def test_an_idle_worker_looks_without_beginning_a_write(
     SQLite a write would take the database's one lock from the requests)."""
     await register(engine, STATLIG, "http://127.0.0.1:9/e")  # nothing pending for it
     worker = await worker_for(engine, settings)
-    seen: list[str] = []
-
-    def listen(_connection: object, _cursor: object, statement: str, *_: object) -> None:
-        seen.append(statement)
-
-    event.listen(engine.sync_engine, "before_cursor_execute", listen)
     try:
-        assert not await worker.push_once()
+        with captured(engine) as seen:
+            assert not await worker.push_once()
     finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", listen)
         await worker.close()
     assert any("receivers" in statement for statement in seen)
     assert not any(statement.startswith(("BEGIN", "UPDATE")) for statement in seen)
