@@ -80,7 +80,7 @@ async def keep_folded(engine: AsyncEngine) -> None:
             logger.warning("the resource counts were not folded; trying again", exc_info=True)
 
 
-# Every organisation's resources counted afresh: after a load that bypassed the triggers
+# Every organisation's resources counted afresh, for a load that bypassed the triggers
 # (``session_replication_role = replica``, as the benchmark's loader does).
 RECOUNT = (
     "DELETE FROM resource_count_changes",
@@ -88,8 +88,3 @@ RECOUNT = (
     "INSERT INTO resource_counts (tenant_id, resource_type, count) "
     "SELECT tenant_id, resource_type, count(*) FROM resources GROUP BY tenant_id, resource_type",
 )
-
-
-async def recount(connection: AsyncConnection) -> None:
-    for statement in RECOUNT:
-        await connection.execute(text(statement))

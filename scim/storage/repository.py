@@ -398,17 +398,14 @@ class Repository:
             }
             for member_id, display in dict(new_members).items()
         ]
-        # The same statement for any number of rows (SQLAlchemy batches them as one INSERT
-        # with many VALUES), so it is compiled once; RETURNING tells which were new.
-        statement = _ADD_MEMBERS[self.postgres]
-        added = 0
-        for chunk in _chunks(rows, _ROWS_PER_STATEMENT):
-            try:
-                result = await self.connection.execute(statement, chunk)
-            except IntegrityError as error:  # the group is locked: a member's row went away
-                raise MemberGone(str(error)) from error
-            added += len(result.all())
-        return added
+        # The same statement for any number of rows, so it is compiled once: SQLAlchemy
+        # sends them as INSERTs of many VALUES (1,000 rows each, within the drivers' limits
+        # on parameters), and RETURNING tells which were new.
+        try:
+            result = await self.connection.execute(_ADD_MEMBERS[self.postgres], rows)
+        except IntegrityError as error:  # the group is locked: a member's row went away
+            raise MemberGone(str(error)) from error
+        return len(result.all())
 
     async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:
         """Remove these members, or every member when ``member_ids`` is None."""
@@ -427,9 +424,8 @@ class Repository:
 T = TypeVar("T")
 
 # Bound parameters per statement stay well below what the drivers take (32766 in SQLite,
-# 32767 in asyncpg): ids per IN list, and rows per multi-row INSERT of four columns.
+# 32767 in asyncpg): ids per IN list.
 _IDS_PER_STATEMENT = 10000
-_ROWS_PER_STATEMENT = 5000
 _ADD_MEMBERS = {
     postgres: insert.on_conflict_do_nothing().returning(members.c.member_id)
     for postgres, insert in ((True, pg_insert(members)), (False, sqlite_insert(members)))

@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import func, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
@@ -1593,6 +1593,26 @@ async def test_runs_of_member_operations_are_a_few_statements(
     assert await _membership_count(engine, group_id) == LARGE - 2001
     document, _ = await fetch(client, location)
     assert {member["value"] for member in document["members"]} == set(ids[2001:])
+
+
+async def test_thousands_of_new_members_in_one_operation(
+    client: httpx.AsyncClient, engine: AsyncEngine, app: Litestar
+) -> None:
+    """More new members than one INSERT holds (the drivers bound its parameters) all go in,
+    in a few statements; those already there stay as they are."""
+    group_id, ids = await _large_group(client, engine)
+    async with engine.begin() as connection:
+        taken_out = members.c.member_id.in_(ids[:3000])
+        await connection.execute(delete(members).where(members.c.group_id == group_id, taken_out))
+    add = {"op": "add", "path": "members", "value": [{"value": i} for i in ids[:3010]]}
+    with captured(engine, app.state.engine) as statements:
+        response = await send(client, f"/Groups/{group_id}", add)
+    assert response.status_code == 204, response.text
+    assert await _membership_count(engine, group_id) == LARGE
+    inserts = [s for s in statements if s.lstrip().upper().startswith("INSERT INTO MEMBERS")]
+    assert 1 <= len(inserts) <= 4, inserts  # 3,010 rows, up to 1,000 to a statement
+    document, _ = await fetch(client, f"/Groups/{group_id}")
+    assert {member["value"] for member in document["members"]} == set(ids)
 
 
 async def test_member_operations_keep_their_order(client: httpx.AsyncClient) -> None:
