@@ -4,6 +4,7 @@ receivers to begin with, and quick retries."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import Any
 
@@ -12,8 +13,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from extensions import EServices
 from scim.events import delivery
-from scim.operator import Operator
+from scim.operator import Operator, operating
 from scim.settings import Settings
 from tests.conftest import ESERVICES, SCIM, STATLIG, new_hsa_id, user_body
 from tests.events.receiver import Receiver
@@ -80,3 +82,21 @@ def with_permission(name: str, *values: str) -> dict[str, Any]:
 def event_of(claims: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     ((uri, payload),) = claims["events"].items()
     return uri.removeprefix(PREFIX), payload
+
+
+@asynccontextmanager
+async def agreements_for_a_while(
+    engine: AsyncEngine, settings: Settings, org_number: str, services: list[str]
+) -> AsyncIterator[None]:
+    """The organisation's agreements made ``services`` as the operator's command makes them,
+    and what they were again afterwards."""
+    domain = EServices.from_settings(settings)
+    async with operating(engine, "tests", domain) as operator:
+        tenant = await operator.tenant(org_number)
+        held = await operator.agreements(tenant.id)
+        await operator.set_agreements(tenant, services)
+    try:
+        yield
+    finally:
+        async with operating(engine, "tests", domain) as operator:
+            await operator.set_agreements(tenant, held)

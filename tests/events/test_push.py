@@ -11,7 +11,6 @@ import httpx
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from extensions import EServices
 from scim.events import delivery
 from scim.operator import Operator
 from scim.settings import Settings
@@ -28,6 +27,7 @@ from tests.conftest import (
 )
 from tests.events.conftest import (
     GRANT,
+    agreements_for_a_while,
     event_of,
     push_receiver,
     register,
@@ -187,18 +187,10 @@ async def test_an_agreement_ending_is_told_for_every_user_it_takes_a_permission_
                 client.post("/Users", json=with_permission(f"a{i}", GRANT)).json() for i in range(3)
             ]
         receiver.wait_for(3)
-        domain = EServices.from_settings(settings)
-        async with engine.begin() as connection:
-            operator = Operator(connection, "tests", domain)
-            stockholm = await operator.tenant(organisations.stockholm.org_number)
-            await operator.set_agreements(stockholm, [ENSAMKOMMANDE])
-        try:
+        org = organisations.stockholm.org_number
+        async with agreements_for_a_while(engine, settings, org, [ENSAMKOMMANDE]):
             # Written by another process (the operator's command): found at the next look.
             told = receiver.wait_for(6)[3:]
-        finally:
-            async with engine.begin() as connection:
-                operator = Operator(connection, "tests", domain)
-                await operator.set_agreements(stockholm, [STATLIG, ENSAMKOMMANDE])
     assert sorted(r.claims["sub_id"]["id"] for r in told) == sorted(u["id"] for u in users)
     assert all(event_of(r.claims)[0] == "patch:notice" for r in told)
 
@@ -309,17 +301,9 @@ async def test_an_operators_change_wakes_every_worker_through_postgresql(
         receiver.wait_for(1)
         monkeypatch.setattr(delivery, "POLL_INTERVAL", 3600.0)
         await asyncio.sleep(0.5)  # the worker is back to waiting, now for an hour
-        domain = EServices.from_settings(settings)
-        async with engine.begin() as connection:
-            operator = Operator(connection, "tests", domain)
-            stockholm = await operator.tenant(organisations.stockholm.org_number)
-            await operator.set_agreements(stockholm, [ENSAMKOMMANDE])
-        try:
+        org = organisations.stockholm.org_number
+        async with agreements_for_a_while(engine, settings, org, [ENSAMKOMMANDE]):
             (told,) = receiver.wait_for(2)[1:]
-        finally:
-            async with engine.begin() as connection:
-                operator = Operator(connection, "tests", domain)
-                await operator.set_agreements(stockholm, [STATLIG, ENSAMKOMMANDE])
     assert event_of(told.claims)[0] == "patch:notice"
 
 
