@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 import asyncpg
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.auth.principal import Principal
@@ -41,14 +41,12 @@ CONFIRM_WAIT = 5.0
 MAX_KEPT = 10_000
 
 
-def stamp_file(url: str) -> Path | None:
+def stamp_file(url: URL) -> Path | None:
     """The stamp beside a SQLite database file (None for an in-memory one, or PostgreSQL)."""
-    parsed = make_url(url)
-    if parsed.get_backend_name() != "sqlite" or parsed.database in (None, "", ":memory:"):
+    database = url.database
+    if url.get_backend_name() != "sqlite" or database in (None, "", ":memory:"):
         return None
-    database = parsed.database
-    assert database is not None
-    return Path(database + ".credentials")
+    return Path(f"{database}.credentials")
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -66,7 +64,7 @@ class Verified:
 
     def __init__(self, engine: AsyncEngine, listener: listening.Listener) -> None:
         self.listener = listener
-        self.stamp_file = stamp_file(engine.url.render_as_string(hide_password=False))
+        self.stamp_file = stamp_file(engine.url)
         self.postgres = engine.dialect.name == "postgresql"
         self.watching = False
         # Moves whenever everything kept is forgotten: a principal read from the database
@@ -139,7 +137,7 @@ async def confirm(engine: AsyncEngine) -> int:
     """After such a commit: wait until every worker has forgotten what it kept. Returns how
     many listening workers did not answer within ``CONFIRM_WAIT`` seconds."""
     if engine.dialect.name != "postgresql":
-        if path := stamp_file(engine.url.render_as_string(hide_password=False)):
+        if path := stamp_file(engine.url):
             fresh = path.with_name(path.name + f".{secrets.token_hex(4)}")
             fresh.write_bytes(secrets.token_bytes(8))
             os.replace(fresh, path)
