@@ -398,6 +398,8 @@ class Repository:
             }
             for member_id, display in dict(new_members).items()
         ]
+        if not rows:
+            return 0  # an empty executemany would be one execution without parameters
         # The same statement for any number of rows, so it is compiled once: SQLAlchemy
         # sends them as INSERTs of many VALUES (1,000 rows each, within the drivers' limits
         # on parameters), and RETURNING tells which were new.
