@@ -193,15 +193,28 @@ Index(
     resource_count_changes.c.resource_type,
 )
 
-# RFC 7643 §4.1: userName is unique within the tenant, case-insensitively.
-Index("uq_resources_user_name", resources.c.tenant_id, resources.c.user_name_key, unique=True)
+# RFC 7643 §4.1: userName is unique within the tenant, case-insensitively. The type rides
+# along, and leads each name key's index after the tenant, so that counting the matches of a
+# filter on these keys reads the index alone (migration 0013).
+Index(
+    "uq_resources_user_name",
+    resources.c.tenant_id,
+    resources.c.user_name_key,
+    unique=True,
+    postgresql_include=["resource_type"],
+)
 Index(
     "ix_resources_listing",
     resources.c.tenant_id,
     resources.c.resource_type,
     resources.c.id,
 )
-Index("ix_resources_display_name", resources.c.tenant_id, resources.c.display_name_key)
+Index(
+    "ix_resources_display_name",
+    resources.c.tenant_id,
+    resources.c.resource_type,
+    resources.c.display_name_key,
+)
 for _name in ("display_name", "family_name", "given_name"):
     Index(
         f"ix_resources_{_name}_sort",
@@ -210,9 +223,18 @@ for _name in ("display_name", "family_name", "given_name"):
         resources.c.id,
     )
 Index(
-    "ix_resources_family_name", resources.c.tenant_id, resources.c.family_name_key, resources.c.id
+    "ix_resources_family_name",
+    resources.c.tenant_id,
+    resources.c.resource_type,
+    resources.c.family_name_key,
+    resources.c.id,
 )
-Index("ix_resources_given_name", resources.c.tenant_id, resources.c.given_name_key)
+Index(
+    "ix_resources_given_name",
+    resources.c.tenant_id,
+    resources.c.resource_type,
+    resources.c.given_name_key,
+)
 Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
 # HSA-ids are unique within the organisation, like userName.
 Index("uq_resources_hsa_id", resources.c.tenant_id, resources.c.hsa_id_key, unique=True)
