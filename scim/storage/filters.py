@@ -39,6 +39,7 @@ from scim2_models.path import (
 from sqlalchemy import (
     ColumnElement,
     FromClause,
+    String,
     and_,
     exists,
     false,
@@ -176,7 +177,11 @@ class Scalar:
                 CompareOperator.sw: f"{pattern}%",
                 CompareOperator.ew: f"%{pattern}",
             }[op]
-            return has_value & key.like(pattern, escape="\\")
+            # The pattern is written into the statement, not bound: PostgreSQL plans a bound
+            # pattern once for all of them (a generic plan), by which a rare fragment walked
+            # every row of the organisation; written in, each is planned for what it matches.
+            pattern_literal = literal(pattern, String(), literal_execute=True)
+            return has_value & key.like(pattern_literal, escape="\\")
         comparisons: dict[CompareOperator, Callable[[Any, Any], Condition]] = {
             CompareOperator.gt: lambda a, b: a > b,
             CompareOperator.ge: lambda a, b: a >= b,
