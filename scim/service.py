@@ -639,8 +639,8 @@ class ResourceService:
         if (
             outbox is not None
             and kind.name == "User"
-            and outbox.listening
             and outbox.inputs_differ(row.data, document)
+            and await outbox.hears(repository.connection)
         ):
             before = (await outbox.views(repository, [row.id])).get(row.id)
         values = {
@@ -677,12 +677,12 @@ class ResourceService:
     ) -> tuple[list[str], dict[str, View]] | None:
         """For a write of a group (``row``, to be ``document``; None: deleted): the users
         whose view it may change (``named``, those PATCH ``steps`` name, or with ``everyone``
-        all members too), and their views before it. None if it changes nobody's: the group
-        gives nothing, before or after (then nothing is read)."""
+        all members too), and their views before it. None if it changes nobody's (the group
+        gives nothing, before or after) or nobody hears of it: then nothing is read."""
         after = row.data if document is None else document
-        if not outbox.listening or not (
+        if not (
             outbox.group_grants(row.data) or outbox.group_grants(after)
-        ):
+        ) or not await outbox.hears(repository.connection):
             return None
         ids = set(named)
         if steps:
@@ -907,7 +907,7 @@ class ResourceService:
             before: dict[str, View] = {}
             if kind.name == "Group":
                 affected = await self._members_before(repository, outbox, row, None, everyone=True)
-            elif outbox.listening:
+            elif await outbox.hears(connection):
                 before = await outbox.views(repository, [resource_id])
             await repository.delete(kind.name, resource_id)
             await self._audit(connection, caller, kind, "delete", resource_id, None)
@@ -1052,7 +1052,7 @@ class CreateBatch:
         outbox = self.outbox
         affected: set[str] = set()
         before: dict[str, View] = {}
-        if outbox.listening:
+        if await outbox.hears(self.repository.connection):
             for draft in admitted:
                 if draft.kind.name == "User":
                     outbox.compare(draft.resource_id, None, outbox.view(draft.document, ()))

@@ -76,6 +76,8 @@ class Outbox:
     events: list[dict[str, Any]] = field(default_factory=list)
     # Events written by ``flush``: once committed, delivery is woken for them.
     written: int = 0
+    # The audiences some receiver hears in the organisation, read once (``hears``).
+    heard: frozenset[str] | None = None
 
     @classmethod
     def of(cls, domain: Domain, tenant: Tenant) -> Outbox:
@@ -86,6 +88,16 @@ class Outbox:
     def listening(self) -> bool:
         """Whether the domain has audiences at all (the neutral domain has none)."""
         return type(self.domain).audiences is not Domain.audiences
+
+    async def hears(self, connection: AsyncConnection) -> bool:
+        """Whether any receiver hears the organisation's events: if none does, a change reads
+        no user's view before and after it, and makes no event. Read once, in the change's
+        transaction; a receiver registered while it runs hears from the next change on."""
+        if not self.listening:
+            return False
+        if self.heard is None:
+            self.heard = await stored_events.heard_in(connection, self.tenant.id)
+        return bool(self.heard)
 
     def inputs_differ(self, before: Mapping[str, Any], after: Mapping[str, Any]) -> bool:
         """Whether a user's write changes anything an audience or an event depends on: the
@@ -125,7 +137,7 @@ class Outbox:
     async def flush(self, connection: AsyncConnection) -> None:
         """Write the events collected so far, in the transaction of ``connection``."""
         events, self.events = self.events, []
-        self.written += await stored_events.write(connection, self.txn, events)
+        self.written += await stored_events.write(connection, self.txn, events, self.heard)
 
     def group_grants(self, document: Mapping[str, Any] | None) -> bool:
         """Whether membership of a group (its stored ``document``) gives anything in any

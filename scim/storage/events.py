@@ -7,7 +7,7 @@ states, not a position in a log: an event committed late is never skipped.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -74,21 +74,46 @@ _LISTENERS = (
 )
 
 
-async def write(connection: AsyncConnection, txn: str, events: Sequence[dict[str, Any]]) -> int:
+# The audiences some receiver hears in one organisation's events.
+_HEARD_IN = (
+    select(receivers.c.audience)
+    .where(or_(receivers.c.tenant_id.is_(None), receivers.c.tenant_id == bindparam("tenant_id")))
+    .distinct()
+)
+
+
+async def heard_in(connection: AsyncConnection, tenant_id: int) -> frozenset[str]:
+    """The audiences some receiver hears in ``tenant_id``'s events, as the transaction of
+    ``connection`` sees the receivers."""
+    rows = await connection.execute(_HEARD_IN, {"tenant_id": tenant_id})
+    return frozenset(rows.scalars())
+
+
+async def write(
+    connection: AsyncConnection,
+    txn: str,
+    events: Sequence[dict[str, Any]],
+    heard: Collection[str] | None = None,
+) -> int:
     """Store a transaction's events (``scim.events.changes.Outbox``) that some receiver hears,
-    and their deliveries; how many."""
+    and their deliveries; how many. ``heard``: the audiences heard, when the events are of
+    one organisation and ``heard_in`` has been read for it in this transaction."""
     if not events:
         return 0
-    audiences = sorted({event["audience"] for event in events})
-    heard = {
-        (row.audience, row.tenant_id)
-        for row in await connection.execute(_LISTENERS, {"audiences": audiences})
-    }
-    events = [
-        event
-        for event in events
-        if (event["audience"], None) in heard or (event["audience"], event["tenant_id"]) in heard
-    ]
+    if heard is not None:
+        events = [event for event in events if event["audience"] in heard]
+    else:
+        audiences = sorted({event["audience"] for event in events})
+        listeners = {
+            (row.audience, row.tenant_id)
+            for row in await connection.execute(_LISTENERS, {"audiences": audiences})
+        }
+        events = [
+            event
+            for event in events
+            if (event["audience"], None) in listeners
+            or (event["audience"], event["tenant_id"]) in listeners
+        ]
     if not events:
         return 0
     if connection.dialect.name == "postgresql" and len(events) > 1:

@@ -9,6 +9,7 @@ import sys
 from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -22,17 +23,20 @@ from scim.events.delivery import EVENT_URIS, Transmitter
 from scim.events.receivers import push_url_problem
 from scim.events.signing import new_key
 from scim.settings import Settings
+from scim.storage.repository import Repository
 from scim.storage.tables import receivers, security_events
 from tests.conftest import (
     ADMIN_HSA,
     ESERVICES,
     ESERVICES_GROUP,
+    GROUP_SCHEMA,
     STATLIG,
     Organisations,
     api_client,
     captured,
     fresh_database,
     patch_body,
+    user_body,
 )
 from tests.events.conftest import (
     GRANT,
@@ -362,3 +366,56 @@ async def test_an_idle_worker_looks_without_beginning_a_write(
         await worker.close()
     assert any("receivers" in statement for statement in seen)
     assert not any(statement.startswith(("BEGIN", "UPDATE")) for statement in seen)
+
+
+async def test_a_change_nobody_hears_reads_no_view_and_tells_nothing(
+    app: Litestar,
+    engine: AsyncEngine,
+    organisations: Organisations,
+    no_receivers: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Users' views before and after a change are read only when some receiver hears the
+    organisation (``Outbox.hears``): adding a member to a group that grants a permission
+    reads none while nobody listens, nor while only another organisation's receiver does,
+    and reads them, and tells, once a receiver of every organisation listens."""
+    read: list[str] = []
+    users_related = Repository.users_related
+
+    async def counted(self: Repository, user_ids: Any, fields: Any) -> Any:
+        read.extend(user_ids)
+        return await users_related(self, user_ids, fields)
+
+    monkeypatch.setattr(Repository, "users_related", counted)
+
+    async def events() -> int:
+        async with engine.connect() as connection:
+            count = select(func.count()).select_from(security_events)
+            return int((await connection.execute(count)).scalar_one())
+
+    async with api_client(app, organisations.stockholm.token) as client:
+        users = [(await client.post("/Users", json=user_body(f"n{i}"))).json() for i in range(3)]
+        group = await client.post(
+            "/Groups",
+            json={
+                "schemas": [GROUP_SCHEMA],
+                "displayName": "Handläggare",
+                ESERVICES_GROUP: {"permissions": [{"value": GRANT}]},
+            },
+        )
+        assert group.status_code == 201, group.text
+
+        async def join(user: dict[str, Any]) -> None:
+            add = {"op": "add", "path": "members", "value": [{"value": user["id"]}]}
+            response = await client.patch(f"/Groups/{group.json()['id']}", json=patch_body(add))
+            assert response.status_code == 204, response.text
+
+        await join(users[0])
+        assert read == [] and await events() == 0
+        await register(engine, STATLIG, None, organisations.goteborg.org_number)
+        await join(users[1])
+        assert read == [] and await events() == 0
+        await register(engine, STATLIG, None)
+        await join(users[2])
+    assert read == [users[2]["id"], users[2]["id"]]  # before and after
+    assert await events() == 1
