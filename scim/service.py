@@ -70,10 +70,14 @@ def etag(version: int) -> str:
     return f'W/"{version}"'
 
 
+# A row read without its members (Group) or groups (User).
+_NOT_READ: Any = object()
+
+
 def _timestamp(value: datetime) -> str:
-    if value.tzinfo is None:
-        value = value.replace(tzinfo=UTC)
-    return value.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    if value.tzinfo is not UTC:  # PostgreSQL's are in UTC already; SQLite's are naive UTC
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return value.isoformat().replace("+00:00", "Z")
 
 
 def _fold(value: Any) -> str | None:
@@ -226,10 +230,10 @@ class ResourceService:
                 **document[_ENTERPRISE],
                 "manager": {**manager, "$ref": reference},
             }
-        relations = getattr(row, "relations", None)
+        relations = getattr(row, "relations", _NOT_READ)
         if isinstance(relations, str | bytes):
             relations = msgspec.json.decode(relations)
-        if kind.related is not None and "relations" in row._fields:
+        if kind.related is not None and relations is not _NOT_READ:
             # What the domain reads of each related resource is not part of what it shows.
             fields = [name for name, _ in kind.related.fields]
             related = [
@@ -237,7 +241,7 @@ class ResourceService:
                 for entry in relations or []
             ]
             self.domain.render(kind.name, document, related, caller.tenant)
-        if relations:
+        if relations and relations is not _NOT_READ:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)
 

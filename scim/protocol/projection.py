@@ -21,6 +21,11 @@ class _Attr:
     name: str
     returned: str
     subs: dict[str, tuple[str, str]] = field(default_factory=dict)
+    # Sub-attributes returned ``never``, or only on ``request`` by their own name.
+    hidden: frozenset[str] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hidden = frozenset(k for k, (_, r) in self.subs.items() if r in ("never", "request"))
 
 
 def _tree(attributes: Iterable[Attribute]) -> dict[str, _Attr]:
@@ -216,11 +221,10 @@ class Plan:
 
 def _strip_unasked(info: _Attr, value: Any) -> Any:
     """Sub-attributes returned ``never``, or only on ``request`` by their own name, go."""
-    hidden = {k for k, (_, r) in info.subs.items() if r in ("never", "request")}
-    return _only(value, None, hidden) if hidden else value
+    return _only(value, None, info.hidden) if info.hidden else value
 
 
-def _only(value: Any, keep: set[str] | None, hidden: set[str] | None = None) -> Any:
+def _only(value: Any, keep: set[str] | None, hidden: frozenset[str] | None = None) -> Any:
     def pick(item: Any) -> Any:
         if not isinstance(item, dict):
             return item

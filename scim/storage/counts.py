@@ -11,11 +11,11 @@ one statement, so it sees the changes committed before it, folded or not.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
-from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import Select, Table, func, select, text
+from sqlalchemy import Select, Table, bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.storage.tables import resource_count_changes, resource_counts
@@ -40,15 +40,17 @@ _FOLD = text(
 )
 
 
-def statement(tenant_id: int, kind_names: Sequence[str]) -> Select[Any]:
-    """The number of the organisation's resources of these types."""
+@functools.cache
+def statement(kind_names: tuple[str, ...]) -> Select[Any]:
+    """The number of an organisation's (``tenant_id``) resources of these types: one
+    statement for each set of types, built once."""
 
     def total(table: Table, column: str) -> Any:
         kind = table.c.resource_type
         return (
             select(func.coalesce(func.sum(table.c[column]), 0))
             .where(
-                table.c.tenant_id == tenant_id,
+                table.c.tenant_id == bindparam("tenant_id"),
                 kind == kind_names[0] if len(kind_names) == 1 else kind.in_(kind_names),
             )
             .scalar_subquery()

@@ -179,10 +179,11 @@ class Repository:
         """The organisation's resources of these types that match ``where``: all of them
         as the database keeps their number (``scim.storage.counts``), else counted."""
         if where is None:
-            statement = counts.statement(self.tenant_id, kind_names)
-        else:
-            scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names), where]
-            statement = select(func.count()).select_from(resources).where(*scope)
+            kept = counts.statement(tuple(kind_names))
+            counted = await self.connection.execute(kept, {"tenant_id": self.tenant_id})
+            return int(counted.scalar_one())
+        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names), where]
+        statement = select(func.count()).select_from(resources).where(*scope)
         return int((await self.connection.execute(statement)).scalar_one())
 
     async def is_administrator(self, hsa_id: str) -> bool:

@@ -175,7 +175,7 @@ async def _migrated_with_rows(url: str) -> None:
         await upgrade(engine)
         async with engine.connect() as connection:
             for kinds, expected in ((("User",), 4), (("Group",), 2), (("User", "Group"), 6)):
-                counted = await connection.execute(counts.statement(7, kinds))
+                counted = await connection.execute(counts.statement(kinds), {"tenant_id": 7})
                 assert counted.scalar_one() == expected
     finally:
         await engine.dispose()
