@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
-from scim.storage import counts
+from scim.storage import counts, filters
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
@@ -164,7 +164,17 @@ class Repository:
             columns.append(_per_kind(relations, self.postgres).label("relations"))
         if sort_key is not None:
             columns.append(sort_key.label("sort_key"))
-        statement = select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
+        skipped = offset
+        if self.postgres or not filters.matches_patterns(where):
+            statement = select(*columns).where(*scope)
+        else:
+            # SQLite sorts whole rows: the ids of a page of ``co``, ``sw`` or ``ew`` matches
+            # are found first, in the key's index (``filters.Rarely``), and only their rows
+            # read. Its planner weighs a bound LIMIT as unknown, so the bounds are written in.
+            page = select(resources.c.id).where(*scope).order_by(*order_by)
+            page = page.offset(_written_in(offset)).limit(_written_in(limit)).correlate(None)
+            statement, skipped = select(*columns).where(resources.c.id.in_(page)), 0
+        statement = statement.order_by(*order_by).offset(skipped).limit(limit)
         parameters = {"base_url": self.base_url}
         rows = list((await self.connection.execute(statement, parameters)).all())
         if not count_total:
@@ -438,6 +448,10 @@ _ADD_MEMBERS = {
 def _chunks(items: list[T], size: int = _IDS_PER_STATEMENT) -> Iterator[list[T]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _written_in(number: int) -> ColumnElement[int]:
+    return literal(number, Integer(), literal_execute=True)
 
 
 def _of_kinds(kind_names: Sequence[str]) -> ColumnElement[bool]:
