@@ -9,7 +9,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial, wraps
 from typing import Any, ParamSpec
@@ -754,6 +754,8 @@ class ResourceService:
         patch = self._parse_patch(kind, body, operations) if operations else None
         if patch is None:
             _check_patch_schemas(body)
+        if any(step.action is membership.Action.ADD for step, _ in member_steps):
+            member_steps = await self._members_checked(caller, resource_id, member_steps)
 
         # Many operations are applied to the stored version before the transaction, so that
         # however many they are the write lock is held only to write (again inside it only if
@@ -877,6 +879,26 @@ class ResourceService:
                 named.update(await repository.member_ids(group_id, rows, condition))
         return named, False
 
+    async def _members_checked(
+        self,
+        caller: Caller,
+        group_id: str,
+        steps: list[tuple[membership.Step, list[filters.Selection]]],
+    ) -> list[tuple[membership.Step, list[filters.Selection]]]:
+        """The members each step adds, looked up (``_check_members``) before the write's
+        transaction, so that the group's lock is held only to write them. One deleted after
+        the look-up fails the write's foreign key, and the write is tried again
+        (``_again_if_a_member_went``), its look-up then refusing the member."""
+        checked = []
+        async with self.read_engine.connect() as connection:
+            repository = _repository(connection, caller)
+            for step, selections in steps:
+                if step.action is membership.Action.ADD:
+                    members = await self._check_members(repository, group_id, step.members)
+                    step = replace(step, members=members)
+                checked.append((step, selections))
+        return checked
+
     async def _apply_member_step(
         self,
         repository: Repository,
@@ -889,9 +911,8 @@ class ResourceService:
         action = step.action
         if action is membership.Action.REPLACE:
             return await self._replace_members(repository, group_id, step.members)
-        if action is membership.Action.ADD:
-            members = await self._check_members(repository, group_id, step.members)
-            return bool(await repository.add_members(group_id, members))
+        if action is membership.Action.ADD:  # checked by ``_members_checked``
+            return bool(await repository.add_members(group_id, step.members))
         if action is membership.Action.CLEAR:
             return bool(await repository.remove_members(group_id, None))
         removed = await repository.remove_members(group_id, step.ids)
