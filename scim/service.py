@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from functools import partial, wraps
-from typing import Any, ParamSpec
+from typing import Any, NamedTuple, ParamSpec
 
 import msgspec
 from pydantic import ValidationError
@@ -150,6 +150,18 @@ class Written:
     location: str
 
 
+class Stored(NamedTuple):
+    """A resource as a write stored it, rendered as a row read back would be (``render``)
+    without reading it back."""
+
+    id: str
+    data: dict[str, Any]
+    created: datetime
+    last_modified: datetime
+    version: int
+    relations: Any
+
+
 def if_match_allows(header: str | None, version: int) -> bool:
     """RFC 7232 §3.1 with weak comparison, as RFC 7644 §3.14 uses it."""
     if header is None or header.strip() == "*":
@@ -210,7 +222,7 @@ class ResourceService:
         return f"{caller.base_url}/{kind.endpoint}/{resource_id}"
 
     def render(
-        self, caller: Caller, kind: ResourceKind, row: Row[Any], plan: Plan
+        self, caller: Caller, kind: ResourceKind, row: Row[Any] | Stored, plan: Plan
     ) -> dict[str, Any]:
         document = dict(row.data)
         document["id"] = row.id
@@ -530,10 +542,40 @@ class ResourceService:
         assert row is not None
         return row
 
+    async def _as_written(
+        self,
+        repository: Repository,
+        kind: ResourceKind,
+        row: Row[Any],
+        stored: Stored | None,
+        plan: Plan | None,
+    ) -> Row[Any] | Stored | None:
+        """What a write answers with, when ``plan`` asks for it: a group read again (its
+        members may have changed); any other resource as ``_locked`` read it (``row``, with
+        its relations) and the write stored it (``stored``; None: not changed)."""
+        if plan is None:
+            return None
+        if kind.name == "Group":
+            return await self._reload(repository, kind, row.id, plan)
+        if stored is None:
+            return row
+        return stored._replace(relations=getattr(row, "relations", _NOT_READ))
+
     async def _locked(
-        self, repository: Repository, kind: ResourceKind, resource_id: str, if_match: str | None
+        self,
+        repository: Repository,
+        kind: ResourceKind,
+        resource_id: str,
+        if_match: str | None,
+        plan: Plan | None = None,
     ) -> Row[Any]:
-        row = await repository.get(kind.name, resource_id, for_update=True)
+        """The resource, locked for the write; with what ``plan`` shows of its relations
+        when the write cannot change them (a User's groups), so that the answer needs no
+        read after the write (``_as_written``)."""
+        relations = None
+        if plan is not None and kind.name != "Group":
+            relations = self._relations(kind, plan)
+        row = await repository.get(kind.name, resource_id, relations=relations, for_update=True)
         if row is None:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
         if not if_match_allows(if_match, row.version):
@@ -558,7 +600,7 @@ class ResourceService:
         outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
-            row = await self._locked(repository, kind, resource_id, if_match)
+            row = await self._locked(repository, kind, resource_id, if_match, plan)
             original = self._stored_model(kind, row)
             try:
                 model.replace(original)
@@ -573,9 +615,10 @@ class ResourceService:
                 )
                 members_changed = await self._replace_members(repository, resource_id, new_members)
             # A resource sent back as it was read changes nothing, its version included.
-            changed = await self._write(
+            stored = await self._write(
                 repository, caller, kind, row, document, unless_same=True, outbox=outbox, event=PUT
             )
+            changed = stored is not None
             touched = members_changed and not changed
             if touched and not await repository.touch(resource_id, row.version, datetime.now(UTC)):
                 raise PreconditionFailedException(
@@ -586,11 +629,9 @@ class ResourceService:
                 await self._audit(connection, caller, kind, "replace", resource_id, body)
             await self._members_after(repository, outbox, affected)
             await outbox.flush(connection)
-            reloaded = None
-            if plan is not None:
-                reloaded = await self._reload(repository, kind, resource_id, plan)
+            written = await self._as_written(repository, kind, row, stored, plan)
         self.committed(outbox)
-        return self._written(caller, kind, resource_id, version, reloaded, plan)
+        return self._written(caller, kind, resource_id, version, written, plan)
 
     def _written(
         self,
@@ -598,7 +639,7 @@ class ResourceService:
         kind: ResourceKind,
         resource_id: str,
         version: int,
-        row: Row[Any] | None,
+        row: Row[Any] | Stored | None,
         plan: Plan | None,
     ) -> Written:
         """What a write answers: the resource as ``row`` holds it, when a ``plan`` asks."""
@@ -632,13 +673,13 @@ class ResourceService:
         unless_same: bool = False,
         outbox: Outbox | None = None,
         event: str = PATCH,
-    ) -> bool:
+    ) -> Stored | None:
         """Store ``document`` as the next version of ``row``; with ``unless_same``, not if it
-        is what is stored. Whether it was stored. A user's change that ``outbox`` is to hear
-        of is told as ``event``."""
+        is what is stored. What was stored (None: nothing). A user's change that ``outbox``
+        is to hear of is told as ``event``."""
         keys = self._keys(kind, document, row.data, caller.tenant)
         if unless_same and document == row.data:
-            return False
+            return None
         before: View | None = None
         if (
             outbox is not None
@@ -647,10 +688,11 @@ class ResourceService:
             and await outbox.hears(repository.connection)
         ):
             before = (await outbox.views(repository, [row.id])).get(row.id)
+        stored = Stored(row.id, document, row.created, datetime.now(UTC), row.version + 1, None)
         values = {
             "data": document,
-            "version": row.version + 1,
-            "last_modified": datetime.now(UTC),
+            "version": stored.version,
+            "last_modified": stored.last_modified,
             **keys,
         }
         try:
@@ -666,7 +708,7 @@ class ResourceService:
             raise _administrator(person)
         if outbox is not None and before is not None:
             outbox.compare(row.id, before, outbox.view(document, before.related), event)
-        return True
+        return stored
 
     async def _members_before(
         self,
@@ -766,9 +808,10 @@ class ResourceService:
         outbox = self.outbox(caller)
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
-            row = await self._locked(repository, kind, resource_id, if_match)
+            row = await self._locked(repository, kind, resource_id, if_match, plan)
             changed = False
             document = None
+            stored = None
             if patch is not None:
                 if applied is None or applied[0] != row.version:
                     applied = (row.version, *self._patched(kind, row, patch))
@@ -779,7 +822,7 @@ class ResourceService:
                     repository, outbox, row, document, steps=member_steps
                 )
             if document is not None:
-                await self._write(repository, caller, kind, row, document, outbox=outbox)
+                stored = await self._write(repository, caller, kind, row, document, outbox=outbox)
             members_changed = False
             for step, selections in member_steps:
                 members_changed |= await self._apply_member_step(
@@ -798,11 +841,9 @@ class ResourceService:
             await self._members_after(repository, outbox, affected)
             await outbox.flush(connection)
             version = row.version + (1 if changed or members_changed else 0)
-            reloaded = None
-            if plan is not None:
-                reloaded = await self._reload(repository, kind, resource_id, plan)
+            written = await self._as_written(repository, kind, row, stored, plan)
         self.committed(outbox)
-        return self._written(caller, kind, resource_id, version, reloaded, plan)
+        return self._written(caller, kind, resource_id, version, written, plan)
 
     async def _patched_ahead(
         self,

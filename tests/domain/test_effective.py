@@ -157,3 +157,39 @@ async def test_entitlements_and_effective_permissions_are_read_only(
         assert response.status_code == 400
         assert response.json()["scimType"] == "mutability"
     assert await effective(client, anna["id"]) == {}
+
+
+async def test_a_write_answers_with_the_user_as_a_read_after_it_shows_it(
+    client: httpx.AsyncClient,
+) -> None:
+    """PATCH and PUT answer with the user as stored, without reading it back: its groups
+    and the permissions they give are those read with the lock (a user's write cannot
+    change them), its meta that of the write. What they answer is what a GET then shows,
+    attribute by attribute, with the same ETag; asked for one attribute, that one."""
+    anna = await person(client, "anna.answered", GRUND)
+    team = await group(client, "Answered", [anna["id"]], HEMTJANST)
+    path = f"/Users/{anna['id']}"
+
+    async def answered_as_read(
+        method: str, body: dict[str, Any], params: dict[str, str] | None = None
+    ) -> str:
+        written = await client.request(method, path, json=body, params=params or {})
+        assert written.status_code == 200, written.text
+        read = await client.get(path, params=params or {})
+        assert written.json() == read.json()
+        assert written.headers["ETag"] == read.headers["ETag"]
+        return str(read.headers["ETag"])
+
+    given = {"op": "replace", "path": "name.givenName", "value": "Anna"}
+    first = await answered_as_read("PATCH", patch_body(given))
+    replaced = dict((await client.get(path)).json(), displayName="Anna A")
+    second = await answered_as_read("PUT", replaced)
+    assert second != first
+    assert await answered_as_read("PUT", replaced) == second  # the same again: no change
+    await answered_as_read(
+        "PATCH", patch_body({**given, "value": "Annie"}), {"attributes": EFFECTIVE}
+    )
+    shown = (await client.get(path)).json()
+    assert [g["value"] for g in shown["groups"]] == [team]
+    assert shown["name"]["givenName"] == "Annie" and shown["displayName"] == "Anna A"
+    assert await effective(client, anna["id"]) == {GRUND: "direct", HEMTJANST: team}
