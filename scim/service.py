@@ -458,9 +458,14 @@ class ResourceService:
                     if (refused := batch.admit(draft)) is not None:
                         raise refused
                     await batch.write()
-                    row = None
-                    if plan is not None:
+                    row: Row[Any] | Stored | None = None
+                    if plan is not None and kind.name == "Group":
                         row = await self._reload(repository, kind, draft.resource_id, plan)
+                    elif plan is not None:
+                        # As stored, without reading it back: a new user is in no group.
+                        at = batch.written_at
+                        related = [] if self._relations(kind, plan) is not None else _NOT_READ
+                        row = Stored(draft.resource_id, draft.document, at, at, 1, related)
                 self.committed(outbox)
                 if row is None or plan is None:
                     return Written(None, 1, location)
@@ -796,8 +801,9 @@ class ResourceService:
         patch = self._parse_patch(kind, body, operations) if operations else None
         if patch is None:
             _check_patch_schemas(body)
+        refused: SCIMException | None = None
         if any(step.action is membership.Action.ADD for step, _ in member_steps):
-            member_steps = await self._members_checked(caller, resource_id, member_steps)
+            member_steps, refused = await self._members_checked(caller, resource_id, member_steps)
 
         # Many operations are applied to the stored version before the transaction, so that
         # however many they are the write lock is held only to write (again inside it only if
@@ -809,6 +815,8 @@ class ResourceService:
         async with self.engine.begin() as connection:
             repository = _repository(connection, caller)
             row = await self._locked(repository, kind, resource_id, if_match, plan)
+            if refused is not None:
+                raise refused  # once the group is known to be there (404 first)
             changed = False
             document = None
             stored = None
@@ -925,20 +933,24 @@ class ResourceService:
         caller: Caller,
         group_id: str,
         steps: list[tuple[membership.Step, list[filters.Selection]]],
-    ) -> list[tuple[membership.Step, list[filters.Selection]]]:
+    ) -> tuple[list[tuple[membership.Step, list[filters.Selection]]], SCIMException | None]:
         """The members each step adds, looked up (``_check_members``) before the write's
-        transaction, so that the group's lock is held only to write them. One deleted after
-        the look-up fails the write's foreign key, and the write is tried again
-        (``_again_if_a_member_went``), its look-up then refusing the member."""
+        transaction, so that the group's lock is held only to write them; and the refusal
+        of one, to be given once the group is found. One deleted after the look-up fails
+        the write's foreign key, and the write is tried again (``_again_if_a_member_went``),
+        its look-up then refusing the member."""
         checked = []
         async with self.read_engine.connect() as connection:
             repository = _repository(connection, caller)
             for step, selections in steps:
                 if step.action is membership.Action.ADD:
-                    members = await self._check_members(repository, group_id, step.members)
+                    try:
+                        members = await self._check_members(repository, group_id, step.members)
+                    except SCIMException as refusal:
+                        return steps, refusal
                     step = replace(step, members=members)
                 checked.append((step, selections))
-        return checked
+        return checked, None
 
     async def _apply_member_step(
         self,
@@ -1032,6 +1044,8 @@ class CreateBatch:
         self.person_keys: set[str] = set()
         self.administrators: set[str] = set()
         self.admitted: list[Draft] = []
+        # When the last ``write`` stored its drafts (their created and lastModified).
+        self.written_at = datetime.now(UTC)
 
     async def look_up(self, drafts: Sequence[Draft]) -> None:
         """What ``admit`` needs to know of the stored resources for these drafts: at most
@@ -1094,7 +1108,7 @@ class CreateBatch:
         admitted, self.admitted = self.admitted, []
         if not admitted:
             return
-        now = datetime.now(UTC)
+        now = self.written_at = datetime.now(UTC)
         caller = self.caller
         await self.repository.insert_many(
             [
@@ -1118,7 +1132,8 @@ class CreateBatch:
         outbox = self.outbox
         affected: set[str] = set()
         before: dict[str, View] = {}
-        if await outbox.hears(self.repository.connection):
+        if outbox.listening:
+            # A new user's events are made in memory, and kept only if heard (``flush``).
             for draft in admitted:
                 if draft.kind.name == "User":
                     outbox.compare(draft.resource_id, None, outbox.view(draft.document, ()))
@@ -1128,8 +1143,10 @@ class CreateBatch:
                 if draft.members and outbox.group_grants(draft.document)
                 for member_id, _ in draft.members
             }
-            if affected:
+            if affected and await outbox.hears(self.repository.connection):
                 before = await outbox.views(self.repository, affected)
+            else:
+                affected = set()
         await self.repository.insert_memberships(
             (draft.resource_id, member_id, display)
             for draft in admitted

@@ -19,6 +19,7 @@ from tests.conftest import (
     create_user,
     new_hsa_id,
     patch_body,
+    user_body,
 )
 
 GRUND = f"{STATLIG}:grundersattning"
@@ -162,10 +163,19 @@ async def test_entitlements_and_effective_permissions_are_read_only(
 async def test_a_write_answers_with_the_user_as_a_read_after_it_shows_it(
     client: httpx.AsyncClient,
 ) -> None:
-    """PATCH and PUT answer with the user as stored, without reading it back: its groups
-    and the permissions they give are those read with the lock (a user's write cannot
-    change them), its meta that of the write. What they answer is what a GET then shows,
-    attribute by attribute, with the same ETag; asked for one attribute, that one."""
+    """POST, PATCH and PUT answer with the user as stored, without reading it back: its
+    groups and the permissions they give are those read with the lock (a user's write
+    cannot change them; a new user is in none), its meta that of the write. What they
+    answer is what a GET then shows, attribute by attribute, with the same ETag; asked for
+    some attributes, those."""
+    for params in ({}, {"attributes": f"userName,{EFFECTIVE}"}):
+        extension = {"hsaId": new_hsa_id(), "permissions": [{"value": GRUND}]}
+        body = user_body(f"posted.{len(params)}", **{ESERVICES: extension})
+        created = await client.post("/Users", json=body, params=params)
+        assert created.status_code == 201, created.text
+        read = await client.get(f"/Users/{created.json()['id']}", params=params)
+        assert created.json() == read.json()
+        assert created.headers["ETag"] == read.headers["ETag"]
     anna = await person(client, "anna.answered", GRUND)
     team = await group(client, "Answered", [anna["id"]], HEMTJANST)
     path = f"/Users/{anna['id']}"
