@@ -121,7 +121,10 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             yield
         finally:
             verified.watching = False
-            for task in (syncing, delivering, listening, folding):
+            rate_limiter.stopping = True
+            if syncing is not None:
+                await syncing  # its last sync, whole (``RateLimiter.run``)
+            for task in (delivering, listening, folding):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -47,6 +47,8 @@ class RateLimiter:
     sync_every: float = 0.2
     _local: Counter[tuple[str, int]] = field(default_factory=Counter)
     _shared: dict[tuple[str, int], int] = field(default_factory=dict)
+    # Set by the app's shutdown: ``run`` ends after one more sync.
+    stopping: bool = False
 
     @property
     def enabled(self) -> bool:
@@ -92,8 +94,10 @@ class RateLimiter:
         self._shared = {key: value for key, value in self._shared.items() if key[1] >= current - 1}
 
     async def run(self) -> None:
-        """Synchronise until cancelled (the app's lifespan)."""
-        while True:
+        """Synchronise until ``stopping``, then once more. Never cancelled halfway: a sync
+        cut off inside its transaction would leave SQLite's write lock with a connection
+        nobody closes, and every later writer waiting for it."""
+        while not self.stopping:
             await asyncio.sleep(self.sync_every)
             try:
                 await self.sync()
