@@ -164,17 +164,16 @@ class Repository:
             columns.append(_per_kind(relations, self.postgres).label("relations"))
         if sort_key is not None:
             columns.append(sort_key.label("sort_key"))
-        skipped = offset
         if self.postgres or not filters.matches_patterns(where):
-            statement = select(*columns).where(*scope)
+            statement = select(*columns).where(*scope).offset(offset)
         else:
             # SQLite sorts whole rows: the ids of a page of ``co``, ``sw`` or ``ew`` matches
             # are found first, in the key's index (``filters.Rarely``), and only their rows
             # read. Its planner weighs a bound LIMIT as unknown, so the bounds are written in.
             page = select(resources.c.id).where(*scope).order_by(*order_by)
             page = page.offset(_written_in(offset)).limit(_written_in(limit)).correlate(None)
-            statement, skipped = select(*columns).where(resources.c.id.in_(page)), 0
-        statement = statement.order_by(*order_by).offset(skipped).limit(limit)
+            statement = select(*columns).where(resources.c.id.in_(page))
+        statement = statement.order_by(*order_by).limit(limit)
         parameters = {"base_url": self.base_url}
         rows = list((await self.connection.execute(statement, parameters)).all())
         if not count_total:
