@@ -209,12 +209,6 @@ Index(
     resources.c.resource_type,
     resources.c.id,
 )
-Index(
-    "ix_resources_display_name",
-    resources.c.tenant_id,
-    resources.c.resource_type,
-    resources.c.display_name_key,
-)
 for _name in ("display_name", "family_name", "given_name"):
     Index(
         f"ix_resources_{_name}_sort",
@@ -222,19 +216,14 @@ for _name in ("display_name", "family_name", "given_name"):
         resources.c[f"{_name}_sort"],
         resources.c.id,
     )
-Index(
-    "ix_resources_family_name",
-    resources.c.tenant_id,
-    resources.c.resource_type,
-    resources.c.family_name_key,
-    resources.c.id,
-)
-Index(
-    "ix_resources_given_name",
-    resources.c.tenant_id,
-    resources.c.resource_type,
-    resources.c.given_name_key,
-)
+# The name keys' own indexes (migration 0014): on PostgreSQL without ``id``, so that equal
+# keys share one entry (B-tree deduplication) and a count reads an eighth as much; on
+# SQLite with it, so that the ids of a page of pattern matches come from the index alone.
+for _key in ("display_name_key", "family_name_key", "given_name_key"):
+    _leading = (resources.c.tenant_id, resources.c.resource_type, resources.c[_key])
+    _index = f"ix_resources_{_key.removesuffix('_key')}"
+    Index(_index, *_leading).ddl_if(dialect="postgresql")
+    Index(_index, *_leading, resources.c.id).ddl_if(dialect="sqlite")
 Index("ix_resources_external_id", resources.c.tenant_id, resources.c.external_id)
 # HSA-ids are unique within the organisation, like userName.
 Index("uq_resources_hsa_id", resources.c.tenant_id, resources.c.hsa_id_key, unique=True)

@@ -121,13 +121,23 @@ async def test_a_filtered_count_reads_an_index_alone(
             ), statement
 
 
+# Each name key with an index of its own: a filter on it, and the index.
+PAGED = [
+    ("name.familyName", "ix_resources_family_name"),
+    ("name.givenName", "ix_resources_given_name"),
+    ("displayName", "ix_resources_display_name"),
+]
+
+
+@pytest.mark.parametrize(("attribute", "index"), PAGED)
 async def test_sqlite_finds_a_page_of_pattern_matches_in_the_keys_index(
-    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine, attribute: str, index: str
 ) -> None:
     """SQLite cannot tell a rare fragment from a frequent one, and walked the organisation in
     id order reading every row to test it (48 ms for a rare one among 20,000 users). The
-    page's ids are now found in the key's index (``filters.Rarely``), and only their rows
-    read; the page is the same, in the same order, as the one unfiltered ids would give."""
+    page's ids are now found in the key's index (``filters.Rarely``; migration 0014 gave
+    each name key's index the ``id``), and only their rows read; the page is the same, in
+    the same order, as the one unfiltered ids would give."""
     if engine.dialect.name != "sqlite":
         pytest.skip("PostgreSQL estimates a pattern's matches itself")
     fragment = uuid.uuid4().hex[:8]
@@ -135,7 +145,10 @@ async def test_sqlite_finds_a_page_of_pattern_matches_in_the_keys_index(
         [
             (
                 await create_user(
-                    client, f"paged.{fragment}.{n}@example.se", name={"familyName": fragment}
+                    client,
+                    f"paged.{fragment}.{n}@example.se",
+                    name={"familyName": fragment, "givenName": fragment},
+                    displayName=fragment,
                 )
             )["id"]
             for n in range(5)
@@ -145,7 +158,7 @@ async def test_sqlite_finds_a_page_of_pattern_matches_in_the_keys_index(
         response = await client.get(
             "/Users",
             params={
-                "filter": f'name.familyName co "{fragment[2:6]}"',
+                "filter": f'{attribute} co "{fragment[2:6]}"',
                 "startIndex": "2",
                 "count": "2",
             },
@@ -159,4 +172,20 @@ async def test_sqlite_finds_a_page_of_pattern_matches_in_the_keys_index(
         plan = (
             await connection.exec_driver_sql("EXPLAIN QUERY PLAN " + statement, parameters)
         ).all()
-    assert "COVERING INDEX ix_resources_family_name" in str(plan), plan
+    assert f"COVERING INDEX {index} " in str(plan), plan
+
+
+@pytest.mark.parametrize("key", ["display_name_key", "family_name_key", "given_name_key"])
+async def test_postgresql_keeps_one_entry_per_name_in_the_keys_index(
+    engine: AsyncEngine, key: str
+) -> None:
+    """Migration 0014: a name key's index ends with the key, so that users of the same name
+    share one entry (B-tree deduplication), and counting a frequent fragment's matches
+    reads an eighth of what it read with a trailing ``id``, which made every entry unique:
+    ``co "sson"`` among 166,666 users, 40-60 ms before, 10-14 after (migration 0014)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite deduplicates nothing; its indexes keep the id (above)")
+    async with engine.connect() as connection:
+        columns = await index_columns(connection)
+    assert ["tenant_id", "resource_type", key] in columns, columns
+    assert not any(c[:3] == ["tenant_id", "resource_type", key] and len(c) > 3 for c in columns)
