@@ -152,3 +152,57 @@ def test_writes_survive_a_database_restart(cluster: Cluster) -> None:
     assert statuses <= {201, 503}, statuses  # never a 500, never a hang
     assert acknowledged <= found  # no acknowledged write lost
     assert any(status == 201 and when > back for _, status, when in attempts)  # resumed by itself
+
+
+async def _read(
+    client: httpx.AsyncClient, resource_id: str, until: float
+) -> list[tuple[int, float]]:
+    """GET one user again and again; (status, when) of each attempt."""
+    results = []
+    while time.monotonic() < until:
+        try:
+            status = (await client.get(f"/Users/{resource_id}")).status_code
+        except httpx.TransportError:
+            status = 0
+        results.append((status, time.monotonic()))
+        if status != 200:
+            await asyncio.sleep(0.05)
+    return results
+
+
+def test_reads_resume_by_themselves_after_a_database_restart(cluster: Cluster) -> None:
+    """GET by id is read by asyncpg itself (``scim.storage.direct``), outside SQLAlchemy's
+    execution, which is what replaces a broken connection otherwise. With nothing but such
+    reads running, every pooled connection breaks in the restart: a read that meets one, or
+    finds the database still starting, gets 503 (never 500), and the reads resume on new
+    connections by themselves."""
+    token = asyncio.run(migrated_with_stockholm(cluster.url))
+    with live_server(Settings(database_url=cluster.url, pool_size=4)) as url:
+
+        async def run() -> tuple[list[tuple[int, float]], float]:
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/scim+json"}
+            async with httpx.AsyncClient(
+                base_url=f"{url}/scim/v2", headers=headers, timeout=30
+            ) as client:
+                created = await client.post("/Users", json=user_body("read.again@stockholm.se"))
+                assert created.status_code == 201, created.text
+                until = time.monotonic() + WRITE_FOR
+                readers = [
+                    asyncio.create_task(_read(client, created.json()["id"], until))
+                    for _ in range(WRITERS)
+                ]
+                await asyncio.sleep(RESTART_AFTER)
+                await asyncio.to_thread(cluster.ctl, "-m", "fast", "restart")
+                back = time.monotonic()
+                done = await asyncio.gather(*readers)
+                return [attempt for attempts in done for attempt in attempts], back
+
+        attempts, back = asyncio.run(run())
+    statuses = [status for status, _ in attempts]
+    after = [status for status, when in attempts if when > back]
+    print(
+        f"\nrestart under reads: {len(attempts)} reads, {statuses.count(503)} refused with 503, "
+        f"{after.count(200)} answered after the restart"
+    )
+    assert set(statuses) <= {200, 503}, set(statuses)  # never a 500, never a hang
+    assert after.count(200) > 10 and after[-WRITERS:] == [200] * WRITERS  # resumed by itself

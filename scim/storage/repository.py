@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
-from scim.storage import counts, filters
+from scim.storage import counts, direct, filters
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
@@ -133,7 +133,7 @@ class Repository:
             kind_name, relations, for_update and self.postgres, self.postgres
         )
         parameters = {"tenant_id": self.tenant_id, "id": resource_id, "base_url": self.base_url}
-        row: Row[Any] | None = (await self.connection.execute(statement, parameters)).first()
+        row: Row[Any] | None = await direct.first(self.connection, statement, parameters)
         return row
 
     async def search(

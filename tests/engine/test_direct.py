@@ -1,0 +1,91 @@
+"""A statement built once, read in autocommit on PostgreSQL, goes to asyncpg itself
+(``scim.storage.direct``): the same rows, without SQLAlchemy's cursor."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import Integer, event, literal, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.storage import direct
+from tests.conftest import GROUP_SCHEMA
+from tests.engine.conftest import create_user
+from tests.engine.test_tenant_trigrams import sent_by
+
+
+@contextmanager
+def through_the_cursor(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements SQLAlchemy's cursor executes while the block runs. The dialect's
+    ``do_execute`` is heard, unlike ``before_cursor_execute``, without turning the direct
+    path off."""
+    executed: list[str] = []
+
+    def listener(_cursor: Any, statement: str, *_: Any) -> None:
+        executed.append(statement)
+
+    event.listen(engine.sync_engine, "do_execute", listener)
+    try:
+        yield executed
+    finally:
+        event.remove(engine.sync_engine, "do_execute", listener)
+
+
+@pytest.fixture
+def postgres(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite's statements all go through SQLAlchemy")
+
+
+@pytest.mark.usefixtures("postgres")
+async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """The read of GET by id is sent by asyncpg; its answer (the user, the groups read with
+    it, the timestamps, the ETag) is the one SQLAlchemy's execution gives, which a statement
+    listener brings back."""
+    name = f"direct.{uuid.uuid4().hex[:8]}@example.se"
+    user = await create_user(client, name, name={"familyName": "Direkt", "givenName": "Dora"})
+    group = await client.post(
+        "/Groups",
+        json={
+            "schemas": [GROUP_SCHEMA],
+            "displayName": f"Direct {name}",
+            "members": [{"value": user["id"]}],
+        },
+    )
+    assert group.status_code == 201, group.text
+    reads = app.state.service.read_engine
+    with through_the_cursor(app.state.engine) as executed:
+        read = await client.get(f"/Users/{user['id']}")
+        missing = await client.get(f"/Users/{uuid.uuid4()}")
+    assert read.status_code == 200, read.text
+    assert missing.status_code == 404
+    assert not [s for s in executed if "FROM resources" in s], executed
+    with sent_by(reads, "SELECT") as heard, through_the_cursor(app.state.engine) as executed:
+        again = await client.get(f"/Users/{user['id']}")
+    assert [s for s in executed if "FROM resources" in s]
+    assert heard  # a listener hears every statement: the direct path stands aside
+    assert again.json() == read.json()
+    assert read.json()["groups"][0]["value"] == group.json()["id"]
+    assert again.headers["etag"] == read.headers["etag"]
+
+
+@pytest.mark.usefixtures("postgres")
+async def test_a_statement_whose_sql_takes_its_values_goes_through_sqlalchemy(
+    app: Litestar,
+) -> None:
+    """A value written into the SQL (``literal_execute``) is rendered by SQLAlchemy at each
+    execution: such a statement is not sent directly."""
+    statement = select(literal(7, Integer, literal_execute=True).label("n"))
+    with through_the_cursor(app.state.engine) as executed:
+        async with app.state.service.read_engine.connect() as connection:
+            row = await direct.first(connection, statement, {})
+    assert row is not None and row.n == 7
+    assert len(executed) == 1 and "7" in executed[0]
