@@ -76,12 +76,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         # Reads (``reads``) must not take the write lock: with several workers they would
         # queue behind each other and the writers.
-        options = connection.get_execution_options()
-        if options.get("isolation_level") != "AUTOCOMMIT" and not options.get(_READS):
+        if not reading(connection):
             connection.exec_driver_sql("BEGIN IMMEDIATE")
 
 
 _READS = "scim_reads"
+
+
+def reading(connection: Connection) -> bool:
+    """Whether a connection is one of ``reads``: its statements in no transaction."""
+    options = connection.get_execution_options()
+    return options.get("isolation_level") == "AUTOCOMMIT" or bool(options.get(_READS))
 
 
 def reads(engine: AsyncEngine) -> AsyncEngine:

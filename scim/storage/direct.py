@@ -1,13 +1,13 @@
-"""A statement built once, read in autocommit on PostgreSQL: sent by asyncpg itself.
+"""A statement built once, read outside any transaction: sent by the driver itself.
 
 SQLAlchemy's execution of a statement (the compiled-cache lookup, an execution context, the
 cursor adapter, result rows, each step through a greenlet) cost a GET by id about as much
 CPU as the rest of the read: ~130 µs of ~600 (``tests/bench/README.md``). A statement that
-is built once and kept (so that it is compiled once here too), read on a connection in
-autocommit (``database.reads``: no transaction that the driver would have to be in), goes
-to asyncpg with the parameters SQLAlchemy would send, their bind processors applied, and its
-row comes back as a named tuple of the statement's columns. Everything else, and everything
-on SQLite, goes through SQLAlchemy.
+is built once and kept (so that it is compiled once here too), read on a connection of
+``database.reads`` (autocommit: no transaction the driver would have to be in), goes to
+asyncpg or aiosqlite with the parameters SQLAlchemy would send, their bind processors
+applied; its row comes back with the result processors of its columns applied, as a named
+tuple of its columns. Everything else goes through SQLAlchemy.
 
 While anything listens to the engine's statements (``before_cursor_execute`` or
 ``after_cursor_execute``: tracing, the tests' own capture), every statement goes through
@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,16 +26,22 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql import Select
 
+from scim.storage import database
+
+Processor = Callable[[Any], Any] | None
+
 
 @dataclass(frozen=True)
 class _Prepared:
-    """What a statement becomes once for asyncpg: its SQL, the order of its parameters with
-    their bind processors, the values of those it fixes itself, and its row type."""
+    """What a statement becomes once for the driver: its SQL, the order of its parameters
+    with their bind processors, the values of those it fixes itself, its columns' result
+    processors and its row type (a named tuple)."""
 
     sql: str
-    order: tuple[tuple[str, Callable[[Any], Any] | None], ...]
+    order: tuple[tuple[str, Processor], ...]
     fixed: Mapping[str, Any]
-    row: Any  # a named tuple's class
+    results: tuple[Processor, ...]
+    row: Any
 
 
 # Per statement, as long as it is kept; None: it goes through SQLAlchemy.
@@ -43,16 +49,14 @@ _prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.We
 
 
 def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared | None:
-    """The statement as asyncpg takes it; None if its SQL depends on the values it is given
-    (``literal_execute``) or its rows need SQLAlchemy to process them."""
+    """The statement as the driver takes it; None if its SQL depends on the values it is
+    given (``literal_execute``) or a column's name is not one a row can be read by."""
     dialect = connection.dialect
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
-    if any(
-        column.type.dialect_impl(dialect).result_processor(dialect, None) is not None
-        for column in statement.selected_columns
-    ):
+    keys = [column.key or "" for column in statement.selected_columns]
+    if not all(key.isidentifier() and not key.startswith("_") for key in keys):
         return None
     processors = {
         compiled.bind_names[bind]: bind.type.dialect_impl(dialect).bind_processor(dialect)
@@ -61,28 +65,39 @@ def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared |
     order = tuple((name, processors.get(name)) for name in compiled.positiontup or ())
     names = compiled.bind_names
     fixed = {name: bind.effective_value for bind, name in names.items() if not bind.required}
-    keys = [column.key or "" for column in statement.selected_columns]
-    if not all(key.isidentifier() and not key.startswith("_") for key in keys):
-        return None  # not a row's attribute name
-    return _Prepared(compiled.string, order, fixed, namedtuple("Row", keys))
+    results = tuple(
+        column.type.dialect_impl(dialect).result_processor(dialect, None)
+        for column in statement.selected_columns
+    )
+    return _Prepared(compiled.string, order, fixed, results, namedtuple("Row", keys))
 
 
 def _direct(connection: AsyncConnection) -> bool:
     sync = connection.sync_connection
     return (
         sync is not None
-        and connection.dialect.driver == "asyncpg"
-        and sync.get_execution_options().get("isolation_level") == "AUTOCOMMIT"
+        and connection.dialect.driver in ("asyncpg", "aiosqlite")
+        and database.reading(sync)
         and not sync.dispatch.before_cursor_execute
         and not sync.dispatch.after_cursor_execute
     )
 
 
+async def _first_record(
+    connection: AsyncConnection, driver: Any, sql: str, arguments: list[Any]
+) -> Sequence[Any] | None:
+    if connection.dialect.driver == "asyncpg":
+        record: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
+        return record
+    rows = await driver.execute_fetchall(sql, arguments)  # aiosqlite: one hop to its thread
+    return rows[0] if rows else None
+
+
 async def first(
     connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any]
 ) -> Any:
-    """The statement's first row, or None: ``(await connection.execute(...)).first()``, with
-    the same columns, read by the driver itself where it can be (above)."""
+    """The first row of a statement that reads one: ``(await connection.execute(...))
+    .first()``, with the same columns, read by the driver itself where it can be (above)."""
     prepared = None
     if _direct(connection):
         if statement in _prepared:
@@ -96,18 +111,28 @@ async def first(
         values[name] if processor is None else processor(values[name])
         for name, processor in prepared.order
     ]
-    raw = await connection.get_raw_connection()
-    driver = raw.driver_connection
+    driver = (await connection.get_raw_connection()).driver_connection
     try:
-        record = await driver.fetchrow(prepared.sql, *arguments)  # type: ignore[union-attr]
+        record = await _first_record(connection, driver, prepared.sql, arguments)
     except Exception as error:
         # As SQLAlchemy's execution would: the error is a DBAPIError that tells a broken
-        # connection (the database restarted; ``database.unavailable``: 503), and the broken
+        # connection (PostgreSQL restarted; ``database.unavailable``: 503), and the broken
         # connection is replaced.
-        broken = driver is None or driver.is_closed()
+        is_closed = getattr(driver, "is_closed", None)
+        broken = is_closed is not None and is_closed()
         if broken:
             await connection.invalidate()
         raise DBAPIError.instance(
-            prepared.sql, arguments, error, Exception, connection_invalidated=broken
+            prepared.sql,
+            arguments,
+            error,
+            Exception,
+            connection_invalidated=broken,
+            dialect=connection.dialect,
         ) from error
-    return None if record is None else prepared.row._make(record)
+    if record is None:
+        return None
+    return prepared.row._make(
+        value if processor is None else processor(value)
+        for value, processor in zip(record, prepared.results, strict=True)
+    )

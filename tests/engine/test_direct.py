@@ -1,4 +1,4 @@
-"""A statement built once, read in autocommit on PostgreSQL, goes to asyncpg itself
+"""A statement built once, read outside any transaction, goes to the driver itself
 (``scim.storage.direct``): the same rows, without SQLAlchemy's cursor."""
 
 from __future__ import annotations
@@ -9,7 +9,6 @@ from contextlib import contextmanager
 from typing import Any
 
 import httpx
-import pytest
 from litestar import Litestar
 from sqlalchemy import Integer, event, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -37,17 +36,10 @@ def through_the_cursor(engine: AsyncEngine) -> Iterator[list[str]]:
         event.remove(engine.sync_engine, "do_execute", listener)
 
 
-@pytest.fixture
-def postgres(engine: AsyncEngine) -> None:
-    if engine.dialect.name != "postgresql":
-        pytest.skip("SQLite's statements all go through SQLAlchemy")
-
-
-@pytest.mark.usefixtures("postgres")
 async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
     app: Litestar, client: httpx.AsyncClient
 ) -> None:
-    """The read of GET by id is sent by asyncpg; its answer (the user, the groups read with
+    """The read of GET by id is sent by the driver; its answer (the user, the groups read with
     it, the timestamps, the ETag) is the one SQLAlchemy's execution gives, which a statement
     listener brings back."""
     name = f"direct.{uuid.uuid4().hex[:8]}@example.se"
@@ -77,7 +69,6 @@ async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
     assert again.headers["etag"] == read.headers["etag"]
 
 
-@pytest.mark.usefixtures("postgres")
 async def test_a_statement_whose_sql_takes_its_values_goes_through_sqlalchemy(
     app: Litestar,
 ) -> None:
