@@ -45,7 +45,8 @@ class _Prepared:
 
 
 # Per statement, as long as it is kept; None: it goes through SQLAlchemy.
-_prepared: weakref.WeakKeyDictionary[Select[Any], _Prepared | None] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Select[Any], Any] = weakref.WeakKeyDictionary()
+_UNSEEN = object()
 
 
 def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared | None:
@@ -58,12 +59,12 @@ def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared |
     keys = [column.key or "" for column in statement.selected_columns]
     if not all(key.isidentifier() and not key.startswith("_") for key in keys):
         return None
+    names = compiled.bind_names
     processors = {
-        compiled.bind_names[bind]: bind.type.dialect_impl(dialect).bind_processor(dialect)
-        for bind in compiled.binds.values()
+        name: bind.type.dialect_impl(dialect).bind_processor(dialect)
+        for bind, name in names.items()
     }
     order = tuple((name, processors.get(name)) for name in compiled.positiontup or ())
-    names = compiled.bind_names
     fixed = {name: bind.effective_value for bind, name in names.items() if not bind.required}
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None)
@@ -100,9 +101,8 @@ async def first(
     .first()``, with the same columns, read by the driver itself where it can be (above)."""
     prepared = None
     if _direct(connection):
-        if statement in _prepared:
-            prepared = _prepared[statement]
-        else:
+        prepared = _prepared.get(statement, _UNSEEN)
+        if prepared is _UNSEEN:
             prepared = _prepared[statement] = _prepare(statement, connection)
     if prepared is None:
         return (await connection.execute(statement, dict(parameters))).first()

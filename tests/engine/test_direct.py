@@ -14,9 +14,8 @@ from sqlalchemy import Integer, event, literal, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.storage import direct
-from tests.conftest import GROUP_SCHEMA
+from tests.conftest import GROUP_SCHEMA, captured
 from tests.engine.conftest import create_user
-from tests.engine.test_tenant_trigrams import sent_by
 
 
 @contextmanager
@@ -60,7 +59,7 @@ async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
     assert read.status_code == 200, read.text
     assert missing.status_code == 404
     assert not [s for s in executed if "FROM resources" in s], executed
-    with sent_by(reads, "SELECT") as heard, through_the_cursor(app.state.engine) as executed:
+    with captured(reads) as heard, through_the_cursor(app.state.engine) as executed:
         again = await client.get(f"/Users/{user['id']}")
     assert [s for s in executed if "FROM resources" in s]
     assert heard  # a listener hears every statement: the direct path stands aside
