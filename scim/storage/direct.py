@@ -3,11 +3,12 @@
 SQLAlchemy's execution of a statement (the compiled-cache lookup, an execution context, the
 cursor adapter, result rows, each step through a greenlet) cost a GET by id about as much
 CPU as the rest of the read: ~130 µs of ~600 (``tests/bench/README.md``). A statement that
-is built once and kept (so that it is compiled once here too), read on a connection of
+is built once and kept (so that it is compiled once here too: GET's by its arguments, a
+search's by its shape, ``scim.storage.kept``), read on a connection of
 ``database.reads`` (autocommit: no transaction the driver would have to be in), goes to
 asyncpg or aiosqlite with the parameters SQLAlchemy would send, their bind processors
-applied; its row comes back with the result processors of its columns applied, as a named
-tuple of its columns. Everything else goes through SQLAlchemy.
+applied; its rows come back with the result processors of its columns applied, as named
+tuples of its columns. Everything else goes through SQLAlchemy.
 
 While anything listens to the engine's statements (``before_cursor_execute`` or
 ``after_cursor_execute``: tracing, the tests' own capture), every statement goes through
@@ -84,14 +85,17 @@ def _direct(connection: AsyncConnection) -> bool:
     )
 
 
-async def _first_record(
-    connection: AsyncConnection, driver: Any, sql: str, arguments: list[Any]
-) -> Sequence[Any] | None:
+async def _records(
+    connection: AsyncConnection, driver: Any, sql: str, arguments: list[Any], one: bool
+) -> Sequence[Sequence[Any]]:
     if connection.dialect.driver == "asyncpg":
-        record: Sequence[Any] | None = await driver.fetchrow(sql, *arguments)
-        return record
-    rows = await driver.execute_fetchall(sql, arguments)  # aiosqlite: one hop to its thread
-    return rows[0] if rows else None
+        if one:
+            record = await driver.fetchrow(sql, *arguments)
+            return () if record is None else (record,)
+        records: Sequence[Sequence[Any]] = await driver.fetch(sql, *arguments)
+        return records
+    fetched: Sequence[Sequence[Any]] = await driver.execute_fetchall(sql, arguments)
+    return fetched  # aiosqlite: one hop to its thread
 
 
 async def first(
@@ -99,13 +103,32 @@ async def first(
 ) -> Any:
     """The first row of a statement that reads one: ``(await connection.execute(...))
     .first()``, with the same columns, read by the driver itself where it can be (above)."""
+    found = await _read(connection, statement, parameters, one=True)
+    return found[0] if found else None
+
+
+async def rows(
+    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any]
+) -> Sequence[Any]:
+    """Every row of a statement: ``(await connection.execute(...)).all()``, read by the
+    driver itself where it can be (above)."""
+    return await _read(connection, statement, parameters, one=False)
+
+
+async def _read(
+    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any], one: bool
+) -> Sequence[Any]:
     prepared = None
     if _direct(connection):
         prepared = _prepared.get(statement, _UNSEEN)
         if prepared is _UNSEEN:
             prepared = _prepared[statement] = _prepare(statement, connection)
     if prepared is None:
-        return (await connection.execute(statement, dict(parameters))).first()
+        result = await connection.execute(statement, dict(parameters))
+        if one:
+            row = result.first()
+            return () if row is None else (row,)
+        return list(result.all())
     values = {**prepared.fixed, **parameters}
     arguments = [
         values[name] if processor is None else processor(values[name])
@@ -113,7 +136,7 @@ async def first(
     ]
     driver = (await connection.get_raw_connection()).driver_connection
     try:
-        record = await _first_record(connection, driver, prepared.sql, arguments)
+        records = await _records(connection, driver, prepared.sql, arguments, one)
     except Exception as error:
         # As SQLAlchemy's execution would: the error is a DBAPIError that tells a broken
         # connection (PostgreSQL restarted; ``database.unavailable``: 503), and the broken
@@ -130,9 +153,11 @@ async def first(
             connection_invalidated=broken,
             dialect=connection.dialect,
         ) from error
-    if record is None:
-        return None
-    return prepared.row._make(
-        value if processor is None else processor(value)
-        for value, processor in zip(record, prepared.results, strict=True)
-    )
+    make, results = prepared.row._make, prepared.results
+    return [
+        make(
+            value if processor is None else processor(value)
+            for value, processor in zip(record, results, strict=True)
+        )
+        for record in (records[:1] if one else records)
+    ]

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
-from scim.storage import counts, direct, filters
+from scim.storage import counts, direct, filters, kept
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, resources
@@ -154,28 +154,31 @@ class Repository:
         the page's query (``count(*) OVER ()``) would make the database find and sort every
         match before it could return the first ones.
         """
-        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names)]
-        if where is not None:
-            scope.append(where)
         if limit == 0:
             return [], await self.count(kind_names, where)
-        columns: list[Any] = [resources]
-        if relations:
-            columns.append(_per_kind(relations, self.postgres).label("relations"))
-        if sort_key is not None:
-            columns.append(sort_key.label("sort_key"))
-        if self.postgres or not filters.matches_patterns(where):
-            statement = select(*columns).where(*scope).offset(offset)
+        parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
+        shape = kept.shape(where, sort_key, *order_by)
+        if shape is None or (not self.postgres and filters.matches_patterns(where)):
+            statement = _page(kind_names, where, order_by, relations, sort_key, self.postgres)
+            statement = _bounded(statement, offset, limit, self.postgres, where, order_by)
         else:
-            # SQLite sorts whole rows: the ids of a page of ``co``, ``sw`` or ``ew`` matches
-            # are found first, in the key's index (``filters.Rarely``), and only their rows
-            # read. Its planner weighs a bound LIMIT as unknown, so the bounds are written in.
-            page = select(resources.c.id).where(*scope).order_by(*order_by)
-            page = page.offset(_written_in(offset)).limit(_written_in(limit)).correlate(None)
-            statement = select(*columns).where(resources.c.id.in_(page))
-        statement = statement.order_by(*order_by).limit(limit)
-        parameters = {"base_url": self.base_url}
-        rows = list((await self.connection.execute(statement, parameters)).all())
+            key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres)
+            named = shape.named
+
+            def build() -> Select[Any]:
+                page = _page(
+                    kind_names,
+                    None if where is None else named(where),
+                    [named(term) for term in order_by],
+                    relations,
+                    None if sort_key is None else named(sort_key),
+                    self.postgres,
+                )
+                return page.offset(bindparam("offset")).limit(bindparam("limit"))
+
+            statement = _KEPT.get(key, build)
+            parameters |= shape.values | {"offset": offset, "limit": limit}
+        rows = list(await direct.rows(self.connection, statement, parameters))
         if not count_total:
             return rows, None
         if not rows:
@@ -188,12 +191,19 @@ class Repository:
         """The organisation's resources of these types that match ``where``: all of them
         as the database keeps their number (``scim.storage.counts``), else counted."""
         if where is None:
-            kept = counts.statement(tuple(kind_names))
-            counted = await self.connection.execute(kept, {"tenant_id": self.tenant_id})
+            kept_count = counts.statement(tuple(kind_names))
+            counted = await self.connection.execute(kept_count, {"tenant_id": self.tenant_id})
             return int(counted.scalar_one())
-        scope = [resources.c.tenant_id == self.tenant_id, _of_kinds(kind_names), where]
-        statement = select(func.count()).select_from(resources).where(*scope)
-        return int((await self.connection.execute(statement)).scalar_one())
+        parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
+        shape = kept.shape(where)
+        if shape is None:
+            statement = _count(kind_names, where)
+        else:
+            key = ("count", shape.key, tuple(kind_names))
+            statement = _KEPT.get(key, lambda: _count(kind_names, shape.named(where)))
+            parameters |= shape.values
+        row = await direct.first(self.connection, statement, parameters)
+        return int(row[0])
 
     async def is_administrator(self, hsa_id: str) -> bool:
         parameters = {"tenant_id": self.tenant_id, "hsa_id": hsa_id}
@@ -470,6 +480,57 @@ def _per_kind(kinds: Sequence[tuple[str, Fields]], postgres: bool) -> ColumnElem
         else_=None,
     )
 
+
+def _page(
+    kind_names: Sequence[str],
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+    relations: Sequence[tuple[str, Fields]],
+    sort_key: ColumnElement[Any] | None,
+    postgres: bool,
+) -> Select[Any]:
+    """A page of the organisation's resources of these types that match ``where``, in
+    ``order_by``, without its bounds; with each one's relations and sort key if asked."""
+    scope = [resources.c.tenant_id == bindparam("tenant_id"), _of_kinds(kind_names)]
+    if where is not None:
+        scope.append(where)
+    columns: list[Any] = [resources]
+    if relations:
+        columns.append(_per_kind(relations, postgres).label("relations"))
+    if sort_key is not None:
+        columns.append(sort_key.label("sort_key"))
+    return select(*columns).where(*scope).order_by(*order_by)
+
+
+def _bounded(
+    page: Select[Any],
+    offset: int,
+    limit: int,
+    postgres: bool,
+    where: ColumnElement[bool] | None,
+    order_by: Sequence[ColumnElement[Any]],
+) -> Select[Any]:
+    """The page from ``offset``, at most ``limit`` rows.
+
+    SQLite sorts whole rows: the ids of a page of ``co``, ``sw`` or ``ew`` matches are found
+    first, in the key's index (``filters.Rarely``), and only their rows read. Its planner
+    weighs a bound LIMIT as unknown, so the bounds are written in.
+    """
+    if postgres or not filters.matches_patterns(where):
+        return page.offset(offset).limit(limit)
+    ids = page.with_only_columns(resources.c.id).offset(_written_in(offset))
+    ids = ids.limit(_written_in(limit)).correlate(None)
+    outer = select(*page.selected_columns).where(resources.c.id.in_(ids))
+    return outer.order_by(*order_by).limit(limit)
+
+
+def _count(kind_names: Sequence[str], where: ColumnElement[bool]) -> Select[Any]:
+    scope = [resources.c.tenant_id == bindparam("tenant_id"), _of_kinds(kind_names), where]
+    return select(func.count().label("count")).select_from(resources).where(*scope)
+
+
+# Search statements by shape (``scim.storage.kept``).
+_KEPT = kept.Kept()
 
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
 

@@ -1,0 +1,98 @@
+"""Statements kept per shape: a search is built once for every request that differs from it
+only in its values.
+
+A filter is compiled per request (its values are checked and folded there), but building the
+statement around its condition, and SQLAlchemy's cache key of that statement (the walk that
+finds its compiled form), cost an ``eq`` search about as much as its execution
+(``tests/bench/README.md``). A condition's *shape* is SQLAlchemy's cache key of it: its
+structure and the types of its values, never the values. The statement built for the first
+condition of a shape takes its values as parameters (``v0``, ``v1``, …) and is kept; every
+later condition of that shape only gives its values. A kept statement is the same object
+each time, so SQLAlchemy's own cache key of it is memoized, and ``scim.storage.direct``
+compiles it once.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+from sqlalchemy import ClauseList, ColumnElement, bindparam
+from sqlalchemy.sql.elements import BindParameter
+from sqlalchemy.sql.visitors import replacement_traverse
+
+T = TypeVar("T")
+
+# A shape of more values than this is not kept: an identity system's queries hold a few, and
+# a kept statement of a thousand-term filter would hold memory for what is most likely one
+# request (SQLAlchemy still compiles it once, in its own cache).
+MAX_VALUES = 64
+
+
+@dataclass(frozen=True)
+class Shape:
+    """What a statement built around some elements depends on (``key``), and the values it
+    takes for them (``values``: parameter name → value)."""
+
+    key: Hashable
+    values: dict[str, Any]
+    names: dict[int, str]  # id() of each of the elements' parameters → its name
+
+    def named(self, element: ColumnElement[T]) -> ColumnElement[T]:
+        """The element with its values as the shape's named parameters."""
+
+        def rename(element: Any, **_: Any) -> Any:
+            name = self.names.get(id(element))
+            if name is None or not isinstance(element, BindParameter):
+                return None
+            return bindparam(
+                name,
+                type_=element.type,
+                required=True,
+                expanding=element.expanding,
+                literal_execute=element.literal_execute,
+            )
+
+        options: dict[str, Any] = {}
+        return replacement_traverse(element, options, rename)
+
+
+def shape(*elements: ColumnElement[Any] | None) -> Shape | None:
+    """The shape of these elements together (None stands for an element that is absent);
+    None if SQLAlchemy cannot key one of them (a construct it does not cache)."""
+    present = [element for element in elements if element is not None]
+    absent = tuple(element is None for element in elements)
+    if not present:
+        return Shape(absent, {}, {})
+    # One cache key for all of them: a parameter they share is named once.
+    cache_key = ClauseList(*present)._generate_cache_key()
+    if cache_key is None or len(cache_key.bindparams) > MAX_VALUES:
+        return None
+    names: dict[int, str] = {}
+    values: dict[str, Any] = {}
+    for bind in cache_key.bindparams:
+        if id(bind) not in names:
+            name = names[id(bind)] = f"v{len(names)}"
+            values[name] = bind.effective_value
+    return Shape((absent, cache_key.key), values, names)
+
+
+class Kept:
+    """The statements built for the most recently used shapes, at most ``size`` of them."""
+
+    def __init__(self, size: int = 256) -> None:
+        self.size = size
+        self._kept: OrderedDict[Hashable, Any] = OrderedDict()
+
+    def get(self, key: Hashable, build: Callable[[], T]) -> T:
+        kept = self._kept.get(key)
+        if kept is None:
+            kept = self._kept[key] = build()
+            if len(self._kept) > self.size:
+                self._kept.popitem(last=False)
+        else:
+            self._kept.move_to_end(key)
+        result: T = kept
+        return result
