@@ -159,22 +159,24 @@ class Repository:
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
         shape = kept.shape(where, sort_key, *order_by)
         if shape is None or (not self.postgres and filters.matches_patterns(where)):
-            statement = _page(kind_names, where, order_by, relations, sort_key, self.postgres)
-            statement = _bounded(statement, offset, limit, self.postgres, where, order_by)
+            statement = _page(
+                kind_names, where, order_by, relations, sort_key, self.postgres, offset, limit
+            )
         else:
             key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres)
             named = shape.named
 
             def build() -> Select[Any]:
-                page = _page(
+                return _page(
                     kind_names,
                     None if where is None else named(where),
                     [named(term) for term in order_by],
                     relations,
                     None if sort_key is None else named(sort_key),
                     self.postgres,
+                    bindparam("offset"),
+                    bindparam("limit"),
                 )
-                return page.offset(bindparam("offset")).limit(bindparam("limit"))
 
             statement = _KEPT.get(key, build)
             parameters |= shape.values | {"offset": offset, "limit": limit}
@@ -488,9 +490,21 @@ def _page(
     relations: Sequence[tuple[str, Fields]],
     sort_key: ColumnElement[Any] | None,
     postgres: bool,
+    offset: int | ColumnElement[int],
+    limit: int | ColumnElement[int],
 ) -> Select[Any]:
     """A page of the organisation's resources of these types that match ``where``, in
-    ``order_by``, without its bounds; with each one's relations and sort key if asked."""
+    ``order_by``, from ``offset``, at most ``limit``; with each one's relations and sort
+    key if asked.
+
+    The page's ids are found first and only their rows read where the database would
+    otherwise do more for the rows it passes over. PostgreSQL computes the select list of
+    every row an index gives it in order, the offset's too, and a row's relations are a
+    subquery (page 6 of 100 users sorted by surname at 1M: 14 ms, page 201: 320-415 ms;
+    ids first: 6.6 and 43-49 ms). SQLite sorts whole rows: a page of ``co``, ``sw`` or
+    ``ew`` matches is found in the key's index (``filters.Rarely``), with its bounds written
+    in, as SQLite's planner weighs a bound LIMIT as unknown.
+    """
     scope = [resources.c.tenant_id == bindparam("tenant_id"), _of_kinds(kind_names)]
     if where is not None:
         scope.append(where)
@@ -499,29 +513,14 @@ def _page(
         columns.append(_per_kind(relations, postgres).label("relations"))
     if sort_key is not None:
         columns.append(sort_key.label("sort_key"))
-    return select(*columns).where(*scope).order_by(*order_by)
-
-
-def _bounded(
-    page: Select[Any],
-    offset: int,
-    limit: int,
-    postgres: bool,
-    where: ColumnElement[bool] | None,
-    order_by: Sequence[ColumnElement[Any]],
-) -> Select[Any]:
-    """The page from ``offset``, at most ``limit`` rows.
-
-    SQLite sorts whole rows: the ids of a page of ``co``, ``sw`` or ``ew`` matches are found
-    first, in the key's index (``filters.Rarely``), and only their rows read. Its planner
-    weighs a bound LIMIT as unknown, so the bounds are written in.
-    """
-    if postgres or not filters.matches_patterns(where):
-        return page.offset(offset).limit(limit)
-    ids = page.with_only_columns(resources.c.id).offset(_written_in(offset))
-    ids = ids.limit(_written_in(limit)).correlate(None)
-    outer = select(*page.selected_columns).where(resources.c.id.in_(ids))
-    return outer.order_by(*order_by).limit(limit)
+    patterns = not postgres and filters.matches_patterns(where)
+    if not postgres and not patterns:
+        return select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
+    if patterns and isinstance(offset, int) and isinstance(limit, int):
+        offset, limit = _written_in(offset), _written_in(limit)
+    ids = select(resources.c.id).where(*scope).order_by(*order_by)
+    ids = ids.offset(offset).limit(limit).correlate(None)
+    return select(*columns).where(resources.c.id.in_(ids)).order_by(*order_by)
 
 
 def _count(kind_names: Sequence[str], where: ColumnElement[bool]) -> Select[Any]:
