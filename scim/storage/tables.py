@@ -209,10 +209,12 @@ Index(
     resources.c.resource_type,
     resources.c.id,
 )
+# A sorted page's ids are read from these alone, the type included (migration 0015).
 for _name in ("display_name", "family_name", "given_name"):
     Index(
         f"ix_resources_{_name}_sort",
         resources.c.tenant_id,
+        resources.c.resource_type,
         resources.c[f"{_name}_sort"],
         resources.c.id,
     )
