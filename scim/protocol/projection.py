@@ -6,8 +6,9 @@ a round trip through the pydantic models would cost hundreds.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from functools import cached_property, partial
 from typing import Any
 
 from scim2_models import Attribute, Schema
@@ -95,7 +96,15 @@ class Projector:
         for path in excluded or ():
             container, attr, sub = self._parse(str(path))
             _select(dropped.setdefault(container, {}), attr, sub)
+        if not attributes and not excluded:
+            return self._default
         return Plan(self, requested if attributes else None, dropped)
+
+    @cached_property
+    def _default(self) -> Plan:
+        """The plan of a request that names no attributes, as most do: one for all of them,
+        so that what it decides for each attribute is decided once (``Plan.apply``)."""
+        return Plan(self, None, {})
 
 
 def _select(selection: Selection, attr: str | None, sub: str | None) -> None:
@@ -108,6 +117,21 @@ def _select(selection: Selection, attr: str | None, sub: str | None) -> None:
         subs.add(sub)
 
 
+# What a plan does with the value of one attribute of a document: its projection, or _DROP.
+_Decision = Callable[[Any], Any]
+_DROP: Any = object()
+# Attribute names a plan remembers its decisions for: a schema's own, and the extensions'.
+_REMEMBERED = 256
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _dropped(_value: Any) -> Any:
+    return _DROP
+
+
 @dataclass
 class Plan:
     """The projection one request asks for."""
@@ -115,6 +139,8 @@ class Plan:
     projector: Projector
     requested: dict[str | None, Selection] | None
     dropped: dict[str | None, Selection]
+    # What it does with each attribute name it has met, decided the first time.
+    _decisions: dict[str, _Decision] = field(default_factory=dict, init=False, repr=False)
 
     def returns(self, attr: str, extension: str | None = None) -> bool:
         """Whether an attribute (of the core schema, or of ``extension``) is returned at all,
@@ -153,17 +179,16 @@ class Plan:
 
     def apply(self, document: dict[str, Any]) -> dict[str, Any]:
         out: dict[str, Any] = {}
+        decisions = self._decisions
         for key, value in document.items():
-            lowered = key.lower()
-            if lowered in self.projector.extensions:
-                projected = self._container(lowered, value)
-                if projected:
-                    out[key] = projected
-                continue
-            info = self.projector.core.get(lowered) or _COMMON_TREE.get(lowered)
-            returned = info.returned if info else _COMMON.get(lowered, "default")
-            if self._keeps(None, lowered, returned):
-                out[key] = self._subs(None, lowered, info, value)
+            decision = decisions.get(key)
+            if decision is None:
+                decision = self._decide(key)
+                if len(decisions) < _REMEMBERED:
+                    decisions[key] = decision
+            projected = decision(value)
+            if projected is not _DROP:
+                out[key] = projected
         schemas = out.get("schemas")
         if isinstance(schemas, list):
             # RFC 7643 §3: "schemas" names the schemas of the attributes present.
@@ -176,6 +201,23 @@ class Plan:
                 or urn.lower() in present
             ]
         return out
+
+    def _decide(self, key: str) -> _Decision:
+        """What this plan does with an attribute of a document, by its name."""
+        lowered = key.lower()
+        if lowered in self.projector.extensions:
+            return lambda value: self._container(lowered, value) or _DROP
+        info = self.projector.core.get(lowered) or _COMMON_TREE.get(lowered)
+        returned = info.returned if info else _COMMON.get(lowered, "default")
+        if not self._keeps(None, lowered, returned):
+            return _dropped
+        if info is None or not info.subs:
+            return _same
+        selection = self.requested if self.requested is not None else self.dropped
+        if selection.get(None, {}).get(lowered) is None:
+            # Whole, but for the sub-attributes it returns only when asked, or never.
+            return partial(_strip_unasked, info) if info.hidden else _same
+        return lambda value: self._subs(None, lowered, info, value)
 
     def _container(self, urn: str, value: dict[str, Any]) -> dict[str, Any]:
         _, tree = self.projector.extensions[urn]

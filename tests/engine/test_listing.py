@@ -1039,6 +1039,19 @@ async def test_attributes_user_name(client: httpx.AsyncClient, jensen: dict[str,
             assert set(user) == {"id", "schemas", "userName"}
 
 
+async def test_a_projection_is_the_requests_own(
+    client: httpx.AsyncClient, jensen: dict[str, Any]
+) -> None:
+    """Requests that name no attributes share one plan, which remembers what it does with
+    each attribute: what other requests asked for leaves it as it was."""
+    before = await projections(client, jensen["id"])
+    for asked in ({"attributes": "userName,name.givenName"}, {"excludedAttributes": "emails"}):
+        for user in await projections(client, jensen["id"], **asked):
+            assert "emails" not in user
+    assert await projections(client, jensen["id"]) == before
+    assert all(len(user["emails"]) == 2 and "familyName" in user["name"] for user in before)
+
+
 async def test_schemas_lists_only_the_extensions_returned(
     client: httpx.AsyncClient, jensen: dict[str, Any]
 ) -> None:
