@@ -56,7 +56,8 @@ def statement(kind_names: tuple[str, ...]) -> Select[Any]:
             .scalar_subquery()
         )
 
-    return select(total(resource_counts, "count") + total(resource_count_changes, "change"))
+    counted = total(resource_counts, "count") + total(resource_count_changes, "change")
+    return select(counted.label("count"))
 
 
 async def fold(connection: AsyncConnection) -> None:

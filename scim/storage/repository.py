@@ -159,9 +159,11 @@ class Repository:
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
         shape = kept.shape(where, sort_key, *order_by)
         if shape is None or (not self.postgres and filters.matches_patterns(where)):
+            # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
             statement = _page(
                 kind_names, where, order_by, relations, sort_key, self.postgres, offset, limit
             )
+            rows = list((await self.connection.execute(statement, parameters)).all())
         else:
             key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres)
             named = shape.named
@@ -180,7 +182,7 @@ class Repository:
 
             statement = _KEPT.get(key, build)
             parameters |= shape.values | {"offset": offset, "limit": limit}
-        rows = list(await direct.rows(self.connection, statement, parameters))
+            rows = list(await direct.rows(self.connection, statement, parameters))
         if not count_total:
             return rows, None
         if not rows:
@@ -192,14 +194,12 @@ class Repository:
     async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
         """The organisation's resources of these types that match ``where``: all of them
         as the database keeps their number (``scim.storage.counts``), else counted."""
-        if where is None:
-            kept_count = counts.statement(tuple(kind_names))
-            counted = await self.connection.execute(kept_count, {"tenant_id": self.tenant_id})
-            return int(counted.scalar_one())
         parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
-        shape = kept.shape(where)
-        if shape is None:
-            statement = _count(kind_names, where)
+        if where is None:
+            statement = counts.statement(tuple(kind_names))
+        elif (shape := kept.shape(where)) is None:
+            counted = await self.connection.execute(_count(kind_names, where), parameters)
+            return int(counted.scalar_one())
         else:
             key = ("count", shape.key, tuple(kind_names))
             statement = _KEPT.get(key, lambda: _count(kind_names, shape.named(where)))
