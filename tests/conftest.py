@@ -192,6 +192,40 @@ def captured(*engines: AsyncEngine) -> Iterator[list[str]]:
             event.remove(target, "before_cursor_execute", listener)
 
 
+@contextmanager
+def sent_by(engine: AsyncEngine, start: str) -> Iterator[list[tuple[str, Any]]]:
+    """The statements ``engine`` sends while the block runs that begin with ``start``, with
+    their parameters (``tests.conftest.captured`` records the statements alone)."""
+    sent: list[tuple[str, Any]] = []
+
+    def listener(_c: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
+        if statement.lstrip().upper().startswith(start):
+            sent.append((statement, parameters))
+
+    event.listen(engine.sync_engine, "before_cursor_execute", listener)
+    try:
+        yield sent
+    finally:
+        event.remove(engine.sync_engine, "before_cursor_execute", listener)
+
+
+@contextmanager
+def through_the_cursor(engine: AsyncEngine) -> Iterator[list[str]]:
+    """The statements SQLAlchemy's cursor executes while the block runs. The dialect's
+    ``do_execute`` is heard, unlike ``before_cursor_execute``, without turning the direct
+    path off."""
+    executed: list[str] = []
+
+    def listener(_cursor: Any, statement: str, *_: Any) -> None:
+        executed.append(statement)
+
+    event.listen(engine.sync_engine, "do_execute", listener)
+    try:
+        yield executed
+    finally:
+        event.remove(engine.sync_engine, "do_execute", listener)
+
+
 def api_client(app: Litestar, token: str | None) -> httpx.AsyncClient:
     """An HTTP client speaking to the app in process, as the holder of ``token``."""
     headers = {"Content-Type": SCIM, "Accept": SCIM}

@@ -4,35 +4,14 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
 
 import httpx
 from litestar import Litestar
-from sqlalchemy import Integer, event, literal, select
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy import Integer, literal, select
 
 from scim.storage import direct
-from tests.conftest import GROUP_SCHEMA, captured
+from tests.conftest import GROUP_SCHEMA, captured, through_the_cursor
 from tests.engine.conftest import create_user
-
-
-@contextmanager
-def through_the_cursor(engine: AsyncEngine) -> Iterator[list[str]]:
-    """The statements SQLAlchemy's cursor executes while the block runs. The dialect's
-    ``do_execute`` is heard, unlike ``before_cursor_execute``, without turning the direct
-    path off."""
-    executed: list[str] = []
-
-    def listener(_cursor: Any, statement: str, *_: Any) -> None:
-        executed.append(statement)
-
-    event.listen(engine.sync_engine, "do_execute", listener)
-    try:
-        yield executed
-    finally:
-        event.remove(engine.sync_engine, "do_execute", listener)
 
 
 async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(

@@ -12,9 +12,8 @@ from sqlalchemy import ColumnElement, literal, or_
 
 from scim.storage import kept
 from scim.storage.tables import resources
-from tests.conftest import Organisations, api_client, captured
+from tests.conftest import Organisations, api_client, captured, through_the_cursor
 from tests.engine.conftest import create_user
-from tests.engine.test_direct import through_the_cursor
 
 
 def test_conditions_that_differ_only_in_their_values_have_one_shape() -> None:

@@ -29,9 +29,9 @@ from tests.conftest import (
     Organisations,
     api_client,
     create_group,
+    sent_by,
 )
 from tests.engine.conftest import create_user, user_body
-from tests.engine.test_tenant_trigrams import sent_by
 
 ERROR_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:Error"
 LIST_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:ListResponse"

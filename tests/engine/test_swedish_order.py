@@ -16,9 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from scim.protocol.folding import sort_key
 from scim.service import search_keys
 from scim.storage.tables import resources
-from tests.conftest import GROUP_SCHEMA, Organisations
+from tests.conftest import GROUP_SCHEMA, Organisations, sent_by
 from tests.engine.conftest import create_user
-from tests.engine.test_tenant_trigrams import sent_by
 
 # As they must come, ascending.
 IN_ORDER = [

@@ -4,16 +4,15 @@
 from __future__ import annotations
 
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from typing import Any
 
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import event, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from tests.conftest import sent_by
 from tests.engine.conftest import create_user
 
 TRIGRAM_KEYS = ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
@@ -37,23 +36,6 @@ async def test_the_trigram_indexes_lead_with_the_organisation(
             )
         ).scalar_one()
     assert f"gin (tenant_id, {key} gin_trgm_ops)" in definition
-
-
-@contextmanager
-def sent_by(engine: AsyncEngine, start: str) -> Iterator[list[tuple[str, Any]]]:
-    """The statements ``engine`` sends while the block runs that begin with ``start``, with
-    their parameters (``tests.conftest.captured`` records the statements alone)."""
-    sent: list[tuple[str, Any]] = []
-
-    def listener(_c: Any, _cursor: Any, statement: str, parameters: Any, *_a: Any) -> None:
-        if statement.lstrip().upper().startswith(start):
-            sent.append((statement, parameters))
-
-    event.listen(engine.sync_engine, "before_cursor_execute", listener)
-    try:
-        yield sent
-    finally:
-        event.remove(engine.sync_engine, "before_cursor_execute", listener)
 
 
 async def index_columns(connection: AsyncConnection) -> list[list[str]]:
