@@ -45,8 +45,9 @@ class _Prepared:
     row: Any
 
 
-# Per statement, as long as it is kept; None: it goes through SQLAlchemy.
-_prepared: weakref.WeakKeyDictionary[Select[Any], Any] = weakref.WeakKeyDictionary()
+# Per statement, as long as it is kept, and per dialect (a statement may serve both);
+# None: it goes through SQLAlchemy.
+_prepared: weakref.WeakKeyDictionary[Select[Any], dict[str, Any]] = weakref.WeakKeyDictionary()
 _UNSEEN = object()
 
 
@@ -120,9 +121,13 @@ async def _read(
 ) -> Sequence[Any]:
     prepared = None
     if _direct(connection):
-        prepared = _prepared.get(statement, _UNSEEN)
+        by_dialect = _prepared.get(statement)
+        if by_dialect is None:
+            by_dialect = _prepared[statement] = {}
+        dialect = connection.dialect.name
+        prepared = by_dialect.get(dialect, _UNSEEN)
         if prepared is _UNSEEN:
-            prepared = _prepared[statement] = _prepare(statement, connection)
+            prepared = by_dialect[dialect] = _prepare(statement, connection)
     if prepared is None:
         result = await connection.execute(statement, dict(parameters))
         if one:

@@ -40,8 +40,8 @@ class Shape:
     values: dict[str, Any]
     names: dict[int, str]  # id() of each of the elements' parameters → its name
 
-    def named(self, element: ColumnElement[T]) -> ColumnElement[T]:
-        """The element with its values as the shape's named parameters."""
+    def named(self, condition: ColumnElement[T]) -> ColumnElement[T]:
+        """The condition (or sort key) with its values as the shape's named parameters."""
 
         def rename(element: Any, **_: Any) -> Any:
             name = self.names.get(id(element))
@@ -56,7 +56,7 @@ class Shape:
             )
 
         options: dict[str, Any] = {}
-        return replacement_traverse(element, options, rename)
+        return replacement_traverse(condition, options, rename)
 
 
 def shape(*elements: ColumnElement[Any] | None) -> Shape | None:

@@ -148,7 +148,8 @@ class Repository:
         count_total: bool = True,
     ) -> tuple[list[Row[Any]], int | None]:
         """One page of rows and the number of all matches: None without ``count_total``, or
-        for a page past the end.
+        for a page past the end. The page's statement is kept per shape (``scim.storage.kept``)
+        and read by the driver itself (``scim.storage.direct``).
 
         The count is a query of its own, and only when the page does not tell it: counting in
         the page's query (``count(*) OVER ()``) would make the database find and sort every
@@ -157,8 +158,10 @@ class Repository:
         if limit == 0:
             return [], await self.count(kind_names, where)
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
-        shape = kept.shape(where, sort_key, *order_by)
-        if shape is None or (not self.postgres and filters.matches_patterns(where)):
+        # SQLite's page of pattern matches has its bounds written in (``_page``): not kept.
+        patterns = not self.postgres and filters.matches_patterns(where)
+        shape = None if patterns else kept.shape(where, sort_key, *order_by)
+        if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
             statement = _page(
                 kind_names, where, order_by, relations, sort_key, self.postgres, offset, limit

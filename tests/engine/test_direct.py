@@ -7,9 +7,10 @@ import uuid
 
 import httpx
 from litestar import Litestar
-from sqlalchemy import Integer, literal, select
+from sqlalchemy import Integer, bindparam, literal, select
 
-from scim.storage import direct
+from scim.storage import database, direct
+from scim.storage.database import create_engine
 from tests.conftest import GROUP_SCHEMA, captured, through_the_cursor
 from tests.engine.conftest import create_user
 
@@ -58,3 +59,17 @@ async def test_a_statement_whose_sql_takes_its_values_goes_through_sqlalchemy(
             row = await direct.first(connection, statement, {})
     assert row is not None and row.n == 7
     assert len(executed) == 1 and "7" in executed[0]
+
+
+async def test_a_statement_read_on_two_databases_is_prepared_for_each(app: Litestar) -> None:
+    """A kept statement may serve SQLite and PostgreSQL in one process (the organisation's
+    count is one for both): each reads it in its own SQL."""
+    statement = select(bindparam("n", type_=Integer).label("n"))
+    embedded = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        for engine in (database.reads(embedded), app.state.service.read_engine):
+            async with engine.connect() as connection:
+                row = await direct.first(connection, statement, {"n": 7})
+            assert row is not None and row.n == 7
+    finally:
+        await embedded.dispose()
