@@ -158,13 +158,23 @@ class Repository:
         if limit == 0:
             return [], await self.count(kind_names, where)
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
-        # SQLite's page of pattern matches has its bounds written in (``_page``): not kept.
+        # SQLite's page of pattern matches has its bounds written in (below): not kept.
         patterns = not self.postgres and filters.matches_patterns(where)
         shape = None if patterns else kept.shape(where, sort_key, *order_by)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
+            # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in.
+            bound = _written_in if patterns else int
             statement = _page(
-                kind_names, where, order_by, relations, sort_key, self.postgres, offset, limit
+                kind_names,
+                where,
+                order_by,
+                relations,
+                sort_key,
+                self.postgres,
+                ids_first=self.postgres or patterns,
+                offset=bound(offset),
+                limit=bound(limit),
             )
             rows = list((await self.connection.execute(statement, parameters)).all())
         else:
@@ -179,8 +189,9 @@ class Repository:
                     relations,
                     None if sort_key is None else named(sort_key),
                     self.postgres,
-                    bindparam("offset"),
-                    bindparam("limit"),
+                    ids_first=self.postgres,
+                    offset=bindparam("offset"),
+                    limit=bindparam("limit"),
                 )
 
             statement = _KEPT.get(key, build)
@@ -493,6 +504,8 @@ def _page(
     relations: Sequence[tuple[str, Fields]],
     sort_key: ColumnElement[Any] | None,
     postgres: bool,
+    *,
+    ids_first: bool,
     offset: int | ColumnElement[int],
     limit: int | ColumnElement[int],
 ) -> Select[Any]:
@@ -500,13 +513,12 @@ def _page(
     ``order_by``, from ``offset``, at most ``limit``; with each one's relations and sort
     key if asked.
 
-    The page's ids are found first and only their rows read where the database would
-    otherwise do more for the rows it passes over. PostgreSQL computes the select list of
-    every row an index gives it in order, the offset's too, and a row's relations are a
-    subquery (page 6 of 100 users sorted by surname at 1M: 14 ms, page 201: 320-415 ms;
-    ids first: 6.6 and 43-49 ms). SQLite sorts whole rows: a page of ``co``, ``sw`` or
-    ``ew`` matches is found in the key's index (``filters.Rarely``), with its bounds written
-    in, as SQLite's planner weighs a bound LIMIT as unknown.
+    ``ids_first``: the page's ids are found first and only their rows read, where the
+    database would otherwise do more for the rows it passes over. PostgreSQL computes the
+    select list of every row an index gives it in order, the offset's too, and a row's
+    relations are a subquery (page 6 of 100 users sorted by surname at 1M: 14 ms, page 201:
+    320-415 ms; ids first: 6.6 and 43-49 ms). SQLite sorts whole rows: a page of ``co``,
+    ``sw`` or ``ew`` matches is found in the key's index (``filters.Rarely``).
     """
     scope = [resources.c.tenant_id == bindparam("tenant_id"), _of_kinds(kind_names)]
     if where is not None:
@@ -516,11 +528,8 @@ def _page(
         columns.append(_per_kind(relations, postgres).label("relations"))
     if sort_key is not None:
         columns.append(sort_key.label("sort_key"))
-    patterns = not postgres and filters.matches_patterns(where)
-    if not postgres and not patterns:
+    if not ids_first:
         return select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
-    if patterns and isinstance(offset, int) and isinstance(limit, int):
-        offset, limit = _written_in(offset), _written_in(limit)
     ids = select(resources.c.id).where(*scope).order_by(*order_by)
     ids = ids.offset(offset).limit(limit).correlate(None)
     return select(*columns).where(resources.c.id.in_(ids)).order_by(*order_by)
