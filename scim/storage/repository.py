@@ -25,6 +25,7 @@ from sqlalchemy import (
     Select,
     String,
     Table,
+    Update,
     bindparam,
     case,
     delete,
@@ -393,17 +394,14 @@ class Repository:
 
     async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
         """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
-        statement = (
-            update(resources)
-            .where(
-                resources.c.tenant_id == self.tenant_id,
-                resources.c.id == resource_id,
-                resources.c.version == version,
-            )
-            .values(**values)
-        )
+        parameters = {
+            **values,
+            "in_tenant": self.tenant_id,
+            "resource_id": resource_id,
+            "expected_version": version,
+        }
         try:
-            result = await self.connection.execute(statement)
+            result = await self.connection.execute(_update(tuple(values)), parameters)
         except IntegrityError as error:
             raise UniquenessConflict(str(error.orig)) from error
         return bool(result.rowcount)
@@ -553,6 +551,22 @@ _ADMINISTRATORS = select(administrators.c.hsa_id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id.in_(bindparam("hsa_ids", expanding=True)),
 )
+
+
+@cache
+def _update(columns: tuple[str, ...]) -> Update:
+    """An update of these columns of a resource if it still has the expected version; built
+    once per set of columns (building it cost a PATCH more than SQLAlchemy's execution)."""
+    return (
+        update(resources)
+        .where(
+            # Not the columns' own names: those stand for the values set.
+            resources.c.tenant_id == bindparam("in_tenant"),
+            resources.c.id == bindparam("resource_id"),
+            resources.c.version == bindparam("expected_version"),
+        )
+        .values({name: bindparam(name, type_=resources.c[name].type) for name in columns})
+    )
 
 
 @cache
