@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import uuid
 from datetime import UTC, datetime
 from typing import Any
@@ -72,6 +73,19 @@ async def test_create_returns_201_with_location_etag_and_meta(client: httpx.Asyn
     assert user["externalId"] == "ext-1"
     assert user[ENTERPRISE] == {"department": "Ekonomi"}
     assert "password" not in user
+
+
+async def test_dates_are_written_in_utc_with_z(client: httpx.AsyncClient) -> None:
+    """RFC 7643 §2.3.5 and §3.1: meta's dates are xsd:dateTime, written here in UTC with
+    "Z", the same in a POST's answer, a read and a list, on either database."""
+    created = await create_user(client, "tid@example.se")
+    read = (await client.get(f"/Users/{created['id']}")).json()
+    found = await client.get("/Users", params={"filter": 'userName eq "tid@example.se"'})
+    listed = found.json()["Resources"][0]
+    for meta in (created["meta"], read["meta"], listed["meta"]):
+        for name in ("created", "lastModified"):
+            assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{1,6})?Z", meta[name])
+            assert meta[name] == created["meta"][name]
 
 
 async def test_create_ignores_read_only_attributes(client: httpx.AsyncClient) -> None:
