@@ -42,7 +42,7 @@ from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
-from scim.storage import audit, database, filters, keyset
+from scim.storage import audit, database, direct, filters, keyset
 from scim.storage.json_sql import JsonSql
 from scim.storage.repository import (
     PROBED_KEYS,
@@ -280,8 +280,8 @@ class ResourceService:
     async def get(
         self, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
     ) -> tuple[dict[str, Any], int]:
-        async with self.read_engine.connect() as connection:
-            repository = _repository(connection, caller)
+        async with direct.reading(self.read_engine) as source:
+            repository = _repository(source, caller)
             row = await repository.get(
                 kind.name, resource_id, relations=self._relations(kind, plan)
             )
@@ -344,8 +344,8 @@ class ResourceService:
             if (fields := self._relations(kind, plans[kind.name])) is not None
         ]
         paged_by_cursor = request.cursor is not None
-        async with self.read_engine.connect() as connection:
-            repository = _repository(connection, caller)
+        async with direct.reading(self.read_engine) as source:
+            repository = _repository(source, caller)
             rows, total = await repository.search(
                 kind_names,
                 where,
@@ -1176,8 +1176,8 @@ class CreateBatch:
         await outbox.flush(self.repository.connection)
 
 
-def _repository(connection: AsyncConnection, caller: Caller) -> Repository:
-    return Repository(connection, caller.tenant.id, caller.base_url)
+def _repository(source: direct.Source, caller: Caller) -> Repository:
+    return Repository(source, caller.tenant.id, caller.base_url)
 
 
 def _taken(

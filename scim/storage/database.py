@@ -10,7 +10,7 @@ import msgspec
 from alembic import command
 from alembic.config import Config
 from alembic.script import ScriptDirectory
-from sqlalchemy import Connection, event, text
+from sqlalchemy import Connection, Engine, event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
@@ -83,8 +83,9 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
 _READS = "scim_reads"
 
 
-def reading(connection: Connection) -> bool:
-    """Whether a connection is one of ``reads``: its statements in no transaction."""
+def reading(connection: Connection | Engine) -> bool:
+    """Whether a connection (or engine) is one of ``reads``: its statements in no
+    transaction."""
     options = connection.get_execution_options()
     return options.get("isolation_level") == "AUTOCOMMIT" or bool(options.get(_READS))
 

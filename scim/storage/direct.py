@@ -10,6 +10,11 @@ asyncpg or aiosqlite with the parameters SQLAlchemy would send, their bind proce
 applied; its rows come back with the result processors of its columns applied, as named
 tuples of its columns. Everything else goes through SQLAlchemy.
 
+A request's reads on PostgreSQL need no SQLAlchemy connection at all (``reading``): each
+direct read takes the pool's connection for itself and hands it back, at about a third of
+what checking out and closing a SQLAlchemy connection costs (GET by id: 0.76 → 0.62 ms of
+server CPU); only a statement SQLAlchemy must execute opens one.
+
 While anything listens to the engine's statements (``before_cursor_execute`` or
 ``after_cursor_execute``: tracing, the tests' own capture), every statement goes through
 SQLAlchemy, so that the listener hears them all.
@@ -19,17 +24,24 @@ from __future__ import annotations
 
 import weakref
 from collections import namedtuple
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
 
+from sqlalchemy import Dialect
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql import Select
+from sqlalchemy.util import greenlet_spawn
 
 from scim.storage import database
 
 Processor = Callable[[Any], Any] | None
+# Where a read is made: a connection already checked out, or the engine whose pool lends one
+# for this read alone (``reading``).
+Source = AsyncConnection | AsyncEngine
 
 
 @dataclass(frozen=True)
@@ -51,10 +63,9 @@ _prepared: weakref.WeakKeyDictionary[Select[Any], dict[str, Any]] = weakref.Weak
 _UNSEEN = object()
 
 
-def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared | None:
+def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared | None:
     """The statement as the driver takes it; None if its SQL depends on the values it is
     given (``literal_execute``) or a column's name is not one a row can be read by."""
-    dialect = connection.dialect
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
@@ -75,21 +86,41 @@ def _prepare(statement: Select[Any], connection: AsyncConnection) -> _Prepared |
     return _Prepared(compiled.string, order, fixed, results, namedtuple("Row", keys))
 
 
-def _direct(connection: AsyncConnection) -> bool:
-    sync = connection.sync_connection
+def _direct(sync: Connection | Engine | None) -> bool:
     return (
         sync is not None
-        and connection.dialect.driver in ("asyncpg", "aiosqlite")
+        and sync.dialect.driver in ("asyncpg", "aiosqlite")
         and database.reading(sync)
         and not sync.dispatch.before_cursor_execute
         and not sync.dispatch.after_cursor_execute
     )
 
 
+@asynccontextmanager
+async def reading(engine: AsyncEngine) -> AsyncIterator[Source]:
+    """Where a request's reads on ``engine`` (one of ``database.reads``) are made. PostgreSQL:
+    the engine itself, its pool lending a connection to each read. SQLite: one connection
+    for them all, as handing one back costs a hop to aiosqlite's thread (the reset)."""
+    if engine.dialect.driver == "asyncpg":
+        yield engine
+    else:
+        async with engine.connect() as connection:
+            yield connection
+
+
+async def execute(source: Source, statement: Any, parameters: Any = None) -> Any:
+    """``connection.execute`` on the source: an engine's opens a connection for it alone
+    (the result is buffered, as every result of an async connection is)."""
+    if isinstance(source, AsyncEngine):
+        async with source.connect() as connection:
+            return await connection.execute(statement, parameters)
+    return await source.execute(statement, parameters)
+
+
 async def _records(
-    connection: AsyncConnection, driver: Any, sql: str, arguments: list[Any], one: bool
+    dialect: Dialect, driver: Any, sql: str, arguments: list[Any], one: bool
 ) -> Sequence[Sequence[Any]]:
-    if connection.dialect.driver == "asyncpg":
+    if dialect.driver == "asyncpg":
         if one:
             record = await driver.fetchrow(sql, *arguments)
             return () if record is None else (record,)
@@ -99,37 +130,36 @@ async def _records(
     return fetched  # aiosqlite: one hop to its thread
 
 
-async def first(
-    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any]
-) -> Any:
+async def first(source: Source, statement: Select[Any], parameters: Mapping[str, Any]) -> Any:
     """The first row of a statement that reads one: ``(await connection.execute(...))
     .first()``, with the same columns, read by the driver itself where it can be (above)."""
-    found = await _read(connection, statement, parameters, one=True)
+    found = await _read(source, statement, parameters, one=True)
     return found[0] if found else None
 
 
 async def rows(
-    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any]
+    source: Source, statement: Select[Any], parameters: Mapping[str, Any]
 ) -> Sequence[Any]:
     """Every row of a statement: ``(await connection.execute(...)).all()``, read by the
     driver itself where it can be (above)."""
-    return await _read(connection, statement, parameters, one=False)
+    return await _read(source, statement, parameters, one=False)
 
 
 async def _read(
-    connection: AsyncConnection, statement: Select[Any], parameters: Mapping[str, Any], one: bool
+    source: Source, statement: Select[Any], parameters: Mapping[str, Any], one: bool
 ) -> Sequence[Any]:
+    sync = source.sync_engine if isinstance(source, AsyncEngine) else source.sync_connection
     prepared = None
-    if _direct(connection):
+    if _direct(sync):
         by_dialect = _prepared.get(statement)
         if by_dialect is None:
             by_dialect = _prepared[statement] = {}
-        dialect = connection.dialect.name
+        dialect = source.dialect.name
         prepared = by_dialect.get(dialect, _UNSEEN)
         if prepared is _UNSEEN:
-            prepared = by_dialect[dialect] = _prepare(statement, connection)
+            prepared = by_dialect[dialect] = _prepare(statement, source.dialect)
     if prepared is None:
-        result = await connection.execute(statement, dict(parameters))
+        result = await execute(source, statement, dict(parameters))
         if one:
             row = result.first()
             return () if row is None else (row,)
@@ -139,25 +169,24 @@ async def _read(
         values[name] if processor is None else processor(values[name])
         for name, processor in prepared.order
     ]
-    driver = (await connection.get_raw_connection()).driver_connection
-    try:
-        records = await _records(connection, driver, prepared.sql, arguments, one)
-    except Exception as error:
-        # As SQLAlchemy's execution would: the error is a DBAPIError that tells a broken
-        # connection (PostgreSQL restarted; ``database.unavailable``: 503), and the broken
-        # connection is replaced.
-        is_closed = getattr(driver, "is_closed", None)
-        broken = is_closed is not None and is_closed()
-        if broken:
-            await connection.invalidate()
-        raise DBAPIError.instance(
-            prepared.sql,
-            arguments,
-            error,
-            Exception,
-            connection_invalidated=broken,
-            dialect=connection.dialect,
-        ) from error
+    if isinstance(source, AsyncEngine):
+        lent = await _lent(source)
+        try:
+            records = await _sent(
+                source.dialect,
+                lent.driver_connection,
+                (prepared.sql, arguments, one),
+                lambda: greenlet_spawn(lent.invalidate),
+            )
+        finally:
+            await greenlet_spawn(lent.close)
+    else:
+        records = await _sent(
+            source.dialect,
+            (await source.get_raw_connection()).driver_connection,
+            (prepared.sql, arguments, one),
+            source.invalidate,
+        )
     make, results = prepared.row._make, prepared.results
     return [
         make(
@@ -166,3 +195,38 @@ async def _read(
         )
         for record in (records[:1] if one else records)
     ]
+
+
+async def _lent(engine: AsyncEngine) -> Any:
+    """A connection of the engine's pool. Failing to get one is never the request's fault:
+    the error tells a connection that could not be had (``database.unavailable``: 503), as
+    when the pool's connection broke while it was being checked out or opened."""
+    try:
+        return await engine.raw_connection()
+    except Exception as error:
+        raise DBAPIError.instance(
+            None, None, error, Exception, connection_invalidated=True, dialect=engine.dialect
+        ) from error
+
+
+async def _sent(
+    dialect: Dialect,
+    driver: Any,
+    sent: tuple[str, list[Any], bool],
+    invalidate: Callable[[], Awaitable[Any]],
+) -> Sequence[Sequence[Any]]:
+    """The records of a statement (SQL, arguments, whether one row) sent by ``driver``. An
+    error is a DBAPIError, as SQLAlchemy's execution would raise, that tells a broken
+    connection (PostgreSQL restarted; ``database.unavailable``: 503), and the broken
+    connection is replaced (``invalidate``)."""
+    sql, arguments, one = sent
+    try:
+        return await _records(dialect, driver, sql, arguments, one)
+    except Exception as error:
+        is_closed = getattr(driver, "is_closed", None)
+        broken = is_closed is not None and is_closed()
+        if broken:
+            await invalidate()
+        raise DBAPIError.instance(
+            sql, arguments, error, Exception, connection_invalidated=broken, dialect=dialect
+        ) from error

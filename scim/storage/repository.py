@@ -104,17 +104,26 @@ def _conflict(error: Exception) -> BatchConflict:
 
 
 class Repository:
+    """An organisation's resources on ``source``: a connection, or for a request that only
+    reads (``get``, ``search``, ``count``), what ``direct.reading`` gives."""
+
     def __init__(
         self,
-        connection: AsyncConnection,
+        source: direct.Source,
         tenant_id: int,
         base_url: str = "",
     ) -> None:
-        self.connection = connection
+        self.source = source
         self.tenant_id = tenant_id
         self.base_url = base_url
-        self.json = JsonSql(connection.dialect.name)
+        self.json = JsonSql(source.dialect.name)
         self.postgres = self.json.postgres
+
+    @property
+    def connection(self) -> AsyncConnection:
+        """The connection everything but ``get``, ``search`` and ``count`` needs."""
+        assert isinstance(self.source, AsyncConnection), "a repository of reads only"
+        return self.source
 
     # -- reads ----------------------------------------------------------------
 
@@ -134,7 +143,7 @@ class Repository:
             kind_name, relations, for_update and self.postgres, self.postgres
         )
         parameters = {"tenant_id": self.tenant_id, "id": resource_id, "base_url": self.base_url}
-        row: Row[Any] | None = await direct.first(self.connection, statement, parameters)
+        row: Row[Any] | None = await direct.first(self.source, statement, parameters)
         return row
 
     async def search(
@@ -177,7 +186,7 @@ class Repository:
                 offset=bound(offset),
                 limit=bound(limit),
             )
-            rows = list((await self.connection.execute(statement, parameters)).all())
+            rows = list((await direct.execute(self.source, statement, parameters)).all())
         else:
             key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres)
             named = shape.named
@@ -197,7 +206,7 @@ class Repository:
 
             statement = _KEPT.get(key, build)
             parameters |= shape.values | {"offset": offset, "limit": limit}
-            rows = list(await direct.rows(self.connection, statement, parameters))
+            rows = list(await direct.rows(self.source, statement, parameters))
         if not count_total:
             return rows, None
         if not rows:
@@ -213,13 +222,13 @@ class Repository:
         if where is None:
             statement = counts.statement(tuple(kind_names))
         elif (shape := kept.shape(where)) is None:
-            counted = await self.connection.execute(_count(kind_names, where), parameters)
+            counted = await direct.execute(self.source, _count(kind_names, where), parameters)
             return int(counted.scalar_one())
         else:
             key = ("count", shape.key, tuple(kind_names))
             statement = _KEPT.get(key, lambda: _count(kind_names, shape.named(where)))
             parameters |= shape.values
-        row = await direct.first(self.connection, statement, parameters)
+        row = await direct.first(self.source, statement, parameters)
         return int(row[0])
 
     async def is_administrator(self, hsa_id: str) -> bool:

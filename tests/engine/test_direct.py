@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 from litestar import Litestar
-from sqlalchemy import Integer, bindparam, literal, select
+from sqlalchemy import Integer, bindparam, event, literal, select
 
 from scim.storage import database, direct
 from scim.storage.database import create_engine
@@ -73,3 +73,45 @@ async def test_a_statement_read_on_two_databases_is_prepared_for_each(app: Lites
             assert row is not None and row.n == 7
     finally:
         await embedded.dispose()
+
+
+async def test_a_request_reads_on_postgresql_without_a_sqlalchemy_connection(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """GET by id and a search (its page and its count) borrow the pool's connections for
+    their reads alone and open no SQLAlchemy connection on PostgreSQL; on SQLite the
+    request's reads share one. Either way every connection borrowed goes back."""
+    family = f"Lånad{uuid.uuid4().hex[:8]}"
+    name = f"{family}@example.se"
+    user = await create_user(client, name, name={"familyName": family, "givenName": "Lo"})
+    await create_user(client, f"{family}.2@example.se", name={"familyName": family})
+    sync = app.state.service.read_engine.sync_engine
+    opened: list[object] = []
+    borrowed: list[object] = []
+    returned: list[object] = []
+
+    def on_connect(connection: object) -> None:
+        opened.append(connection)
+
+    listeners = [
+        (sync, "engine_connect", on_connect),
+        (sync.pool, "checkout", lambda *_: borrowed.append(1)),
+        (sync.pool, "checkin", lambda *_: returned.append(1)),
+    ]
+    for target, name_, listener in listeners:
+        event.listen(target, name_, listener)
+    try:
+        read = await client.get(f"/Users/{user['id']}")
+        # A page of one of the two: its count is a read of its own.
+        query = {"filter": f'name.familyName eq "{family}"', "count": 1}
+        found = await client.get("/Users", params=query)
+    finally:
+        for target, name_, listener in listeners:
+            event.remove(target, name_, listener)
+    assert read.status_code == 200 and read.json()["userName"] == name
+    assert found.status_code == 200 and found.json()["totalResults"] == 2
+    if app.state.engine.dialect.name == "postgresql":
+        assert opened == []
+    else:
+        assert len(opened) == 2  # one per request
+    assert borrowed and len(borrowed) == len(returned)
