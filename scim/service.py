@@ -280,11 +280,9 @@ class ResourceService:
     async def get(
         self, caller: Caller, kind: ResourceKind, resource_id: str, plan: Plan
     ) -> tuple[dict[str, Any], int]:
-        async with direct.reading(self.read_engine) as source:
-            repository = _repository(source, caller)
-            row = await repository.get(
-                kind.name, resource_id, relations=self._relations(kind, plan)
-            )
+        # Only reads: the pool lends a connection to each (``scim.storage.direct``).
+        repository = _repository(self.read_engine, caller)
+        row = await repository.get(kind.name, resource_id, relations=self._relations(kind, plan))
         if row is None:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
         return self.render(caller, kind, row, plan), row.version
@@ -344,22 +342,21 @@ class ResourceService:
             if (fields := self._relations(kind, plans[kind.name])) is not None
         ]
         paged_by_cursor = request.cursor is not None
-        async with direct.reading(self.read_engine) as source:
-            repository = _repository(source, caller)
-            rows, total = await repository.search(
-                kind_names,
-                where,
-                keyset.order(key, descending),
-                offset=0 if paged_by_cursor else start_index - 1,
-                # One row more than asked tells whether a next cursor is due.
-                limit=count + 1 if paged_by_cursor and count else count,
-                relations=relations,
-                sort_key=key,
-                count_total=not paged_by_cursor,
-            )
-            if total is None:
-                # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
-                total = await repository.count(kind_names, matching)
+        repository = _repository(self.read_engine, caller)
+        rows, total = await repository.search(
+            kind_names,
+            where,
+            keyset.order(key, descending),
+            offset=0 if paged_by_cursor else start_index - 1,
+            # One row more than asked tells whether a next cursor is due.
+            limit=count + 1 if paged_by_cursor and count else count,
+            relations=relations,
+            sort_key=key,
+            count_total=not paged_by_cursor,
+        )
+        if total is None:
+            # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
+            total = await repository.count(kind_names, matching)
         next_cursor = None
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
@@ -868,8 +865,7 @@ class ResourceService:
     ) -> tuple[int, bool, dict[str, Any] | None] | None:
         """``_patched`` on the stored version as read now, with that version; None if
         there is none to read, or the request would fail on If-Match instead."""
-        async with self.read_engine.connect() as connection:
-            row = await _repository(connection, caller).get(kind.name, resource_id)
+        row = await _repository(self.read_engine, caller).get(kind.name, resource_id)
         if row is None or not if_match_allows(if_match, row.version):
             return None
         # A refusal here is the answer the request would have had a moment ago: it changes

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
+from sqlalchemy.pool import PoolResetState
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -50,6 +51,9 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             # it added ~25 ms to such counts.
             connect_args={"timeout": 5, "server_settings": {"jit": "off"}},
         )
+    if parsed.get_backend_name() == "sqlite":
+        # Rolled back on return only when in a transaction (``_on_reset``).
+        options["pool_reset_on_return"] = None
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
@@ -71,6 +75,17 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
         cursor.close()
         # SQLite's own lower() folds ASCII only; names here are Swedish.
         dbapi_connection.create_function("lower", 1, _casefold, deterministic=True)
+
+    @event.listens_for(engine.sync_engine.pool, "reset")
+    def _on_reset(dbapi_connection: Any, _record: Any, state: PoolResetState) -> None:
+        # The pool's rollback on return, but not for a connection in no transaction (every
+        # read's, in autocommit): it would cost a hop to aiosqlite's thread, ~60 µs, per read.
+        if (
+            state.asyncio_safe
+            and not state.transaction_was_reset
+            and dbapi_connection.driver_connection.in_transaction
+        ):
+            dbapi_connection.rollback()
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(connection: Connection) -> None:

@@ -105,7 +105,8 @@ def _conflict(error: Exception) -> BatchConflict:
 
 class Repository:
     """An organisation's resources on ``source``: a connection, or for a request that only
-    reads (``get``, ``search``, ``count``), what ``direct.reading`` gives."""
+    reads (``get``, ``search``, ``count``), the engine of ``database.reads``, whose pool
+    lends each read a connection (``scim.storage.direct``)."""
 
     def __init__(
         self,

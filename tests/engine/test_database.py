@@ -3,10 +3,13 @@ transaction, readers never take it."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import aiosqlite.core as aiosqlite_core
 import pytest
 from sqlalchemy import event, text
 from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.util import greenlet_spawn
 
 from scim.storage.database import create_engine, reads
 
@@ -67,3 +70,26 @@ async def test_reads_neither_lock_nor_switch_the_isolation_level(
     assert await read(engine.execution_options(isolation_level="AUTOCOMMIT")) == 10
     await engine.dispose()
     assert "BEGIN IMMEDIATE" not in seen
+
+
+async def test_a_connection_handed_back_in_a_transaction_is_rolled_back(tmp_path: Path) -> None:
+    """SQLite's pool rolls back on return only a connection in a transaction (a read hands
+    its connection back without that hop to aiosqlite's thread): one handed back in a
+    transaction keeps nothing of it and holds no write lock afterwards."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'reset.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        lent = await engine.raw_connection()
+        driver = lent.driver_connection
+        await driver.execute("BEGIN IMMEDIATE")
+        await driver.execute("INSERT INTO t VALUES (1)")
+        assert driver.in_transaction
+        await greenlet_spawn(lent.close)
+        assert not driver.in_transaction
+        async with engine.begin() as connection:  # the write lock is free
+            await connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+            kept = await connection.exec_driver_sql("SELECT n FROM t")
+            assert list(kept.scalars()) == [2]
+    finally:
+        await engine.dispose()
