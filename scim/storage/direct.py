@@ -10,13 +10,12 @@ asyncpg or aiosqlite with the parameters SQLAlchemy would send, their bind proce
 applied; its rows come back with the result processors of its columns applied, as named
 tuples of its columns. Everything else goes through SQLAlchemy.
 
-A request that only reads needs no SQLAlchemy connection at all (a ``Source`` that is the
-engine of ``database.reads``): each direct
-read takes the pool's connection for itself and hands it back, at about a third of what
-checking out and closing a SQLAlchemy connection costs (GET by id on PostgreSQL: 0.79 → 0.63
-ms of server CPU per request; SQLite, whose pool rolls back only a connection in a
-transaction, ``database._on_reset``: 0.96 → 0.82); only a statement SQLAlchemy must execute
-opens one.
+A request that only reads needs no SQLAlchemy connection at all (its ``Source`` is the
+engine of ``database.reads``): each direct read takes the pool's connection for itself and
+hands it back, at about a third of what checking out and closing a SQLAlchemy connection
+costs (GET by id on PostgreSQL: 0.79 → 0.63 ms of server CPU per request; on SQLite, whose
+pool rolls back only a connection in a transaction, ``database._on_reset``: 0.96 → 0.82);
+only a statement SQLAlchemy must execute opens one.
 
 While anything listens to the engine's statements (``before_cursor_execute`` or
 ``after_cursor_execute``: tracing, the tests' own capture), every statement goes through
