@@ -3,6 +3,7 @@ transaction, readers never take it."""
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import aiosqlite.core as aiosqlite_core
@@ -93,3 +94,21 @@ async def test_a_connection_handed_back_in_a_transaction_is_rolled_back(tmp_path
             assert list(kept.scalars()) == [2]
     finally:
         await engine.dispose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCIM_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass"
+)
+async def test_postgresql_sessions_plan_for_many_small_requests(database_url: str) -> None:
+    """Neither JIT compiling nor parallel helper processes: both cost a request more than
+    they save it, and the helpers take cores from the requests beside it."""
+    engine = create_engine(database_url)
+    try:
+        async with reads(engine).connect() as connection:
+            jit = (await connection.execute(text("SHOW jit"))).scalar()
+            helpers = (
+                await connection.execute(text("SHOW max_parallel_workers_per_gather"))
+            ).scalar()
+    finally:
+        await engine.dispose()
+    assert (jit, helpers) == ("off", "0")
