@@ -40,6 +40,7 @@ from scim.protocol import membership, paging
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
+from scim.protocol.searches import Searches
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
 from scim.storage import audit, database, direct, filters, keyset
@@ -208,6 +209,7 @@ class ResourceService:
         self.events_committed: Callable[[], None] = lambda: None
         self.settings = settings = settings.with_cursor_secret()
         self._cursor_secret = str(settings.cursor_secret).encode()
+        self.searches = Searches()
         self.projectors = {
             kind.name: Projector(
                 next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
@@ -302,7 +304,7 @@ class ResourceService:
         for other in models[1:]:
             model = model | other
         try:
-            search = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            search = self.searches.validate(model, payload)
         except ValidationError as error:
             raise from_validation(error) from error
         if search.start_index is not None and search.start_index > MAX_START_INDEX:
