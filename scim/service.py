@@ -7,7 +7,15 @@ projected as dicts, never round-tripped through pydantic.
 from __future__ import annotations
 
 import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable, Container, Iterable, Sequence
+from collections.abc import (
+    AsyncIterator,
+    Awaitable,
+    Callable,
+    Container,
+    Hashable,
+    Iterable,
+    Sequence,
+)
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
@@ -30,7 +38,7 @@ from scim2_models import (
     SearchRequest,
     UniquenessException,
 )
-from sqlalchemy import Row
+from sqlalchemy import ColumnElement, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from scim.errors import from_validation
@@ -40,10 +48,10 @@ from scim.protocol import membership, paging
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
-from scim.protocol.searches import Searches
+from scim.protocol.searches import Search, Searches
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
-from scim.storage import audit, database, direct, filters, keyset
+from scim.storage import audit, database, direct, filters, kept, keyset
 from scim.storage.json_sql import JsonSql
 from scim.storage.repository import (
     PROBED_KEYS,
@@ -73,6 +81,9 @@ def etag(version: int) -> str:
 
 # A row read without its members (Group) or groups (User).
 _NOT_READ: Any = object()
+# Search shapes compiled at most (``ResourceService._compiled``), per worker.
+_SHAPES = 1024
+_UNSEEN = object()
 
 
 def _timestamp(value: datetime) -> str:
@@ -147,6 +158,18 @@ class Draft:
     refused: SCIMException | None = None
 
 
+@dataclass(frozen=True)
+class _Compiled:
+    """A search's shape compiled, its values ``kept.Deferred``: its condition, sort key and
+    order, and the shapes of its page's and its count's statements."""
+
+    matching: ColumnElement[bool] | None
+    key: ColumnElement[Any] | None
+    order: Sequence[ColumnElement[Any]]
+    page: kept.Shape
+    count: kept.Shape
+
+
 @dataclass
 class Written:
     """A resource as a write left it: its document (None when not asked for) and version."""
@@ -210,6 +233,8 @@ class ResourceService:
         self.settings = settings = settings.with_cursor_secret()
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.searches = Searches()
+        # Search shapes compiled: ``_compiled``.
+        self._shapes: dict[Hashable, object] = {}
         self.projectors = {
             kind.name: Projector(
                 next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
@@ -289,9 +314,7 @@ class ResourceService:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
         return self.render(caller, kind, row, plan), row.version
 
-    def parse_search(
-        self, kinds: Sequence[ResourceKind], payload: dict[str, Any]
-    ) -> SearchRequest[Any]:
+    def parse_search(self, kinds: Sequence[ResourceKind], payload: dict[str, Any]) -> Search:
         """A query's parameters or SearchRequest body, within the limits that keep its cost
         bounded (an overlong filter is refused before it is parsed)."""
         filter_ = payload.get("filter")
@@ -307,19 +330,29 @@ class ResourceService:
             search = self.searches.validate(model, payload)
         except ValidationError as error:
             raise from_validation(error) from error
-        if search.start_index is not None and search.start_index > MAX_START_INDEX:
+        start_index = search.request.start_index
+        if start_index is not None and start_index > MAX_START_INDEX:
             raise InvalidValueException(detail=f"startIndex must be at most {MAX_START_INDEX}")
         return search
 
     async def search(
-        self, caller: Caller, kinds: Sequence[ResourceKind], request: SearchRequest[Any]
+        self, caller: Caller, kinds: Sequence[ResourceKind], search: Search
     ) -> dict[str, Any]:
         """A ListResponse for a query over one resource type or, at the root, several."""
+        request = search.request
         json = JsonSql(self.engine.dialect.name)
         computed = partial(self.domain.attribute, tenant=caller.tenant)
-        matching = filters.search_filter(kinds, json, request.filter, computed)
-        key = filters.sort_key(kinds, json, request.sort_by, computed)
         descending = request.sort_order == SearchRequest.SortOrder.descending
+        compiled = self._compiled(caller, kinds, search, json) if not request.cursor else None
+        page_shape = count_shape = None
+        if compiled is not None:
+            matching, key, order = compiled.matching, compiled.key, compiled.order
+            page_shape = compiled.page.given(search.literals)
+            count_shape = compiled.count.given(search.literals)
+        else:
+            matching = filters.search_filter(kinds, json, request.filter, computed)
+            key = filters.sort_key(kinds, json, request.sort_by, computed)
+            order = keyset.order(key, descending)
         count = self.settings.default_page_size if request.count is None else request.count
         count = max(0, min(count, self.settings.max_page_size))
         start_index = request.start_index or 1
@@ -348,17 +381,18 @@ class ResourceService:
         rows, total = await repository.search(
             kind_names,
             where,
-            keyset.order(key, descending),
+            order,
             offset=0 if paged_by_cursor else start_index - 1,
             # One row more than asked tells whether a next cursor is due.
             limit=count + 1 if paged_by_cursor and count else count,
             relations=relations,
             sort_key=key,
             count_total=not paged_by_cursor,
+            shapes=(page_shape, count_shape),
         )
         if total is None:
             # RFC 9865 §2.2: totalResults counts the whole result, not what is left.
-            total = await repository.count(kind_names, matching)
+            total = await repository.count(kind_names, matching, count_shape)
         next_cursor = None
         if paged_by_cursor and count and len(rows) > count:
             rows = rows[:count]
@@ -382,6 +416,36 @@ class ResourceService:
             response["nextCursor"] = next_cursor
         response["Resources"] = resources_out
         return response
+
+    def _compiled(
+        self, caller: Caller, kinds: Sequence[ResourceKind], search: Search, json: JsonSql
+    ) -> _Compiled | None:
+        """The search's shape compiled once (``scim.protocol.searches``): None for a search
+        of no shape seen before, or one whose SQL depends on its values."""
+        if search.shape is None or search.template is None:
+            return None
+        # What the domain computes may differ between organisations.
+        shape = (search.shape, tuple(kind.name for kind in kinds), caller.tenant_id)
+        compiled = self._shapes.get(shape, _UNSEEN)
+        if compiled is _UNSEEN:
+            compiled = None
+            request = search.request
+            computed = partial(self.domain.attribute, tenant=caller.tenant)
+            try:
+                matching = filters.search_filter(kinds, json, search.template, computed)
+                key = filters.sort_key(kinds, json, request.sort_by, computed)
+            except (filters.Unshapable, SCIMException):
+                matching = None
+            # SQLite's page of patterns has them written in (``Repository.search``).
+            if matching is not None and (json.postgres or not filters.matches_patterns(matching)):
+                order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
+                page, count = kept.shape(matching, key, *order), kept.shape(matching)
+                if page is not None and count is not None:
+                    compiled = _Compiled(matching, key, order, page, count)
+            if len(self._shapes) >= _SHAPES:
+                self._shapes.pop(next(iter(self._shapes)))
+            self._shapes[shape] = compiled
+        return compiled if isinstance(compiled, _Compiled) else None
 
     # -- writes ---------------------------------------------------------------
 

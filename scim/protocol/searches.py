@@ -8,14 +8,17 @@ string literals) is kept; a request of that shape takes it with its own literals
 into the filter's tree. What the shape cannot vouch for, that each value suits its attribute,
 is checked again on the request's own filter, and a request that fails anything is validated
 from the start, so that it is refused exactly as it would be without this.
+
+The shape's filter, each literal a ``Literal`` standing for the request's, is compiled once
+too (``scim.storage.filters``): a request of the shape gives its values only.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
-from dataclasses import replace
+from collections.abc import Hashable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Any
 
 from pydantic import ValidationError
@@ -36,6 +39,31 @@ _UNSEEN = object()
 _SEEN = object()
 
 
+@dataclass(frozen=True)
+class Literal:
+    """The string literal of a shape's filter at ``index`` (0: the first in the text)."""
+
+    index: int
+
+
+@dataclass(frozen=True)
+class Search:
+    """A validated SearchRequest; of a shape seen before, that shape and the request's own
+    string literals, in the order of the filter's text."""
+
+    request: SearchRequest[Any]
+    shape: Hashable | None = None
+    literals: tuple[str, ...] = ()
+    # The shape's filter, each string literal a ``Literal``.
+    template: FilterNode | None = None
+
+
+@dataclass(frozen=True)
+class _Shape:
+    request: SearchRequest[Any]
+    template: FilterNode
+
+
 class _Unshaped(Exception):
     """The request is to be validated from the start."""
 
@@ -48,14 +76,15 @@ class Searches:
         # _SEEN: one of its requests was.
         self._shapes: dict[tuple[Any, ...], object] = {}
 
-    def validate(self, model: Any, payload: Mapping[str, Any]) -> SearchRequest[Any]:
+    def validate(self, model: Any, payload: Mapping[str, Any]) -> Search:
         """``SearchRequest[model]`` of the payload; raises as its validation does."""
         try:
             return self._shaped(model, payload)
         except _Unshaped:
-            return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            request = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            return Search(request)
 
-    def _shaped(self, model: Any, payload: Mapping[str, Any]) -> SearchRequest[Any]:
+    def _shaped(self, model: Any, payload: Mapping[str, Any]) -> Search:
         text = payload.get("filter")
         if not isinstance(text, str) or len(text) > _LONGEST:
             raise _Unshaped
@@ -78,32 +107,36 @@ class Searches:
             raise _Unshaped
         if shaped is _SEEN:
             shaped = self._learn(key, model, {**payload, "filter": template}, len(literals))
-        if not isinstance(shaped, SearchRequest) or shaped.filter is None:
+        if not isinstance(shaped, _Shape) or shaped.request.filter is None:
             raise _Unshaped
-        tree = _put_back(shaped.filter.ast, [json.loads(literal) for literal in literals])
+        values = tuple(json.loads(literal) for literal in literals)
+        tree = _put_back(shaped.template, values)
         # The filter as SearchRequest[model] makes it, but for the grammar's parse (the tree
         # is the parse of ``text``): its semantics checked as ``_resolvable_filter`` does.
-        filter_ = str.__new__(type(shaped.filter), text)
+        filter_ = str.__new__(type(shaped.request.filter), text)
         filter_._ast = tree
         try:
             filter_._validate_semantics()
         except SCIMException:
             raise _Unshaped from None
-        return shaped.model_copy(update={"filter": filter_})
+        request = shaped.request.model_copy(update={"filter": filter_})
+        return Search(request, key, values, shaped.template)
 
     def _learn(
         self, key: tuple[Any, ...], model: Any, payload: dict[str, Any], literals: int
-    ) -> SearchRequest[Any] | None:
+    ) -> _Shape | None:
         """The shape's request, if its filter holds each of its marks once, as a whole value
         of a comparison: None if it does not or fails validation."""
-        shaped: SearchRequest[Any] | None
+        shaped = None
         try:
-            shaped = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
-            marks = sorted(_marks(shaped.filter.ast)) if shaped.filter else []
+            request = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            if request.filter is not None and sorted(_marks(request.filter.ast)) == list(
+                range(literals)
+            ):
+                marks = tuple(Literal(index) for index in range(literals))
+                shaped = _Shape(request, _put_back(request.filter.ast, marks))
         except (ValidationError, _Unshaped):
-            shaped, marks = None, []
-        if marks != list(range(literals)):
-            shaped = None
+            pass
         self._keep(key, shaped)
         return shaped
 
@@ -151,10 +184,11 @@ def _subtrees(node: FilterNode) -> tuple[FilterNode, ...]:
     raise _Unshaped  # a node this module does not know
 
 
-def _put_back(node: FilterNode, values: list[Any]) -> FilterNode:
-    """The tree with each mark replaced by the request's literal of its index."""
+def _put_back(node: FilterNode, values: Sequence[Any]) -> FilterNode:
+    """The tree with each mark (or ``Literal``) replaced by the value of its index."""
     if isinstance(node, Comparison):
-        index = _mark_index(node.value)
+        value = node.value
+        index = value.index if isinstance(value, Literal) else _mark_index(value)
         return node if index is None else Comparison(node.attr_path, node.op, values[index])
     if isinstance(node, LogicalExpr):
         return replace(node, terms=tuple(_put_back(term, values) for term in node.terms))

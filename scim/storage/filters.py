@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from enum import Enum
+from functools import partial
 from inspect import isclass
 from typing import Any
 
@@ -56,7 +57,9 @@ from sqlalchemy.sql.sqltypes import NullType
 from sqlalchemy.sql.visitors import iterate
 
 from scim.protocol.folding import fold
+from scim.protocol.searches import Literal
 from scim.registry import ResourceKind
+from scim.storage import kept
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import members, resources
 
@@ -94,6 +97,10 @@ MAX_FILTER_TERMS = 1000
 # Room for MAX_FILTER_TERMS comparisons, and a bound on the work of parsing a filter before
 # its comparisons are counted (scim2-models also refuses nesting deeper than 32).
 MAX_FILTER_LENGTH = 32768
+
+
+class Unshapable(Exception):
+    """A shape's filter (``scim.protocol.searches``) whose SQL depends on its values."""
 
 
 class Rarely(FunctionElement[Any]):
@@ -192,27 +199,24 @@ class Scalar:
             # RFC 7644 §3.4.2.2: "eq null" matches a missing value.
             absent = ~self.assigned()
             return absent if op == CompareOperator.eq else self.assigned()
-        if isinstance(value, str) and "\x00" in value:
-            # PostgreSQL text cannot hold U+0000, so no stored value can either.
-            raise InvalidFilterException(detail="A filter value cannot contain U+0000")
+        # A shape's literal is bound to what ``_bound`` makes of each request's own.
+        operand = (
+            kept.Deferred(value.index, partial(self._bound, op))
+            if isinstance(value, Literal)
+            else self._bound(op, value)
+        )
         self._comparable(op)
-        key, operand = self._key(), self._operand(value)
+        key = self._key()
         has_value = key.is_not(None)
         if op == CompareOperator.eq:
             return and_(has_value, key == operand)
         if op == CompareOperator.ne:
             return or_(key.is_(None), key != operand)
-        if op in (CompareOperator.co, CompareOperator.sw, CompareOperator.ew):
-            pattern = _escape_like(str(operand))
-            pattern = {
-                CompareOperator.co: f"%{pattern}%",
-                CompareOperator.sw: f"{pattern}%",
-                CompareOperator.ew: f"%{pattern}",
-            }[op]
+        if op in _TEXT_OPERATORS:
             # The pattern is written into the statement, not bound: PostgreSQL plans a bound
             # pattern once for all of them (a generic plan), by which a rare fragment walked
             # every row of the organisation; written in, each is planned for what it matches.
-            pattern_literal = literal(pattern, String(), literal_execute=True)
+            pattern_literal = literal(operand, String(), literal_execute=True)
             return has_value & Rarely(key.like(pattern_literal, escape="\\"))
         comparisons: dict[CompareOperator, Callable[[Any, Any], Condition]] = {
             CompareOperator.gt: lambda a, b: a > b,
@@ -221,6 +225,20 @@ class Scalar:
             CompareOperator.le: lambda a, b: a <= b,
         }
         return has_value & comparisons[op](key, operand)
+
+    def _bound(self, op: CompareOperator, value: Any) -> Any:
+        """What a comparison with ``op`` binds of a value: the value as the key holds it;
+        for ``co``, ``sw`` and ``ew`` the pattern."""
+        if isinstance(value, str) and "\x00" in value:
+            # PostgreSQL text cannot hold U+0000, so no stored value can either.
+            raise InvalidFilterException(detail="A filter value cannot contain U+0000")
+        operand = self._operand(value)
+        if op not in _TEXT_OPERATORS:
+            return operand
+        pattern = _escape_like(str(operand))
+        if op == CompareOperator.sw:
+            return f"{pattern}%"
+        return f"%{pattern}" if op == CompareOperator.ew else f"%{pattern}%"
 
     def sort_key(self) -> ColumnElement[Any]:
         return self._key() if self.sort_expr is None else self.sort_expr
@@ -385,6 +403,8 @@ class Compiler(FilterVisitor[Condition]):
     # -- visitor ------------------------------------------------------------
 
     def visit_comparison(self, node: Comparison) -> Condition:
+        if isinstance(node.value, Literal):
+            return self._compare_literal(node)
         if self.scope is not None:
             scalar = self.scope.scalar(node.attr_path)
             return scalar.compare(node.op, self._coerce(scalar, node))
@@ -398,6 +418,26 @@ class Compiler(FilterVisitor[Condition]):
         if binding.urn.lower().endswith(":meta.version"):
             return _compare_version(node.op, value)
         return target.compare(node.op, value)
+
+    def _compare_literal(self, node: Comparison) -> Condition:
+        """A comparison of a shape's filter: compiled once for every request of the shape
+        where its SQL is the same whatever the string compared (a text attribute of the
+        resource's own row, which scim2-models takes any string for); anything else is
+        compiled for each request (``Unshapable``)."""
+        if self.scope is not None:
+            raise Unshapable
+        binding = self.binding(node.attr_path)
+        if binding is None:
+            return false()
+        target = self.attribute(binding)
+        if (
+            binding.target_type is not str
+            or not isinstance(target, Scalar)
+            or target.value_type != "string"
+            or binding.urn.lower().endswith(":meta.version")
+        ):
+            raise Unshapable
+        return target.compare(node.op, node.value)
 
     def _coerce(self, scalar: Scalar, node: Comparison) -> Any:
         model = self.scope.many.item_model if self.scope else None
@@ -587,13 +627,18 @@ def _terms(node: FilterNode) -> int:
 
 
 def compile_filter(
-    kind: ResourceKind, json: JsonSql, filter_: ScimFilter[Any], computed: Computed | None = None
+    kind: ResourceKind,
+    json: JsonSql,
+    filter_: ScimFilter[Any] | FilterNode,
+    computed: Computed | None = None,
 ) -> Condition:
-    if _terms(filter_.ast) > MAX_FILTER_TERMS:
+    """A filter, or its tree (a shape's: its string literals ``Literal``), as SQL."""
+    tree = filter_.ast if isinstance(filter_, ScimFilter) else filter_
+    if _terms(tree) > MAX_FILTER_TERMS:
         raise InvalidFilterException(
             detail=f"The filter holds more than {MAX_FILTER_TERMS} comparisons"
         )
-    return Compiler(kind, json, computed=computed).visit(filter_.ast)
+    return Compiler(kind, json, computed=computed).visit(tree)
 
 
 # Membership rows (``members`` joined to the member) and a condition over them.
@@ -625,7 +670,7 @@ def member_selections(json: JsonSql, val_filters: Sequence[FilterNode]) -> Itera
 def search_filter(
     kinds: Sequence[ResourceKind],
     json: JsonSql,
-    filter_: ScimFilter[Any] | None,
+    filter_: ScimFilter[Any] | FilterNode | None,
     computed: Computed | None = None,
 ) -> Condition | None:
     """The WHERE condition of a query over one resource type or, at the root, several."""

@@ -15,8 +15,8 @@ compiles it once.
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable, Hashable
-from dataclasses import dataclass
+from collections.abc import Callable, Hashable, Sequence
+from dataclasses import dataclass, replace
 from typing import Any, TypeVar
 
 from sqlalchemy import ClauseList, ColumnElement, bindparam
@@ -31,6 +31,20 @@ T = TypeVar("T")
 MAX_VALUES = 64
 
 
+class Deferred:
+    """A value that each request of a search's shape gives (``scim.protocol.searches``):
+    what ``make`` makes of the request's string literal at ``index``."""
+
+    __slots__ = ("index", "make")
+
+    def __init__(self, index: int, make: Callable[[str], Any]) -> None:
+        self.index = index
+        self.make = make
+
+    def __call__(self, literals: Sequence[str]) -> Any:
+        return self.make(literals[self.index])
+
+
 @dataclass(frozen=True)
 class Shape:
     """What a statement built around some elements depends on (``key``), and the values it
@@ -39,6 +53,15 @@ class Shape:
     key: Hashable
     values: dict[str, Any]
     names: dict[int, str]  # id() of each of the elements' parameters → its name
+
+    def given(self, literals: Sequence[str]) -> Shape:
+        """The shape with the values a request of it gives: each ``Deferred`` made from the
+        request's string literals."""
+        values = {
+            name: value(literals) if isinstance(value, Deferred) else value
+            for name, value in self.values.items()
+        }
+        return replace(self, values=values)
 
     def named(self, condition: ColumnElement[T]) -> ColumnElement[T]:
         """The condition (or sort key) with its values as the shape's named parameters."""

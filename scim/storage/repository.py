@@ -157,21 +157,24 @@ class Repository:
         relations: Sequence[tuple[str, Fields]] = (),
         sort_key: ColumnElement[Any] | None = None,
         count_total: bool = True,
+        shapes: tuple[kept.Shape | None, kept.Shape | None] = (None, None),
     ) -> tuple[list[Row[Any]], int | None]:
         """One page of rows and the number of all matches: None without ``count_total``, or
         for a page past the end. The page's statement is kept per shape (``scim.storage.kept``)
-        and read by the driver itself (``scim.storage.direct``).
+        and read by the driver itself (``scim.storage.direct``); ``shapes``: the page's and
+        the count's, where the caller knows them (a search's shape, ``ResourceService``).
 
         The count is a query of its own, and only when the page does not tell it: counting in
         the page's query (``count(*) OVER ()``) would make the database find and sort every
         match before it could return the first ones.
         """
+        page_shape, count_shape = shapes
         if limit == 0:
-            return [], await self.count(kind_names, where)
+            return [], await self.count(kind_names, where, count_shape)
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
         # SQLite's page of pattern matches has its bounds written in (below): not kept.
         patterns = not self.postgres and filters.matches_patterns(where)
-        shape = None if patterns else kept.shape(where, sort_key, *order_by)
+        shape = None if patterns else page_shape or kept.shape(where, sort_key, *order_by)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
             # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in.
@@ -214,15 +217,21 @@ class Repository:
             return [], 0 if offset == 0 else None
         if offset == 0 and len(rows) < limit:
             return rows, len(rows)  # the whole result is on this page
-        return rows, await self.count(kind_names, where)
+        return rows, await self.count(kind_names, where, count_shape)
 
-    async def count(self, kind_names: Sequence[str], where: ColumnElement[bool] | None) -> int:
-        """The organisation's resources of these types that match ``where``: all of them
-        as the database keeps their number (``scim.storage.counts``), else counted."""
+    async def count(
+        self,
+        kind_names: Sequence[str],
+        where: ColumnElement[bool] | None,
+        shape: kept.Shape | None = None,
+    ) -> int:
+        """The organisation's resources of these types that match ``where`` (of ``shape``,
+        where the caller knows it): all of them as the database keeps their number
+        (``scim.storage.counts``), else counted."""
         parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
         if where is None:
             statement = counts.statement(tuple(kind_names))
-        elif (shape := kept.shape(where)) is None:
+        elif (shape := shape or kept.shape(where)) is None:
             counted = await direct.execute(self.source, _count(kind_names, where), parameters)
             return int(counted.scalar_one())
         else:

@@ -23,6 +23,7 @@ from hypothesis import strategies as st
 from litestar import Litestar
 from scim2_models import InvalidFilterException, ScimFilter
 
+from scim.storage import filters
 from scim.storage.filters import MAX_FILTER_LENGTH
 from tests.conftest import (
     ENTERPRISE,
@@ -671,6 +672,67 @@ async def test_group_filters_follow_membership_changes(client: httpx.AsyncClient
     assert await sql_result(client, f'members.value eq "{anna["id"]}"', "Groups") == {"Läsare"}
     assert (await client.delete(f"/Users/{anna['id']}")).status_code == 204
     assert await sql_result(client, "members pr", "Groups") == set()
+
+
+# -- a shape's filters --------------------------------------------------------------
+
+# Filters that differ only in their string literals are one shape: from its second request on
+# it is validated and compiled once (``scim.protocol.searches``, ``ResourceService._compiled``)
+# and each request gives its values. Each shape with values that match and do not, in other
+# cases and spellings, and with LIKE's own characters.
+SHAPES = [
+    ("userName eq {}", [ASA, BJORN.lower(), "KARIN.LIND", "nobody", "asa.oberg", LENA]),
+    ("name.familyName co {}", ["ö", "Ö", "berg", "%", "_", "\\", "s", "ring"]),
+    ("userName sw {} or displayName ew {}", ["k", "m", "ä", "x"]),
+    ("not (userName ew {})", ["m", "nord", ".ek", "%"]),
+    ("userName gt {} and userName le {}", ["k", "m", "ö", "a"]),
+    ("externalId eq {}", ["ext-1", "EXT-1", "none"]),
+    ('emails[type eq "work"].value eq {}', ["asa@example.se", "ASA@EXAMPLE.SE", "x@example.se"]),
+    (f"{DEPT} eq {{}} or title co {{}}", ["IT", "it", "Chef", "x"]),
+]
+
+
+@pytest.mark.parametrize(("template", "values"), SHAPES, ids=[t for t, _ in SHAPES])
+async def test_each_filter_of_a_shape_matches_what_the_oracle_does(
+    client: httpx.AsyncClient, app: Litestar, seed: Seed, template: str, values: list[str]
+) -> None:
+    oracle = await Oracle.load(app, client, "Users")
+    for round_ in range(2):
+        for n, value in enumerate(values):
+            others = values[n + 1 :] + values[: n + 1]
+            literals = [value, *others][: template.count("{}")]
+            filter_ = template.format(*(json.dumps(literal) for literal in literals))
+            assert await sql_result(client, filter_) == oracle(filter_), (round_, filter_)
+
+
+async def test_a_shape_is_compiled_once(
+    client: httpx.AsyncClient, seed: Seed, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    compiled: list[str] = []
+    visit = filters.Compiler.visit_comparison
+
+    def counted(self: filters.Compiler, node: Any) -> Any:
+        compiled.append(str(node.attr_path))
+        return visit(self, node)
+
+    monkeypatch.setattr(filters.Compiler, "visit_comparison", counted)
+    for name in ("nobody.1", "nobody.2", LENA, NILS, "nobody.3"):
+        found = await sql_result(client, f'nickName eq "x" or userName eq "{name}"')
+        assert found == ({name} & ALL)
+    # The first request compiled as any other, the second its shape's, then none.
+    assert len(compiled) == 4, compiled
+
+
+async def test_a_value_of_a_compiled_shape_is_checked(
+    client: httpx.AsyncClient, seed: Seed
+) -> None:
+    for op in ("eq", "co"):
+        for name in ("a", "b", "c"):
+            response = await client.get("/Users", params={"filter": f'userName {op} "{name}"'})
+            assert response.is_success
+        # U+0000 written as the filter's escape: the literal holds the character itself.
+        refused = await client.get("/Users", params={"filter": f'userName {op} "a\\u0000"'})
+        assert_invalid_filter(refused)
 
 
 # -- invalid filters ----------------------------------------------------------------------
