@@ -38,6 +38,7 @@ from scim2_models import (
     SearchRequest,
     UniquenessException,
 )
+from scim2_models.path import FilterNode
 from sqlalchemy import ColumnElement, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
@@ -163,7 +164,7 @@ class _Compiled:
     """A search's shape compiled, its values ``kept.Deferred``: its condition, sort key and
     order, and the shapes of its page's and its count's statements."""
 
-    matching: ColumnElement[bool] | None
+    matching: ColumnElement[bool]
     key: ColumnElement[Any] | None
     order: Sequence[ColumnElement[Any]]
     page: kept.Shape
@@ -345,6 +346,7 @@ class ResourceService:
         descending = request.sort_order == SearchRequest.SortOrder.descending
         compiled = self._compiled(caller, kinds, search, json) if not request.cursor else None
         page_shape = count_shape = None
+        matching: ColumnElement[bool] | None
         if compiled is not None:
             matching, key, order = compiled.matching, compiled.key, compiled.order
             page_shape = compiled.page.given(search.literals)
@@ -424,28 +426,48 @@ class ResourceService:
         of no shape seen before, or one whose SQL depends on its values."""
         if search.shape is None or search.template is None:
             return None
-        # What the domain computes may differ between organisations.
-        shape = (search.shape, tuple(kind.name for kind in kinds), caller.tenant_id)
+        shape = (search.shape, tuple(kind.name for kind in kinds))
         compiled = self._shapes.get(shape, _UNSEEN)
         if compiled is _UNSEEN:
-            compiled = None
-            request = search.request
-            computed = partial(self.domain.attribute, tenant=caller.tenant)
-            try:
-                matching = filters.search_filter(kinds, json, search.template, computed)
-                key = filters.sort_key(kinds, json, request.sort_by, computed)
-            except (filters.Unshapable, SCIMException):
-                matching = None
-            # SQLite's page of patterns has them written in (``Repository.search``).
-            if matching is not None and (json.postgres or not filters.matches_patterns(matching)):
-                order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
-                page, count = kept.shape(matching, key, *order), kept.shape(matching)
-                if page is not None and count is not None:
-                    compiled = _Compiled(matching, key, order, page, count)
+            compiled = self._compile(caller, kinds, search.template, search.request, json)
             if len(self._shapes) >= _SHAPES:
                 self._shapes.pop(next(iter(self._shapes)))
             self._shapes[shape] = compiled
         return compiled if isinstance(compiled, _Compiled) else None
+
+    def _compile(
+        self,
+        caller: Caller,
+        kinds: Sequence[ResourceKind],
+        template: FilterNode,
+        request: SearchRequest[Any],
+        json: JsonSql,
+    ) -> _Compiled | None:
+        """A shape's filter (its string literals ``Literal``), sort and order, compiled for
+        every request of the shape; None where the SQL depends on the values, or on the
+        organisation."""
+
+        def computed(
+            resource_type: str, path: tuple[str, ...], binding: Any, json: JsonSql
+        ) -> None:
+            # What the domain computes depends on the organisation and may change with it
+            # (its agreements).
+            target = self.domain.attribute(resource_type, path, binding, json, caller.tenant)
+            if target is not None:
+                raise filters.Unshapable
+
+        try:
+            matching = filters.search_filter(kinds, json, template, computed)
+            key = filters.sort_key(kinds, json, request.sort_by, computed)
+        except (filters.Unshapable, SCIMException):
+            return None
+        if matching is None or (not json.postgres and filters.matches_patterns(matching)):
+            return None  # SQLite's page of patterns has them written in (``Repository.search``)
+        order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
+        page, count = kept.shape(matching, key, *order), kept.shape(matching)
+        if page is None or count is None:
+            return None
+        return _Compiled(matching, key, order, page, count)
 
     # -- writes ---------------------------------------------------------------
 

@@ -22,7 +22,12 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from litestar import Litestar
 from scim2_models import InvalidFilterException, ScimFilter
+from sqlalchemy import literal
 
+from scim.hooks import Domain, Tenant
+from scim.registry import Registry
+from scim.service import Caller, ResourceService
+from scim.settings import Settings
 from scim.storage import filters
 from scim.storage.filters import MAX_FILTER_LENGTH
 from tests.conftest import (
@@ -30,6 +35,7 @@ from tests.conftest import (
     PATCH_SCHEMA,
     SEARCH_SCHEMA,
     USER_SCHEMA,
+    Organisations,
     create_group,
 )
 from tests.engine.conftest import create_user, user_body
@@ -721,6 +727,38 @@ async def test_a_shape_is_compiled_once(
         assert found == ({name} & ALL)
     # The first request compiled as any other, the second its shape's, then none.
     assert len(compiled) == 4, compiled
+
+
+class _Told(Domain):
+    """Computes nickName as the text it was last told: its SQL holds that text."""
+
+    told = "first"
+
+    def attribute(self, resource_type: str, path: tuple[str, ...], *_: Any, **__: Any) -> Any:
+        if resource_type == "User" and path == ("nickName",):
+            return filters.Scalar(literal(self.told), "string", True)
+        return None
+
+
+async def test_what_the_domain_computes_is_compiled_for_each_request(
+    app: Litestar, seed: Seed, settings: Settings, organisations: Organisations
+) -> None:
+    """What the domain computes depends on the organisation and may change with it (its
+    agreements): a shape that reads it is compiled anew for each request."""
+    domain = _Told()
+    service = ResourceService(Registry(settings, domain), app.state.engine, settings)
+    kind = service.registry.by_name["User"]
+    caller = Caller(Tenant(organisations.stockholm.id, "kommun", frozenset()), "http://scim.test")
+
+    async def found(told: str, asked: str) -> int:
+        domain.told = told
+        search = service.parse_search([kind], {"filter": f'nickName eq "{asked}"'})
+        listed = await service.search(caller, [kind], search)
+        return int(listed["totalResults"])
+
+    assert [await found("first", "first") for _ in range(3)] == [len(ALL)] * 3
+    assert await found("second", "first") == 0
+    assert await found("second", "second") == len(ALL)
 
 
 async def test_a_value_of_a_compiled_shape_is_checked(
