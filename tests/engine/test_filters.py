@@ -729,6 +729,35 @@ async def test_a_shape_is_compiled_once(
     assert len(compiled) == 4, compiled
 
 
+@pytest.mark.parametrize(
+    ("page", "expected"),
+    [
+        ({"count": "2"}, 2),
+        ({"count": "2", "startIndex": "3"}, 2),
+        ({"startIndex": "50"}, 0),
+        ({"count": "0"}, 0),
+    ],
+    ids=["first", "second", "past the end", "none"],
+)
+async def test_a_compiled_shape_pages_and_counts_every_match(
+    client: httpx.AsyncClient, app: Litestar, seed: Seed, page: dict[str, str], expected: int
+) -> None:
+    """totalResults counts every match of each request's own values (RFC 7644 §3.4.2.4),
+    whatever page it asks for, in a shape compiled once."""
+    oracle = await Oracle.load(app, client, "Users")
+    skipped = int(page.get("startIndex", 1)) - 1
+    for _ in range(2):
+        for fragment in "aeno":
+            filter_ = f'userName co "{fragment}"'
+            matching = oracle(filter_)
+            params = {"filter": filter_, "sortBy": "userName", **page}
+            body = (await client.get("/Users", params=params)).json()
+            assert body["totalResults"] == len(matching), (filter_, body)
+            shown = names(body["Resources"])
+            assert shown <= matching
+            assert len(shown) == min(expected, max(0, len(matching) - skipped)), (filter_, body)
+
+
 class _Told(Domain):
     """Computes nickName as the text it was last told: its SQL holds that text."""
 
