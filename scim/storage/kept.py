@@ -1,15 +1,19 @@
 """Statements kept per shape: a search is built once for every request that differs from it
 only in its values.
 
-A filter is compiled per request (its values are checked and folded there), but building the
-statement around its condition, and SQLAlchemy's cache key of that statement (the walk that
-finds its compiled form), cost an ``eq`` search about as much as its execution
-(``tests/bench/README.md``). A condition's *shape* is SQLAlchemy's cache key of it: its
+A filter is compiled per request (its values are checked and folded there; but see below),
+and building the statement around its condition, and SQLAlchemy's cache key of that
+statement (the walk that finds its compiled form), cost an ``eq`` search about as much as its
+execution (``tests/bench/README.md``). A condition's *shape* is SQLAlchemy's cache key of it: its
 structure and the types of its values, never the values. The statement built for the first
 condition of a shape takes its values as parameters (``v0``, ``v1``, …) and is kept; every
 later condition of that shape only gives its values. A kept statement is the same object
 each time, so SQLAlchemy's own cache key of it is memoized, and ``scim.storage.direct``
 compiles it once.
+
+A search of a shape seen before (``scim.protocol.searches``) is not compiled again at all: its
+condition is compiled once with ``Deferred`` values, which each request makes from its own
+string literals (``Shape.given``).
 """
 
 from __future__ import annotations
