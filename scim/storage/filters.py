@@ -99,6 +99,12 @@ MAX_FILTER_TERMS = 1000
 MAX_FILTER_LENGTH = 32768
 
 
+# What no stored text holds, so that no filter value may: U+0000 (PostgreSQL's text cannot)
+# and lone surrogates (UTF-8 cannot; a filter's "\ud800" decodes to one, a body's is refused
+# as JSON). Sent to the database, either failed the statement: a 500 for a client's mistake.
+_UNSTORABLE = re.compile("[\x00\ud800-\udfff]")
+
+
 class Unshapable(Exception):
     """A shape's filter (``scim.protocol.searches``) whose SQL depends on its values."""
 
@@ -229,9 +235,11 @@ class Scalar:
     def _bound(self, op: CompareOperator, value: Any) -> Any:
         """What a comparison with ``op`` binds of a value: the value as the key holds it;
         for ``co``, ``sw`` and ``ew`` the pattern."""
-        if isinstance(value, str) and "\x00" in value:
-            # PostgreSQL text cannot hold U+0000, so no stored value can either.
-            raise InvalidFilterException(detail="A filter value cannot contain U+0000")
+        if isinstance(value, str) and (unstorable := _UNSTORABLE.search(value)):
+            raise InvalidFilterException(
+                detail=f"A filter value cannot contain U+{ord(unstorable.group()):04X}: no "
+                "stored text can"
+            )
         operand = self._operand(value)
         if op not in _TEXT_OPERATORS:
             return operand

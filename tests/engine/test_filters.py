@@ -797,9 +797,10 @@ async def test_a_value_of_a_compiled_shape_is_checked(
         for name in ("a", "b", "c"):
             response = await client.get("/Users", params={"filter": f'userName {op} "{name}"'})
             assert response.is_success
-        # U+0000 written as the filter's escape: the literal holds the character itself.
-        refused = await client.get("/Users", params={"filter": f'userName {op} "a\\u0000"'})
-        assert_invalid_filter(refused)
+        # Written as the filter's escapes: the literal holds the characters themselves.
+        for unstorable in ("a\\u0000", "\\ud800"):
+            params = {"filter": f'userName {op} "{unstorable}"'}
+            assert_invalid_filter(await client.get("/Users", params=params))
 
 
 # -- invalid filters ----------------------------------------------------------------------
@@ -852,9 +853,13 @@ INVALID_USER_FILTERS = [
     # a value selection on an attribute holding one value
     'userName[value eq "x"]',
     'name[givenName eq "Åsa"]',
-    # U+0000, which no stored value can hold (PostgreSQL refuses it in text)
+    # U+0000, which no stored value can hold (PostgreSQL refuses it in text), and lone
+    # surrogates, which no UTF-8 can (the filter's escape decodes to one)
     'userName eq "a\\u0000b"',
     'emails[value co "\\u0000"]',
+    'userName eq "\\ud800"',
+    'userName co "a\\udfffb"',
+    'emails[value sw "\\udbff"]',
     # nesting deeper than the parser takes
     "not (" * 40 + "title pr" + ")" * 40,
 ]

@@ -595,6 +595,24 @@ async def test_unknown_attribute_path_is_invalid_path(client: httpx.AsyncClient)
         await assert_unchanged(client, location, before)
 
 
+async def test_a_filter_value_no_text_can_hold_is_invalid_filter(
+    client: httpx.AsyncClient,
+) -> None:
+    """U+0000 and lone surrogates (written as the filter's escapes) in a path's value filter:
+    a group's members are selected in SQL, which no such text may reach."""
+    user = await barbara(client)
+    group = await create_group(client, "Alla anställda", [user["id"]])
+    for location, operation in (
+        (f"/Groups/{group['id']}", {"op": "remove", "path": 'members[value eq "\\ud800"]'}),
+        (f"/Groups/{group['id']}", {"op": "remove", "path": 'members[value eq "a\\u0000"]'}),
+        (f"/Users/{user['id']}", {"op": "remove", "path": 'emails[type eq "\\udfff"]'}),
+    ):
+        before = await fetch(client, location)
+        response = await send(client, location, operation)
+        assert_error(response, 400, "invalidFilter")
+        await assert_unchanged(client, location, before)
+
+
 async def test_unknown_attribute_in_pathless_value_is_refused(
     client: httpx.AsyncClient,
 ) -> None:
