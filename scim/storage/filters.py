@@ -181,7 +181,12 @@ class Scalar:
             # A key column holds fold(value); other text is lowered in SQL (``_key``).
             return fold(value) if self.folded else value.lower()
         if self.value_type == "datetime" and isinstance(value, datetime):
-            return value.astimezone(UTC)
+            try:
+                return value.astimezone(UTC)
+            except OverflowError:  # "0001-01-01T00:00:00+01:00" is in year 0 in UTC
+                raise InvalidFilterException(
+                    detail=f"{value.isoformat()} is outside the years 1 to 9999 in UTC"
+                ) from None
         if self.value_type == "binary" and isinstance(value, bytes):
             return base64.b64encode(value).decode()
         if self.value_type == "number" and isinstance(value, Decimal):

@@ -849,6 +849,9 @@ INVALID_USER_FILTERS = [
     "userName eq true",
     'meta.created gt "notadate"',
     'meta.lastModified lt "2024-13-45T00:00:00Z"',
+    # dates that are outside the years 1 to 9999 once in UTC
+    'meta.lastModified gt "0001-01-01T00:00:00+01:00"',
+    'meta.created lt "9999-12-31T23:59:59-01:00"',
     'password co "x"',
     # a value selection on an attribute holding one value
     'userName[value eq "x"]',
