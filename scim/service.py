@@ -12,7 +12,6 @@ from collections.abc import (
     Awaitable,
     Callable,
     Container,
-    Hashable,
     Iterable,
     Sequence,
 )
@@ -50,6 +49,7 @@ from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.projection import Plan, Projector
 from scim.protocol.searches import Search, Searches
+from scim.recent import Recent
 from scim.registry import Registry, ResourceKind
 from scim.settings import Settings
 from scim.storage import audit, database, direct, filters, kept, keyset
@@ -61,6 +61,7 @@ from scim.storage.repository import (
     MemberGone,
     Repository,
     UniquenessConflict,
+    pages_kept,
 )
 from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
@@ -82,9 +83,6 @@ def etag(version: int) -> str:
 
 # A row read without its members (Group) or groups (User).
 _NOT_READ: Any = object()
-# Search shapes compiled at most (``ResourceService._compiled``), per worker.
-_SHAPES = 1024
-_UNSEEN = object()
 
 
 def _timestamp(value: datetime) -> str:
@@ -234,8 +232,8 @@ class ResourceService:
         self.settings = settings = settings.with_cursor_secret()
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.searches = Searches()
-        # Search shapes compiled: ``_compiled``.
-        self._shapes: dict[Hashable, object] = {}
+        # Search shapes compiled (``_compiled``), per worker.
+        self._shapes = Recent(1024)
         self.projectors = {
             kind.name: Projector(
                 next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
@@ -426,14 +424,11 @@ class ResourceService:
         of no shape seen before, or one whose SQL depends on its values."""
         if search.shape is None or search.template is None:
             return None
-        shape = (search.shape, tuple(kind.name for kind in kinds))
-        compiled = self._shapes.get(shape, _UNSEEN)
-        if compiled is _UNSEEN:
-            compiled = self._compile(caller, kinds, search.template, search.request, json)
-            if len(self._shapes) >= _SHAPES:
-                self._shapes.pop(next(iter(self._shapes)))
-            self._shapes[shape] = compiled
-        return compiled if isinstance(compiled, _Compiled) else None
+        template, request = search.template, search.request
+        return self._shapes.get(
+            (search.shape, tuple(kind.name for kind in kinds)),
+            lambda: self._compile(caller, kinds, template, request, json),
+        )
 
     def _compile(
         self,
@@ -461,8 +456,8 @@ class ResourceService:
             key = filters.sort_key(kinds, json, request.sort_by, computed)
         except (filters.Unshapable, SCIMException):
             return None
-        if matching is None or (not json.postgres and filters.matches_patterns(matching)):
-            return None  # SQLite's page of patterns has them written in (``Repository.search``)
+        if matching is None or not pages_kept(matching, json.postgres):
+            return None
         order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
         page, count = kept.shape(matching, key, *order), kept.shape(matching)
         if page is None or count is None:

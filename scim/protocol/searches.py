@@ -25,6 +25,8 @@ from pydantic import ValidationError
 from scim2_models import Context, SCIMException, SearchRequest
 from scim2_models.path import Comparison, FilterNode, LogicalExpr, Not, Present, ValuePath
 
+from scim.recent import Recent
+
 # The grammar's string literal (scim2_models.path.grammar, STRING): a JSON string.
 _STRING = re.compile(r'"(?:[^"\\\x00-\x1F]|\\["\\/bfnrt]|\\u[0-9A-Fa-f]{4})*"')
 # A literal of the shape stands for the request's literal of that index; the marks are of
@@ -74,7 +76,7 @@ class Searches:
     def __init__(self) -> None:
         # Shape -> its validated request; None: its requests are validated from the start;
         # _SEEN: one of its requests was.
-        self._shapes: dict[tuple[Any, ...], object] = {}
+        self._shapes = Recent(_SHAPES)
 
     def validate(self, model: Any, payload: Mapping[str, Any]) -> Search:
         """``SearchRequest[model]`` of the payload; raises as its validation does."""
@@ -98,12 +100,12 @@ class Searches:
         try:
             others = sorted((name, _frozen(value)) for name, value in payload.items())
             key = (model, template, *(item for item in others if item[0] != "filter"))
-            shaped = self._shapes.get(key, _UNSEEN)
+            shaped = self._shapes.find(key, _UNSEEN)
         except TypeError:  # a value no query carries (an object in a SearchRequest body)
             raise _Unshaped from None
         if shaped is _UNSEEN:
             # A shape seen once is only remembered: one no other request has costs no more.
-            self._keep(key, _SEEN)
+            self._shapes.keep(key, _SEEN)
             raise _Unshaped
         if shaped is _SEEN:
             shaped = self._learn(key, model, {**payload, "filter": template}, len(literals))
@@ -137,13 +139,8 @@ class Searches:
                 shaped = _Shape(request, _put_back(request.filter.ast, marks))
         except (ValidationError, _Unshaped):
             pass
-        self._keep(key, shaped)
+        self._shapes.keep(key, shaped)
         return shaped
-
-    def _keep(self, key: tuple[Any, ...], shaped: object) -> None:
-        if key not in self._shapes and len(self._shapes) >= _SHAPES:
-            self._shapes.pop(next(iter(self._shapes)))
-        self._shapes[key] = shaped
 
 
 def _frozen(value: Any) -> Any:

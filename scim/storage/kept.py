@@ -18,7 +18,6 @@ string literals (``Shape.given``).
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass, replace
 from typing import Any, TypeVar
@@ -104,22 +103,3 @@ def shape(*elements: ColumnElement[Any] | None) -> Shape | None:
             name = names[id(bind)] = f"v{len(names)}"
             values[name] = bind.effective_value
     return Shape((absent, cache_key.key), values, names)
-
-
-class Kept:
-    """The statements built for the most recently used shapes, at most ``size`` of them."""
-
-    def __init__(self, size: int = 256) -> None:
-        self.size = size
-        self._kept: OrderedDict[Hashable, Any] = OrderedDict()
-
-    def get(self, key: Hashable, build: Callable[[], T]) -> T:
-        kept = self._kept.get(key)
-        if kept is None:
-            kept = self._kept[key] = build()
-            if len(self._kept) > self.size:
-                self._kept.popitem(last=False)
-        else:
-            self._kept.move_to_end(key)
-        result: T = kept
-        return result

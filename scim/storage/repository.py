@@ -44,6 +44,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
+from scim.recent import Recent
 from scim.storage import counts, direct, filters, kept
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
@@ -172,8 +173,7 @@ class Repository:
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
-        # SQLite's page of pattern matches has its bounds written in (below): not kept.
-        patterns = not self.postgres and filters.matches_patterns(where)
+        patterns = not pages_kept(where, self.postgres)
         shape = None if patterns else page_shape or kept.shape(where, sort_key, *order_by)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
@@ -558,7 +558,7 @@ def _count(kind_names: Sequence[str], where: ColumnElement[bool]) -> Select[Any]
 
 
 # Search statements by shape (``scim.storage.kept``).
-_KEPT = kept.Kept()
+_KEPT = Recent(256)
 
 # Statements are built once: building SQLAlchemy expressions costs more than running them.
 
@@ -570,6 +570,12 @@ _ADMINISTRATORS = select(administrators.c.hsa_id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id.in_(bindparam("hsa_ids", expanding=True)),
 )
+
+
+def pages_kept(where: ColumnElement[bool] | None, postgres: bool) -> bool:
+    """Whether the page of a search matching ``where`` is a statement kept per shape: not
+    SQLite's page of ``co``, ``sw`` or ``ew`` matches, whose bounds are written in (``_page``)."""
+    return postgres or not filters.matches_patterns(where)
 
 
 @cache

@@ -10,6 +10,7 @@ import httpx
 from litestar import Litestar
 from sqlalchemy import ColumnElement, literal, or_
 
+from scim.recent import Recent
 from scim.storage import kept
 from scim.storage.tables import resources
 from tests.conftest import Organisations, api_client, captured, through_the_cursor
@@ -72,7 +73,7 @@ def test_too_many_values_are_not_kept() -> None:
 
 
 def test_kept_forgets_the_least_recently_used() -> None:
-    statements = kept.Kept(size=2)
+    statements = Recent(size=2)
     built: list[str] = []
 
     def build(name: str) -> Any:
@@ -84,6 +85,16 @@ def test_kept_forgets_the_least_recently_used() -> None:
     assert statements.get("c", build("c")) == "c"  # forgets b, the least recently used
     assert statements.get("b", build("b again")) == "b again"
     assert built == ["a", "b", "c", "b again"]
+
+
+def test_what_was_made_is_kept_even_when_it_is_none() -> None:
+    """A search shape that cannot be compiled once is remembered as such (None), not tried
+    again for every request of it."""
+    made = Recent(size=2)
+    tries: list[str] = []
+    for _ in range(3):
+        assert made.get("a", lambda: tries.append("a")) is None
+    assert tries == ["a"]
 
 
 async def test_searches_of_one_shape_each_answer_for_their_own_values(

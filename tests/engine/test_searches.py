@@ -150,6 +150,27 @@ def test_a_shape_seen_before_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch
     assert len(parsed) == 2, parsed
 
 
+def test_a_shape_in_use_outlasts_a_flood_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The least recently used shape goes first: one-off searches, however many, do not push
+    out the shape an identity system keeps asking."""
+    parsed: list[str] = []
+    parse = grammar._PARSER.parse
+    monkeypatch.setattr(
+        grammar._PARSER, "parse", lambda text, **kw: (parsed.append(text), parse(text, **kw))[1]
+    )
+    grammar._cached_filter.cache_clear()
+    searches = Searches()
+    attributes = ("title", "nickName", "locale", "timezone", "profileUrl", "userType")
+    attributes += ("preferredLanguage", "displayName", "externalId", "active")
+    for n in range(1, 1001):
+        if n % 100 == 1:
+            searches.validate(USER, {"filter": f'userName eq "user{n}@kommun.se"'})
+        present = [f"{name} pr" for i, name in enumerate(attributes) if n >> i & 1]
+        searches.validate(USER, {"filter": " and ".join(present)})  # a shape of its own
+    # The first request from the start, the second's shape; then none, flood or not.
+    assert len([text for text in parsed if text.startswith("userName eq")]) == 2
+
+
 def test_a_value_is_checked_though_its_shape_passed(monkeypatch: pytest.MonkeyPatch) -> None:
     """A value its attribute cannot take is refused in a shape seen before, as from the start
     (scim2-models checks values by type: a string attribute takes any string, the marks
