@@ -47,6 +47,7 @@ from scim.hooks import Tenant
 from scim.protocol import membership, paging
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
+from scim.protocol.patches import Patches
 from scim.protocol.projection import Plan, Projector
 from scim.protocol.searches import Search, Searches
 from scim.recent import Recent
@@ -232,6 +233,7 @@ class ResourceService:
         self.settings = settings = settings.with_cursor_secret()
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.searches = Searches()
+        self.patches = Patches()
         # Search shapes compiled (``_compiled``), per worker.
         self._shapes = Recent(1024)
         self.projectors = {
@@ -988,9 +990,7 @@ class ResourceService:
         payload = {**body, "Operations": operations}
         try:
             with self.registry.provider:
-                return PatchOp[kind.model].model_validate(  # type: ignore[name-defined]
-                    payload, scim_ctx=Context.RESOURCE_PATCH_REQUEST
-                )
+                return self.patches.validate(kind.model, payload)
         except ValidationError as error:
             raise from_validation(error) from error
 
