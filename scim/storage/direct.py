@@ -28,18 +28,22 @@ import weakref
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
+import asyncpg
 from sqlalchemy import Dialect
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql import Select
+from sqlalchemy.sql import Delete, Insert, Select, Update
 from sqlalchemy.util import greenlet_spawn
 
 from scim.storage import database
 
 Processor = Callable[[Any], Any] | None
+T = TypeVar("T")
+Statement = Select[Any] | Insert | Update | Delete
 # Where a read is made: a connection already checked out, or the engine whose pool lends one
 # for this read alone.
 Source = AsyncConnection | AsyncEngine
@@ -60,17 +64,18 @@ class _Prepared:
 
 # Per statement, as long as it is kept, and per dialect (a statement may serve both);
 # None: it goes through SQLAlchemy.
-_prepared: weakref.WeakKeyDictionary[Select[Any], dict[str, Any]] = weakref.WeakKeyDictionary()
+_prepared: weakref.WeakKeyDictionary[Statement, dict[str, Any]] = weakref.WeakKeyDictionary()
 _UNSEEN = object()
 
 
-def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared | None:
+def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
     """The statement as the driver takes it; None if its SQL depends on the values it is
     given (``literal_execute``) or a column's name is not one a row can be read by."""
     compiled = statement.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params:
         return None
-    keys = [column.key or "" for column in statement.selected_columns]
+    columns = statement.selected_columns if isinstance(statement, Select) else ()
+    keys = [column.key or "" for column in columns]
     if not all(key.isidentifier() and not key.startswith("_") for key in keys):
         return None
     names = compiled.bind_names
@@ -81,20 +86,48 @@ def _prepare(statement: Select[Any], dialect: Dialect) -> _Prepared | None:
     order = tuple((name, processors.get(name)) for name in compiled.positiontup or ())
     fixed = {name: bind.effective_value for bind, name in names.items() if not bind.required}
     results = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None)
-        for column in statement.selected_columns
+        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
     return _Prepared(compiled.string, order, fixed, results, namedtuple("Row", keys))
 
 
-def _direct(sync: Connection | Engine | None) -> bool:
+def _unheard(sync: Connection | Engine) -> bool:
+    """Whether a statement on ``sync`` may go to the driver itself: a driver this module
+    knows, and nothing listening to SQLAlchemy's statements."""
     return (
-        sync is not None
-        and sync.dialect.driver in ("asyncpg", "aiosqlite")
-        and database.reading(sync)
+        sync.dialect.driver in ("asyncpg", "aiosqlite")
         and not sync.dispatch.before_cursor_execute
         and not sync.dispatch.after_cursor_execute
     )
+
+
+def _in_transaction(driver: Any) -> bool:
+    """Whether the driver's connection is in its transaction: SQLAlchemy begins it with the
+    first statement of its own (PostgreSQL), or with BEGIN IMMEDIATE (SQLite,
+    ``database._on_begin``), so a statement the driver sends from then on is in it too."""
+    asyncpg_in_transaction = getattr(driver, "is_in_transaction", None)
+    if asyncpg_in_transaction is not None:
+        return bool(asyncpg_in_transaction())
+    return bool(getattr(driver, "in_transaction", False))  # aiosqlite
+
+
+def _prepared_for(statement: Statement, dialect: Dialect) -> _Prepared | None:
+    by_dialect = _prepared.get(statement)
+    if by_dialect is None:
+        by_dialect = _prepared[statement] = {}
+    prepared: _Prepared | None = by_dialect.get(dialect.name, _UNSEEN)
+    if prepared is _UNSEEN:
+        prepared = by_dialect[dialect.name] = _prepare(statement, dialect)
+    return prepared
+
+
+def _arguments(prepared: _Prepared, parameters: Mapping[str, Any]) -> list[Any]:
+    """The parameters in the statement's order, as SQLAlchemy would send them."""
+    values = {**prepared.fixed, **parameters}
+    return [
+        values[name] if processor is None else processor(values[name])
+        for name, processor in prepared.order
+    ]
 
 
 async def execute(source: Source, statement: Any, parameters: Any = None) -> Any:
@@ -119,6 +152,18 @@ async def _records(
     return fetched  # aiosqlite: one hop to its thread
 
 
+async def _count(dialect: Dialect, driver: Any, sql: str, arguments: list[Any]) -> int:
+    """The rows a statement wrote, as the driver tells them."""
+    if dialect.driver == "asyncpg":
+        status: str = await driver.execute(sql, *arguments)  # "UPDATE 1", "INSERT 0 1"
+        return int(status.rpartition(" ")[2])
+    cursor = await driver.execute(sql, arguments)
+    try:
+        return int(cursor.rowcount)
+    finally:
+        await cursor.close()
+
+
 async def first(source: Source, statement: Select[Any], parameters: Mapping[str, Any]) -> Any:
     """The first row of a statement that reads one: ``(await connection.execute(...))
     .first()``, with the same columns, read by the driver itself where it can be (above)."""
@@ -138,33 +183,29 @@ async def _read(
     source: Source, statement: Select[Any], parameters: Mapping[str, Any], one: bool
 ) -> Sequence[Any]:
     sync = source.sync_engine if isinstance(source, AsyncEngine) else source.sync_connection
+    driver = None
+    if isinstance(source, AsyncConnection):
+        driver = (await source.get_raw_connection()).driver_connection
     prepared = None
-    if _direct(sync):
-        by_dialect = _prepared.get(statement)
-        if by_dialect is None:
-            by_dialect = _prepared[statement] = {}
-        dialect = source.dialect.name
-        prepared = by_dialect.get(dialect, _UNSEEN)
-        if prepared is _UNSEEN:
-            prepared = by_dialect[dialect] = _prepare(statement, source.dialect)
+    # Read where no transaction is (``database.reads``), or in the driver's own.
+    if sync is not None and _unheard(sync) and (database.reading(sync) or _in_transaction(driver)):
+        prepared = _prepared_for(statement, source.dialect)
     if prepared is None:
         result = await execute(source, statement, dict(parameters))
         if one:
             row = result.first()
             return () if row is None else (row,)
         return list(result.all())
-    values = {**prepared.fixed, **parameters}
-    arguments = [
-        values[name] if processor is None else processor(values[name])
-        for name, processor in prepared.order
-    ]
+    arguments = _arguments(prepared, parameters)
     if isinstance(source, AsyncEngine):
         lent = await _lent(source)
         try:
+            driver = lent.driver_connection
             records = await _sent(
                 source.dialect,
-                lent.driver_connection,
-                (prepared.sql, arguments, one),
+                driver,
+                (prepared.sql, arguments),
+                partial(_records, source.dialect, driver, prepared.sql, arguments, one),
                 lambda: greenlet_spawn(lent.invalidate),
             )
         finally:
@@ -172,8 +213,9 @@ async def _read(
     else:
         records = await _sent(
             source.dialect,
-            (await source.get_raw_connection()).driver_connection,
-            (prepared.sql, arguments, one),
+            driver,
+            (prepared.sql, arguments),
+            partial(_records, source.dialect, driver, prepared.sql, arguments, one),
             source.invalidate,
         )
     make, results = prepared.row._make, prepared.results
@@ -184,6 +226,29 @@ async def _read(
         )
         for record in (records[:1] if one else records)
     ]
+
+
+async def write(
+    connection: AsyncConnection, statement: Statement, parameters: Mapping[str, Any]
+) -> int:
+    """The rows an INSERT, UPDATE or DELETE built once (kept) wrote: ``(await
+    connection.execute(...)).rowcount``, sent by the driver itself in the transaction it is
+    in (``_in_transaction``), as reads are; through SQLAlchemy before that."""
+    driver = (await connection.get_raw_connection()).driver_connection
+    prepared = None
+    sync = connection.sync_connection
+    if sync is not None and _unheard(sync) and _in_transaction(driver):
+        prepared = _prepared_for(statement, connection.dialect)
+    if prepared is None:
+        return int((await connection.execute(statement, dict(parameters))).rowcount)
+    arguments = _arguments(prepared, parameters)
+    return await _sent(
+        connection.dialect,
+        driver,
+        (prepared.sql, arguments),
+        partial(_count, connection.dialect, driver, prepared.sql, arguments),
+        connection.invalidate,
+    )
 
 
 async def _lent(engine: AsyncEngine) -> Any:
@@ -201,21 +266,25 @@ async def _lent(engine: AsyncEngine) -> Any:
 async def _sent(
     dialect: Dialect,
     driver: Any,
-    sent: tuple[str, list[Any], bool],
+    sent: tuple[str, list[Any]],
+    send: Callable[[], Awaitable[T]],
     invalidate: Callable[[], Awaitable[Any]],
-) -> Sequence[Sequence[Any]]:
-    """The records of a statement (SQL, arguments, whether one row) sent by ``driver``. An
-    error is a DBAPIError, as SQLAlchemy's execution would raise, that tells a broken
-    connection (PostgreSQL restarted; ``database.unavailable``: 503), and the broken
-    connection is replaced (``invalidate``)."""
-    sql, arguments, one = sent
+) -> T:
+    """What ``send`` gets from the driver for a statement (its SQL and arguments). An error
+    is a DBAPIError, as SQLAlchemy's execution would raise, that tells a broken connection
+    (PostgreSQL restarted; ``database.unavailable``: 503), and the broken connection is
+    replaced (``invalidate``)."""
     try:
-        return await _records(dialect, driver, sql, arguments, one)
+        return await send()
     except Exception as error:
         is_closed = getattr(driver, "is_closed", None)
         broken = is_closed is not None and is_closed()
         if broken:
             await invalidate()
+        sql, arguments = sent
+        if isinstance(error, asyncpg.IntegrityConstraintViolationError):
+            # SQLAlchemy's adapter names it so (a unique key, a reference); sqlite3 does.
+            raise IntegrityError(sql, arguments, error) from error
         raise DBAPIError.instance(
             sql, arguments, error, Exception, connection_invalidated=broken, dialect=dialect
         ) from error

@@ -420,10 +420,10 @@ class Repository:
             "expected_version": version,
         }
         try:
-            result = await self.connection.execute(_update(tuple(values)), parameters)
+            written = await direct.write(self.connection, _update(tuple(values)), parameters)
         except IntegrityError as error:
             raise UniquenessConflict(str(error.orig)) from error
-        return bool(result.rowcount)
+        return bool(written)
 
     async def touch(self, resource_id: str, version: int, now: datetime) -> bool:
         return await self.update(

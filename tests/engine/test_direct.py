@@ -1,16 +1,20 @@
-"""A statement built once, read outside any transaction, goes to the driver itself
-(``scim.storage.direct``): the same rows, without SQLAlchemy's cursor."""
+"""A statement built once, read outside any transaction or written in a transaction the driver
+has begun, goes to the driver itself (``scim.storage.direct``): the same rows, the same
+errors, without SQLAlchemy's cursor."""
 
 from __future__ import annotations
 
 import uuid
 
 import httpx
+import pytest
 from litestar import Litestar
-from sqlalchemy import Integer, bindparam, event, literal, select
+from sqlalchemy import Integer, bindparam, event, literal, select, text, update
+from sqlalchemy.exc import IntegrityError
 
-from scim.storage import database, direct
+from scim.storage import audit, database, direct
 from scim.storage.database import create_engine
+from scim.storage.tables import resources
 from tests.conftest import GROUP_SCHEMA, captured, through_the_cursor
 from tests.engine.conftest import create_user
 
@@ -111,3 +115,81 @@ async def test_a_request_that_reads_opens_no_sqlalchemy_connection(
     assert found.status_code == 200 and found.json()["totalResults"] == 2
     assert opened == []
     assert borrowed and len(borrowed) == len(returned)
+
+
+PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
+
+
+async def test_a_patch_writes_through_the_driver_in_its_transaction(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """The UPDATE of a PATCH and its audit record are sent by the driver, in the transaction
+    SQLAlchemy began: they are written, and undone with it."""
+    user = await create_user(client, f"skriv.{uuid.uuid4().hex[:8]}@example.se")
+    path = f"/Users/{user['id']}"
+    body = {
+        "schemas": [PATCH_SCHEMA],
+        "Operations": [{"op": "replace", "path": "name.givenName", "value": "Dora"}],
+    }
+    with through_the_cursor(app.state.engine) as executed:
+        patched = await client.patch(path, json=body)
+    assert patched.status_code == 200, patched.text
+    assert not [s for s in executed if s.lstrip().startswith(("UPDATE", "INSERT"))], executed
+    stored = (await client.get(path)).json()
+    assert stored["name"]["givenName"] == "Dora"
+    assert stored["meta"]["version"] != user["meta"]["version"]
+    async with app.state.engine.connect() as connection:
+        records = await audit.history(connection, 1, "User", user["id"], 10)
+    assert [record["action"] for record in records][:1] == ["User.patch"]
+
+    # Undone with the transaction, as any statement of it.
+    statement = update(resources).where(resources.c.id == bindparam("rid"))
+    statement = statement.values(external_id=bindparam("external"))
+    async with app.state.engine.connect() as connection, connection.begin() as transaction:
+        await connection.execute(text("SELECT 1"))  # SQLAlchemy begins it here
+        with through_the_cursor(app.state.engine) as executed:
+            written = await direct.write(
+                connection, statement, {"rid": user["id"], "external": "undone"}
+            )
+        assert written == 1 and executed == []
+        await transaction.rollback()
+    assert "externalId" not in (await client.get(path)).json()
+
+
+async def test_a_unique_key_a_direct_write_takes_is_an_integrity_error(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """As SQLAlchemy's execution raises it, on either driver: what tells a PATCH or PUT
+    that lost a race for a userName (``UniquenessConflict``, 409)."""
+    first = await create_user(client, f"ett.{uuid.uuid4().hex[:8]}@example.se")
+    second = await create_user(client, f"tva.{uuid.uuid4().hex[:8]}@example.se")
+    statement = update(resources).where(resources.c.id == bindparam("rid"))
+    statement = statement.values(user_name_key=bindparam("key"))
+    async with app.state.engine.begin() as connection:
+        await connection.execute(text("SELECT 1"))
+        taken = (
+            await connection.execute(
+                select(resources.c.user_name_key).where(resources.c.id == first["id"])
+            )
+        ).scalar_one()
+        with through_the_cursor(app.state.engine) as executed, pytest.raises(IntegrityError):
+            await direct.write(connection, statement, {"rid": second["id"], "key": taken})
+        assert executed == []
+        await connection.rollback()
+
+
+async def test_a_write_before_the_transaction_began_goes_through_sqlalchemy(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """On PostgreSQL SQLAlchemy begins the driver's transaction with its first statement: a
+    write sent before that would be outside it, so SQLAlchemy sends it (and begins it)."""
+    user = await create_user(client, f"forst.{uuid.uuid4().hex[:8]}@example.se")
+    statement = update(resources).where(resources.c.id == bindparam("rid"))
+    statement = statement.values(external_id=bindparam("external"))
+    async with app.state.engine.connect() as connection, connection.begin() as transaction:
+        with through_the_cursor(app.state.engine) as executed:
+            await direct.write(connection, statement, {"rid": user["id"], "external": "x"})
+        if app.state.engine.dialect.name == "postgresql":
+            assert [s for s in executed if s.startswith("UPDATE")], executed
+        await transaction.rollback()
+    assert "externalId" not in (await client.get(f"/Users/{user['id']}")).json()
