@@ -388,8 +388,10 @@ class Repository:
             # COPY first asks for the table's columns: one row goes faster as an INSERT.
             if self.postgres and len(rows) > 1:
                 await self._copy(table, rows)
+            elif len(rows) == 1:
+                await direct.write(self.connection, _insert(table, tuple(rows[0])), rows[0])
             else:
-                await self.connection.execute(_insert(table), rows[0] if len(rows) == 1 else rows)
+                await self.connection.execute(insert(table), rows)
         except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
             raise _conflict(error) from error
 
@@ -595,8 +597,12 @@ def _update(columns: tuple[str, ...]) -> Update:
 
 
 @cache
-def _insert(table: Table) -> Insert:
-    return insert(table)
+def _insert(table: Table, columns: tuple[str, ...]) -> Insert:
+    """A row of these columns, its values bound by name: built once, so that the driver can
+    send it (``direct.write``)."""
+    return insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in columns}
+    )
 
 
 _IS_ADMINISTRATOR = select(administrators.c.id).where(
