@@ -25,9 +25,11 @@ from scim.recent import Recent
 # Every string of a value is this in its shape: no attribute name holds Unicode's private use.
 _MARK = "\ue000"
 _SHAPES = 512
-# Bodies with more operations are validated whole (their shape would be a long key, and a
-# body that large is not one an identity system repeats).
+# Bodies with more operations, or a larger shape (its values and the text it keeps: paths,
+# a remove's value), are validated whole: a body that large is not one an identity system
+# repeats, and 512 of them kept would hold memory for nothing.
 _MOST_OPERATIONS = 16
+_LARGEST = 2048
 _WRITES = ("add", "replace")
 _UNSEEN = object()
 _SEEN = object()
@@ -35,6 +37,10 @@ _SEEN = object()
 
 class _Unshaped(Exception):
     """The body is to be validated from the start."""
+
+
+class _TooLarge(Exception):
+    """The shape is more than ``_LARGEST``."""
 
 
 class Patches:
@@ -57,7 +63,7 @@ class Patches:
             raise _Unshaped
         try:
             key = (model, _shape(body))
-        except TypeError:  # a member of a form no PATCH body has
+        except (TypeError, _TooLarge):  # a member of a form no PATCH body has; or too much
             raise _Unshaped from None
         shaped = self._shapes.find(key, _UNSEEN)
         if shaped is _UNSEEN:
@@ -132,16 +138,22 @@ def _strings_marked(value: Any) -> Any:
 
 def _shape(body: Mapping[str, Any]) -> Hashable:
     """The body as a key, each string of a write's value a mark; TypeError if it holds what
-    JSON does not."""
-    return _frozen(_marked(body))
+    JSON does not, _TooLarge if it is more than ``_LARGEST`` (a value or a member name is
+    one, a string as many as its characters)."""
+    left = _LARGEST
 
+    def frozen(value: Any) -> Hashable:
+        nonlocal left
+        left -= len(value) if isinstance(value, str) else 1
+        if left < 0:
+            raise _TooLarge
+        if isinstance(value, dict):
+            return ("{", *((frozen(name), frozen(item)) for name, item in value.items()))
+        if isinstance(value, list):
+            return ("[", *(frozen(item) for item in value))
+        if value is None or isinstance(value, str | bool | int | float):
+            # The type too: 1, 1.0 and True are equal keys, and not the same value.
+            return (type(value).__name__, value)
+        raise TypeError(value)
 
-def _frozen(value: Any) -> Hashable:
-    if isinstance(value, dict):
-        return ("{", *((name, _frozen(item)) for name, item in value.items()))
-    if isinstance(value, list):
-        return ("[", *(_frozen(item) for item in value))
-    if value is None or isinstance(value, str | bool | int | float):
-        # The type too: 1, 1.0 and True are equal keys, and not the same value.
-        return (type(value).__name__, value)
-    raise TypeError(value)
+    return frozen(_marked(body))

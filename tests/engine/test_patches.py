@@ -172,3 +172,29 @@ def test_a_shape_in_use_outlasts_a_flood_of_others(monkeypatch: pytest.MonkeyPat
             path = f'emails[value eq "user{n}@kommun.se"].type'
             patches.validate(USER, _body([{"op": "replace", "path": path, "value": "{}"}], ["w"]))
     assert validated.count("name.givenName") == 2
+
+
+def test_a_large_shape_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body whose shape is large (here a long filter in a path) is validated whole each
+    time: 512 of them kept would hold memory no identity system's PATCH needs."""
+    validated: list[Any] = []
+    validate = PatchOp.model_validate.__func__  # type: ignore[attr-defined]
+
+    def counted(cls: Any, body: Any, **options: Any) -> Any:
+        validated.append(body)
+        return validate(cls, body, **options)
+
+    monkeypatch.setattr(PatchOp, "model_validate", classmethod(counted))
+    patches = Patches()
+    for size in (100, 3000):
+        validated.clear()
+        path = f'emails[value eq "{"a" * size}@kommun.se"].type'
+        for value in ("work", "home", "other", "work"):
+            with REGISTRY.provider:
+                patch = patches.validate(
+                    USER, _body([{"op": "replace", "path": path, "value": "{}"}], [value])
+                )
+            assert patch.operations is not None and patch.operations[0].value == value
+        # The small shape validated twice (from the start, then with its mark), then kept;
+        # the large one each time.
+        assert len(validated) == (2 if size == 100 else 4), size
