@@ -100,6 +100,9 @@ class Searches:
         try:
             others = sorted((name, _frozen(value)) for name, value in payload.items())
             key = (model, template, *(item for item in others if item[0] != "filter"))
+            if len(repr(key)) > 2 * _LONGEST:
+                # A body's long attribute lists: not a shape to keep (512 would hold memory).
+                raise _Unshaped
             shaped = self._shapes.find(key, _UNSEEN)
         except TypeError:  # a value no query carries (an object in a SearchRequest body)
             raise _Unshaped from None

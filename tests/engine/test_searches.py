@@ -190,3 +190,25 @@ def test_a_value_is_checked_though_its_shape_passed(monkeypatch: pytest.MonkeyPa
             _from_the_start, USER, payload
         )
     assert _outcome(searches.validate, USER, payload)[0] == "refused"
+
+
+def test_a_body_with_long_lists_is_not_a_shape_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A SearchRequest body may list many attributes: such a shape is validated whole each
+    time, not kept (512 of them would hold memory no identity system's query needs)."""
+    parsed: list[str] = []
+    parse = grammar._PARSER.parse
+    monkeypatch.setattr(
+        grammar._PARSER, "parse", lambda text, **kw: (parsed.append(text), parse(text, **kw))[1]
+    )
+    grammar._cached_filter.cache_clear()
+    searches = Searches()
+    for many in (3, 600):
+        parsed.clear()
+        for n in range(4):
+            name = f"user{many}.{n}"
+            payload = {"filter": f'userName eq "{name}"', "attributes": ["userName"] * many}
+            request = searches.validate(USER, payload).request
+            assert request.filter is not None and request.filter.ast.value == name
+        assert len([text for text in parsed if text.startswith("userName eq")]) == (
+            2 if many == 3 else 4
+        ), many
