@@ -112,3 +112,30 @@ async def test_postgresql_sessions_plan_for_many_small_requests(database_url: st
     finally:
         await engine.dispose()
     assert (jit, helpers) == ("off", "0")
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCIM_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass"
+)
+async def test_postgresql_vacuums_resources_and_members_after_a_few_thousand_changes(
+    engine: AsyncEngine,
+) -> None:
+    """Autovacuum's default waits for a fifth of a table to change; until it runs, a count
+    or a member list reads the heap for every row written since (migration 0016)."""
+    async with engine.connect() as connection:
+        rows = (
+            await connection.execute(
+                text(
+                    "SELECT relname, reloptions FROM pg_class "
+                    "WHERE relname IN ('resources', 'members') AND relkind = 'r'"
+                )
+            )
+        ).all()
+    options = {name: dict(item.split("=") for item in listed or ()) for name, listed in rows}
+    expected = {
+        "autovacuum_vacuum_scale_factor": "0.005",
+        "autovacuum_vacuum_threshold": "200",
+        "autovacuum_vacuum_insert_scale_factor": "0.005",
+        "autovacuum_vacuum_insert_threshold": "1000",
+    }
+    assert options == {"resources": expected, "members": expected}
