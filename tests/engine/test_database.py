@@ -137,5 +137,6 @@ async def test_postgresql_vacuums_resources_and_members_after_a_few_thousand_cha
         "autovacuum_vacuum_threshold": "200",
         "autovacuum_vacuum_insert_scale_factor": "0.005",
         "autovacuum_vacuum_insert_threshold": "1000",
+        "vacuum_index_cleanup": "on",
     }
     assert options == {"resources": expected, "members": expected}

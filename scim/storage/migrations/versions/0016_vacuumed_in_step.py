@@ -9,8 +9,13 @@ million users (``tests/bench/README.md``): after 8,995 PATCHes in 15 s, a `co` s
 organisation of 166,666 went from 112 to 52 requests a second (PostgreSQL 11.8 -> 33 ms per
 request) and stayed there; with these settings autovacuum ran within its minute and `co` was
 back at 120 (11.0 ms). The tables are vacuumed once half a percent of their rows changed (and
-at least 200), or as many were inserted (at least 1,000); each such VACUUM has few pages to
-visit (the map tells it which).
+at least 200), or as many were inserted (at least 1,000).
+
+Each VACUUM also clears the indexes of what it removed (``vacuum_index_cleanup``), which by
+default it skips while under 2% of the pages hold dead rows; but a page is not marked visible
+while it does, and those pages are the organisation's being written: after 1,109 users
+created and deleted, its plain count read 11,064 rows from the heap (23 ms; 13.6 once the
+indexes were cleared). That VACUUM of a million users' 935 MB of indexes took 0.7 s.
 
 Revision ID: 0016
 Revises: 0015
@@ -29,6 +34,7 @@ _SETTINGS = {
     "autovacuum_vacuum_threshold": "200",
     "autovacuum_vacuum_insert_scale_factor": "0.005",
     "autovacuum_vacuum_insert_threshold": "1000",
+    "vacuum_index_cleanup": "on",
 }
 
 
