@@ -243,7 +243,7 @@ class Repository:
 
     async def is_administrator(self, hsa_id: str) -> bool:
         parameters = {"tenant_id": self.tenant_id, "hsa_id": hsa_id}
-        return (await self.connection.execute(_IS_ADMINISTRATOR, parameters)).first() is not None
+        return await direct.first(self.connection, _IS_ADMINISTRATOR, parameters) is not None
 
     async def existing(self, ids: Iterable[str]) -> dict[str, Any]:
         """Which of these ids name a resource of this tenant, with their type and display."""
