@@ -135,15 +135,21 @@ def test_a_group_rename_as_okta_sends_it() -> None:
         assert patch.operations is not None and patch.operations[0].value == {"displayName": name}
 
 
-def test_a_shape_seen_before_is_not_validated_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    validated: list[Any] = []
+@pytest.fixture
+def validated(monkeypatch: pytest.MonkeyPatch) -> list[Any]:
+    """The bodies scim2-models validates as PatchOps while the test runs."""
+    bodies: list[Any] = []
     validate = PatchOp.model_validate.__func__  # type: ignore[attr-defined]
 
     def counted(cls: Any, body: Any, **options: Any) -> Any:
-        validated.append(body)
+        bodies.append(body)
         return validate(cls, body, **options)
 
     monkeypatch.setattr(PatchOp, "model_validate", classmethod(counted))
+    return bodies
+
+
+def test_a_shape_seen_before_is_not_validated_again(validated: list[Any]) -> None:
     patches = Patches()
     for n in range(5):
         body = _body(OPERATIONS[0], [f"Anna {n}"])
@@ -154,15 +160,7 @@ def test_a_shape_seen_before_is_not_validated_again(monkeypatch: pytest.MonkeyPa
     assert len(validated) == 2, validated
 
 
-def test_a_shape_in_use_outlasts_a_flood_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
-    validated: list[Any] = []
-    validate = PatchOp.model_validate.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: Any, body: Any, **options: Any) -> Any:
-        validated.append(body["Operations"][0]["path"])
-        return validate(cls, body, **options)
-
-    monkeypatch.setattr(PatchOp, "model_validate", classmethod(counted))
+def test_a_shape_in_use_outlasts_a_flood_of_others(validated: list[Any]) -> None:
     patches = Patches()
     with REGISTRY.provider:
         for n in range(1000):
@@ -171,20 +169,13 @@ def test_a_shape_in_use_outlasts_a_flood_of_others(monkeypatch: pytest.MonkeyPat
             # A shape of its own: a filter on another address.
             path = f'emails[value eq "user{n}@kommun.se"].type'
             patches.validate(USER, _body([{"op": "replace", "path": path, "value": "{}"}], ["w"]))
-    assert validated.count("name.givenName") == 2
+    paths = [body["Operations"][0]["path"] for body in validated]
+    assert paths.count("name.givenName") == 2
 
 
-def test_a_large_shape_is_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_large_shape_is_not_kept(validated: list[Any]) -> None:
     """A body whose shape is large (here a long filter in a path) is validated whole each
     time: 512 of them kept would hold memory no identity system's PATCH needs."""
-    validated: list[Any] = []
-    validate = PatchOp.model_validate.__func__  # type: ignore[attr-defined]
-
-    def counted(cls: Any, body: Any, **options: Any) -> Any:
-        validated.append(body)
-        return validate(cls, body, **options)
-
-    monkeypatch.setattr(PatchOp, "model_validate", classmethod(counted))
     patches = Patches()
     for size in (100, 3000):
         validated.clear()

@@ -132,15 +132,19 @@ def test_a_body_of_any_json_is_validated_as_from_the_start(others: dict[str, Any
         )
 
 
-def test_a_shape_seen_before_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    parsed: list[str] = []
+@pytest.fixture
+def parsed(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The filters scim2-models' grammar parses while the test runs (its cache emptied)."""
+    texts: list[str] = []
     parse = grammar._PARSER.parse
     monkeypatch.setattr(
-        grammar._PARSER,
-        "parse",
-        lambda text, **options: (parsed.append(text), parse(text, **options))[1],
+        grammar._PARSER, "parse", lambda text, **kw: (texts.append(text), parse(text, **kw))[1]
     )
     grammar._cached_filter.cache_clear()
+    return texts
+
+
+def test_a_shape_seen_before_is_not_parsed_again(parsed: list[str]) -> None:
     searches = Searches()
     for n in range(5):
         request = searches.validate(USER, {"filter": f'userName eq "user{n}@kommun.se"'}).request
@@ -150,15 +154,9 @@ def test_a_shape_seen_before_is_not_parsed_again(monkeypatch: pytest.MonkeyPatch
     assert len(parsed) == 2, parsed
 
 
-def test_a_shape_in_use_outlasts_a_flood_of_others(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_shape_in_use_outlasts_a_flood_of_others(parsed: list[str]) -> None:
     """The least recently used shape goes first: one-off searches, however many, do not push
     out the shape an identity system keeps asking."""
-    parsed: list[str] = []
-    parse = grammar._PARSER.parse
-    monkeypatch.setattr(
-        grammar._PARSER, "parse", lambda text, **kw: (parsed.append(text), parse(text, **kw))[1]
-    )
-    grammar._cached_filter.cache_clear()
     searches = Searches()
     attributes = ("title", "nickName", "locale", "timezone", "profileUrl", "userType")
     attributes += ("preferredLanguage", "displayName", "externalId", "active")
@@ -192,15 +190,9 @@ def test_a_value_is_checked_though_its_shape_passed(monkeypatch: pytest.MonkeyPa
     assert _outcome(searches.validate, USER, payload)[0] == "refused"
 
 
-def test_a_body_with_long_lists_is_not_a_shape_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_body_with_long_lists_is_not_a_shape_kept(parsed: list[str]) -> None:
     """A SearchRequest body may list many attributes: such a shape is validated whole each
     time, not kept (512 of them would hold memory no identity system's query needs)."""
-    parsed: list[str] = []
-    parse = grammar._PARSER.parse
-    monkeypatch.setattr(
-        grammar._PARSER, "parse", lambda text, **kw: (parsed.append(text), parse(text, **kw))[1]
-    )
-    grammar._cached_filter.cache_clear()
     searches = Searches()
     for many in (3, 600):
         parsed.clear()
