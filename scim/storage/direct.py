@@ -1,4 +1,5 @@
-"""A statement built once, read outside any transaction: sent by the driver itself.
+"""A statement built once, read outside any transaction or sent in one the driver has begun:
+sent by the driver itself.
 
 SQLAlchemy's execution of a statement (the compiled-cache lookup, an execution context, the
 cursor adapter, result rows, each step through a greenlet) cost a GET by id about as much
@@ -9,6 +10,12 @@ search's by its shape, ``scim.storage.kept``), read on a connection of
 asyncpg or aiosqlite with the parameters SQLAlchemy would send, their bind processors
 applied; its rows come back with the result processors of its columns applied, as named
 tuples of its columns. Everything else goes through SQLAlchemy.
+
+In a write's transaction (``write``, and reads on its connection) the same holds once the
+driver is in the transaction: SQLAlchemy's asyncpg adapter begins it with the transaction's
+first statement, which therefore goes through SQLAlchemy; SQLite's begins at once (``BEGIN
+IMMEDIATE``). A PATCH's UPDATE and audit record so cost 0.15 ms less of server CPU (1.9 ms
+in all). A unique key or a reference that fails is the ``IntegrityError`` SQLAlchemy raises.
 
 A request that only reads needs no SQLAlchemy connection at all (its ``Source`` is the
 engine of ``database.reads``): each direct read takes the pool's connection for itself and
