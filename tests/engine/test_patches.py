@@ -3,9 +3,11 @@ start makes of it: the same operations, the same refusal, the same resource once
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
+import httpx
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,6 +19,7 @@ from scim.protocol.patches import Patches
 from scim.registry import Registry
 from scim.settings import Settings
 from tests.conftest import ENTERPRISE
+from tests.engine.conftest import create_user
 
 REGISTRY = Registry(Settings(), Domain())
 USER = REGISTRY.by_name["User"].model
@@ -189,3 +192,28 @@ def test_a_large_shape_is_not_kept(validated: list[Any]) -> None:
         # The small shape validated twice (from the start, then with its mark), then kept;
         # the large one each time.
         assert len(validated) == (2 if size == 100 else 4), size
+
+
+async def test_concurrent_patches_of_one_shape_each_write_their_own_values(
+    client: httpx.AsyncClient,
+) -> None:
+    """Twenty PATCHes of one shape at once, as an identity system's sync sends them: each
+    user gets the values of its own request, none another's or the shape's marks."""
+    users = [await create_user(client, f"samtidig{n}@kommun.se") for n in range(20)]
+    operations = [
+        {"op": "Replace", "path": "name.givenName", "value": "{}"},
+        {"op": "Replace", "path": 'emails[type eq "work"].value', "value": "{}"},
+        {"op": "Replace", "value": {"title": "{}", "nickName": "{}"}},
+    ]
+
+    async def patch(n: int, user: dict[str, Any]) -> httpx.Response:
+        values = [f"Given{n}", f"work{n}@kommun.se", f"Title{n}", f"Nick{n}"]
+        return await client.patch(f"/Users/{user['id']}", json=_body(operations, values))
+
+    answers = await asyncio.gather(*(patch(n, user) for n, user in enumerate(users)))
+    assert [answer.status_code for answer in answers] == [200] * 20, answers[0].text
+    for n, user in enumerate(users):
+        stored = (await client.get(f"/Users/{user['id']}")).json()
+        assert stored["name"]["givenName"] == f"Given{n}"
+        assert stored["emails"] == [{"type": "work", "value": f"work{n}@kommun.se"}]
+        assert (stored["title"], stored["nickName"]) == (f"Title{n}", f"Nick{n}")
