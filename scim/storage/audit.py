@@ -7,17 +7,11 @@ from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import bindparam, func, insert, literal, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from scim.storage import direct
 from scim.storage.tables import administrators, audit_log, system_clients, tenants
-
-_FIELDS = ("at", "tenant_id", "actor", "action", "resource_type", "resource_id", "changes")
-# Its values bound by name, so that it is built once and sent by the driver (``direct``).
-_INSERT = insert(audit_log).values(
-    {name: bindparam(name, type_=audit_log.c[name].type) for name in _FIELDS}
-)
 
 
 def entry(
@@ -44,7 +38,8 @@ def entry(
 
 async def record(connection: AsyncConnection, **fields: Any) -> None:
     """Write one record (the fields of ``entry``) in the transaction of the change."""
-    await direct.write(connection, _INSERT, entry(**fields))
+    row = entry(**fields)
+    await direct.write(connection, direct.inserting(audit_log, tuple(row)), row)
 
 
 async def count(connection: AsyncConnection, tenant_id: int | None = None) -> int:

@@ -35,11 +35,11 @@ import weakref
 from collections import namedtuple
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
-from functools import partial
+from functools import cache, partial
 from typing import Any, TypeVar
 
 import asyncpg
-from sqlalchemy import Dialect
+from sqlalchemy import Dialect, Table, bindparam, insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
@@ -255,6 +255,16 @@ async def write(
         (prepared.sql, arguments),
         partial(_count, connection.dialect, driver, prepared.sql, arguments),
         connection.invalidate,
+    )
+
+
+@cache
+def inserting(table: Table, columns: tuple[str, ...]) -> Insert:
+    """One row of these columns, its values bound by name: built once, so that ``write``
+    sends it by the driver (an ``insert(table)`` takes its columns from each execution's
+    values, which only SQLAlchemy's execution gives it)."""
+    return insert(table).values(
+        {name: bindparam(name, type_=table.c[name].type) for name in columns}
     )
 
 

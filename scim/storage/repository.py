@@ -19,7 +19,6 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     FromClause,
-    Insert,
     Integer,
     Row,
     Select,
@@ -389,7 +388,8 @@ class Repository:
             if self.postgres and len(rows) > 1:
                 await self._copy(table, rows)
             elif len(rows) == 1:
-                await direct.write(self.connection, _insert(table, tuple(rows[0])), rows[0])
+                row = rows[0]
+                await direct.write(self.connection, direct.inserting(table, tuple(row)), row)
             else:
                 await self.connection.execute(insert(table), rows)
         except (IntegrityError, asyncpg.IntegrityConstraintViolationError) as error:
@@ -593,15 +593,6 @@ def _update(columns: tuple[str, ...]) -> Update:
             resources.c.version == bindparam("expected_version"),
         )
         .values({name: bindparam(name, type_=resources.c[name].type) for name in columns})
-    )
-
-
-@cache
-def _insert(table: Table, columns: tuple[str, ...]) -> Insert:
-    """A row of these columns, its values bound by name: built once, so that the driver can
-    send it (``direct.write``)."""
-    return insert(table).values(
-        {name: bindparam(name, type_=table.c[name].type) for name in columns}
     )
 
 
