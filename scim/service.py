@@ -45,6 +45,7 @@ from scim.errors import from_validation
 from scim.events.changes import PATCH, PUT, Outbox, View
 from scim.hooks import Tenant
 from scim.protocol import membership, paging
+from scim.protocol.assignments import Assignments
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.patches import Patches
@@ -234,6 +235,7 @@ class ResourceService:
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.searches = Searches()
         self.patches = Patches()
+        self.assignments = Assignments(registry.kinds)
         # Search shapes compiled (``_compiled``), per worker.
         self._shapes = Recent(1024)
         self.projectors = {
@@ -962,6 +964,16 @@ class ResourceService:
     ) -> tuple[bool, dict[str, Any] | None]:
         """RFC 7644 §3.5.2: the operations applied to the stored ``row`` in turn; whether
         they changed it, and the document to store if they did."""
+        assigned = self.assignments.apply(kind, row.data, patch)
+        if assigned is not None:
+            changed, document = assigned
+            return (True, document) if changed else (False, None)
+        return self._patched_as_model(kind, row, patch)
+
+    def _patched_as_model(
+        self, kind: ResourceKind, row: Row[Any], patch: PatchOp[Any]
+    ) -> tuple[bool, dict[str, Any] | None]:
+        """``_patched`` by scim2-models, on the resource's model."""
         model = self._stored_model(kind, row)
         try:
             with self.registry.provider:
