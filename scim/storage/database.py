@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from contextlib import suppress
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -16,6 +17,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as SQLAlchemyTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
+from sqlalchemy.util import await_only
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 
@@ -63,7 +65,25 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
         _configure_sqlite(engine)
+    if parsed.get_backend_name() == "postgresql":
+        _configure_postgresql(engine)
     return engine
+
+
+def _configure_postgresql(engine: AsyncEngine) -> None:
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        """Begin the driver's transaction when SQLAlchemy's begins, not with its first
+        statement as the asyncpg adapter does (its ``_start_transaction``): then that
+        statement too is sent by the driver itself (``scim.storage.direct``), as those after
+        it are. Where BEGIN fails, the first statement begins the transaction through
+        SQLAlchemy, which tells and handles the failure as for any statement."""
+        adapter = connection.connection.dbapi_connection
+        start = getattr(adapter, "_start_transaction", None)
+        if start is None or getattr(adapter, "_transaction", None) is not None:
+            return  # another adapter, or a transaction already begun
+        with suppress(Exception):
+            await_only(start())
 
 
 def _configure_sqlite(engine: AsyncEngine) -> None:

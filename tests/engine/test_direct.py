@@ -5,6 +5,7 @@ errors, without SQLAlchemy's cursor."""
 from __future__ import annotations
 
 import uuid
+from typing import Any
 
 import httpx
 import pytest
@@ -17,6 +18,10 @@ from scim.storage.database import create_engine
 from scim.storage.tables import resources
 from tests.conftest import GROUP_SCHEMA, captured, through_the_cursor
 from tests.engine.conftest import create_user
+
+_EXTERNAL_ID = (
+    update(resources).where(resources.c.id == bindparam("rid")).values(external_id=bindparam("e"))
+)
 
 
 async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
@@ -178,18 +183,59 @@ async def test_a_unique_key_a_direct_write_takes_is_an_integrity_error(
         await connection.rollback()
 
 
-async def test_a_write_before_the_transaction_began_goes_through_sqlalchemy(
+async def test_a_transactions_first_statement_goes_by_the_driver_in_it(
     app: Litestar, client: httpx.AsyncClient
 ) -> None:
-    """On PostgreSQL SQLAlchemy begins the driver's transaction with its first statement: a
-    write sent before that would be outside it, so SQLAlchemy sends it (and begins it)."""
+    """The driver's transaction begins with SQLAlchemy's (PostgreSQL: ``database`` begins it
+    then, not at the first statement), so its first statement is sent by the driver too, in
+    it: undone with it."""
     user = await create_user(client, f"forst.{uuid.uuid4().hex[:8]}@example.se")
-    statement = update(resources).where(resources.c.id == bindparam("rid"))
-    statement = statement.values(external_id=bindparam("external"))
     async with app.state.engine.connect() as connection, connection.begin() as transaction:
         with through_the_cursor(app.state.engine) as executed:
-            await direct.write(connection, statement, {"rid": user["id"], "external": "x"})
-        if app.state.engine.dialect.name == "postgresql":
-            assert [s for s in executed if s.startswith("UPDATE")], executed
+            written = await direct.write(connection, _EXTERNAL_ID, {"rid": user["id"], "e": "x"})
+        assert written == 1 and executed == []
         await transaction.rollback()
+    assert "externalId" not in (await client.get(f"/Users/{user['id']}")).json()
+
+
+async def test_a_write_in_no_transaction_goes_through_sqlalchemy(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """Sent by the driver, a statement on a connection in no transaction would be outside
+    any: SQLAlchemy sends it, and begins one (fails if ``direct`` skips the check)."""
+    user = await create_user(client, f"ingen.{uuid.uuid4().hex[:8]}@example.se")
+    async with app.state.engine.connect() as connection:
+        with through_the_cursor(app.state.engine) as executed:
+            await direct.write(connection, _EXTERNAL_ID, {"rid": user["id"], "e": "x"})
+        assert [s for s in executed if s.startswith("UPDATE")], executed
+        await connection.rollback()
+    assert "externalId" not in (await client.get(f"/Users/{user['id']}")).json()
+
+
+async def test_a_begin_that_fails_is_left_to_the_first_statement(
+    app: Litestar, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Where the early BEGIN fails, the first statement goes through SQLAlchemy, which begins
+    the transaction (and would tell its failure as for any statement): still one transaction."""
+    if app.state.engine.dialect.name != "postgresql":
+        pytest.skip("SQLite begins with BEGIN IMMEDIATE, through SQLAlchemy")
+    user = await create_user(client, f"andra.{uuid.uuid4().hex[:8]}@example.se")
+    failed: list[bool] = []
+    async with app.state.engine.connect() as connection:
+        adapter = type((await connection.get_raw_connection()).dbapi_connection)
+        start = adapter._start_transaction
+
+        async def failing_once(self: Any) -> None:
+            if not failed:
+                failed.append(True)
+                raise ConnectionError("BEGIN did not reach the database")
+            await start(self)
+
+        monkeypatch.setattr(adapter, "_start_transaction", failing_once)
+        async with connection.begin() as transaction:
+            with through_the_cursor(app.state.engine) as executed:
+                await direct.write(connection, _EXTERNAL_ID, {"rid": user["id"], "e": "x"})
+                await direct.write(connection, _EXTERNAL_ID, {"rid": user["id"], "e": "y"})
+            assert failed and len([s for s in executed if s.startswith("UPDATE")]) == 1
+            await transaction.rollback()
     assert "externalId" not in (await client.get(f"/Users/{user['id']}")).json()
