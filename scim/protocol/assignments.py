@@ -1,45 +1,63 @@
-"""PatchOps that only give single-valued attributes new values, applied to the stored document.
+"""PatchOps that only give attributes new values, applied to the stored document.
 
-What identity systems send most is a PATCH that sets a few single-valued attributes:
-Microsoft Entra ID ``{"op": "Replace", "path": "name.givenName", "value": "…"}``, Okta
-``{"op": "replace", "value": {"active": false}}``. For an attribute of a simple type
-(string, boolean, integer) that a client may write (mutability ``readWrite``) and that no
-validator of its own checks, RFC 7644 §3.5.2.1 (``add`` to a single-valued attribute) and
-§3.5.2.3 (``replace``) come to one thing: the value, as its type reads it, takes the place of
-the one stored, the attributes a value for a complex attribute or the resource leaves out
-kept. Those operations are applied here to the stored document itself, which is what
-scim2-models' application makes of them without building the resource's model, copying it
-for its undo, and dumping it again (two thirds of such a PATCH's own time).
+What identity systems send most is a PATCH that sets a few attributes: Microsoft Entra ID
+``{"op": "Replace", "path": "name.givenName", "value": "…"}`` and ``emails[type eq
+"work"].value``, Okta ``{"op": "replace", "value": {"active": false}}``. For a sub-attribute
+or single-valued attribute that a client may write (mutability ``readWrite``), whose value
+its type reads as a string, boolean or integer, and that no validator of its own checks, RFC
+7644 §3.5.2.1 (``add`` to a single-valued attribute) and §3.5.2.3 (``replace``) come to one
+thing: the value, as its type reads it, takes the place of the one stored (in each value of
+a multi-valued attribute the path's filter selects), the attributes a value for a complex
+attribute or the resource leaves out kept. Those operations are applied here to the stored
+document itself, which is what scim2-models' application makes of them without building the
+resource's model, copying it for its undo, and dumping it again (two thirds of such a PATCH's
+own time).
 
-Anything else is for scim2-models (``apply`` answers None): another operation or attribute,
-a null or blank value (an unassignment, or a required attribute left empty, which it
-refuses), a value its type refuses, or an extension the resource does not carry yet (its
-schema joins ``schemas``). ``tests/engine/test_assignments.py`` holds both to the same result.
+Anything else is for scim2-models (``apply`` answers None): another operation, attribute or
+filter, a null or blank value (an unassignment, or a required attribute left empty, which it
+refuses), a value its type refuses or reads as something else, a filter that selects no
+value (scim2-models adds one), or an extension the resource does not carry yet (its schema
+joins ``schemas``). ``tests/engine/test_assignments.py`` holds both to the same result.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from enum import Enum
+from functools import cache
 from typing import Any
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
-from scim2_models import ComplexAttribute, Mutability, PatchOp, PatchOperation
+from scim2_models import ComplexAttribute, Mutability, PatchOp, PatchOperation, Path
 
-from scim.registry import ResourceKind
+from scim.registry import POLICY, ResourceKind
 
-# How each simple type reads a value: as the model's validation does (``"False"`` is false).
-_SIMPLE: dict[Any, TypeAdapter[Any]] = {
-    str | None: TypeAdapter(str | None),
-    bool | None: TypeAdapter(bool | None),
-    int | None: TypeAdapter(int | None),
-}
 _WRITES = (PatchOperation.Op.add, PatchOperation.Op.replace_)
+# What a validated value must be to be stored as it is: what JSON gives (a Reference, an enum
+# or bytes is dumped by the model in a form of its own).
+_PLAIN = (str, bool, int)
+# attribute[sub eq "text"].sub (RFC 7644 §3.10's valuePath with one comparison), as Entra ID
+# sends ``emails[type eq "work"].value``: the attribute, the compared sub-attribute, the
+# JSON string, the written sub-attribute.
+_NAME = r"[A-Za-z][A-Za-z0-9_$-]*"
+_SELECTED = re.compile(rf'({_NAME})\[({_NAME}) eq ("(?:[^"\\]|\\.)*")\]\.({_NAME})', re.ASCII)
+
+# A place in the document: the object that holds the value, and the value's name in it.
+_Place = tuple[dict[str, Any], str]
+# Gives ``parent[key]`` as this document's own copy, an object (or a list).
+_Own = Callable[..., Any]
+
+
+class _Unassignable(Exception):
+    """Not an operation for this module: scim2-models applies the PatchOp."""
 
 
 @dataclass(frozen=True)
 class _Target:
-    """Where a single-valued simple attribute sits in the stored document."""
+    """Where a single-valued attribute or sub-attribute sits in the stored document."""
 
     # The extension's URN (None: the resource's own schema), the attribute, its
     # sub-attribute (None: the attribute itself), as the document spells them.
@@ -48,21 +66,78 @@ class _Target:
     sub: str | None
     adapter: TypeAdapter[Any]
 
+    def places(self, document: dict[str, Any], own: _Own) -> Iterator[_Place]:
+        place = document
+        if self.extension is not None:
+            if not isinstance(document.get(self.extension), dict):
+                raise _Unassignable  # joining the resource: its URN joins "schemas"
+            place = own(document, self.extension)
+        if self.sub is None:
+            yield place, self.attribute
+        else:
+            yield own(place, self.attribute), self.sub
 
-class _Unassignable(Exception):
-    """Not an operation for this module: scim2-models applies the PatchOp."""
+
+@dataclass(frozen=True)
+class _Selected:
+    """A sub-attribute of the values of a multi-valued attribute that a filter selects."""
+
+    attribute: str
+    compared: str
+    binding: Any  # scim2-models' binding of the compared sub-attribute
+    form: Any  # the filter's text in its comparison form
+    sub: str
+    adapter: TypeAdapter[Any]
+
+    def places(self, document: dict[str, Any], own: _Own) -> Iterator[_Place]:
+        values = document.get(self.attribute)
+        selected = [
+            index
+            for index, value in enumerate(values if isinstance(values, list) else ())
+            if isinstance(value, dict) and self._selects(value.get(self.compared))
+        ]
+        if not selected:
+            raise _Unassignable  # scim2-models adds a value (ScimPolicy.unmatched_path_filter)
+        values = own(document, self.attribute, list)
+        for index in selected:
+            yield own(values, index), self.sub
+
+    def _selects(self, held: Any) -> bool:
+        return isinstance(held, str) and _comparable(self.binding, held) == self.form
+
+
+@dataclass(frozen=True)
+class _Listed:
+    """A multi-valued complex attribute: its sub-attributes a filter may compare, and those
+    an assignment may write (lower case -> as spelled, and how each is read)."""
+
+    attribute: str
+    binding: Callable[[str], Any]
+    compared: dict[str, str]
+    written: dict[str, tuple[str, TypeAdapter[Any]]]
+
+    def selected(self, compared: str, text: str, written: str) -> _Selected:
+        name, target = self.compared.get(compared.lower()), self.written.get(written.lower())
+        literal = json.loads(text)
+        if name is None or target is None or not isinstance(literal, str):
+            raise _Unassignable
+        binding = self.binding(name)
+        return _Selected(self.attribute, name, binding, _comparable(binding, literal), *target)
 
 
 @dataclass(frozen=True)
 class _Table:
-    # Attribute paths (lower case) -> their place; and the paths whose value is an object
-    # written key by key (a complex attribute, an extension) -> the prefix of its keys.
+    # Attribute paths (lower case) -> their place; the paths whose value is an object
+    # written key by key (a complex attribute, an extension) -> the prefix of its keys; the
+    # multi-valued attributes a path may filter.
     targets: dict[str, _Target]
     objects: dict[str, str]
+    listed: dict[str, _Listed]
+    core: str
 
 
 class Assignments:
-    """Applies a PatchOp of single-valued assignments to a stored document."""
+    """Applies a PatchOp of assignments to a stored document."""
 
     def __init__(self, kinds: dict[str, ResourceKind]) -> None:
         self._tables = {kind.name: _table(kind) for kind in kinds.values()}
@@ -73,25 +148,28 @@ class Assignments:
         """Whether the operations changed the document, and the document they make of
         ``stored`` (which is left as it is); None if they are not all assignments."""
         table = self._tables[kind.name]
-        writes: list[tuple[_Target, Any]] = []
+        writes: list[tuple[_Target | _Selected, Any]] = []
         try:
             for operation in patch.operations or ():
                 if operation.op not in _WRITES:
                     return None
                 if operation.path is None:
                     _collect(table, "", operation.value, writes)
+                    continue
+                path = str(operation.path)
+                lowered = path.lower()
+                if lowered in table.objects:
+                    _collect(table, table.objects[lowered], operation.value, writes)
                 else:
-                    path = str(operation.path).lower()
-                    if path in table.objects:
-                        _collect(table, table.objects[path], operation.value, writes)
-                    else:
-                        writes.append((_target(table, path), operation.value))
+                    writes.append((_target(table, path), operation.value))
             return _assigned(stored, writes)
         except _Unassignable:
             return None
 
 
-def _collect(table: _Table, prefix: str, value: Any, writes: list[tuple[_Target, Any]]) -> None:
+def _collect(
+    table: _Table, prefix: str, value: Any, writes: list[tuple[_Target | _Selected, Any]]
+) -> None:
     """The writes of an object's keys, each relative to ``prefix`` (RFC 7644 §3.5.2.3: the
     attributes it leaves out are kept)."""
     if not isinstance(value, dict) or not value:
@@ -103,33 +181,41 @@ def _collect(table: _Table, prefix: str, value: Any, writes: list[tuple[_Target,
         if path in table.objects:
             _collect(table, table.objects[path], item, writes)
         else:
-            writes.append((_target(table, path), item))
+            target = table.targets.get(path)
+            if target is None:
+                raise _Unassignable
+            writes.append((target, item))
 
 
-def _target(table: _Table, path: str) -> _Target:
-    target = table.targets.get(path)
-    if target is None:
+def _target(table: _Table, path: str) -> _Target | _Selected:
+    target = table.targets.get(path.lower())
+    if target is not None:
+        return target
+    if path[: len(table.core)].lower() == table.core:
+        path = path[len(table.core) :]
+    selected = _SELECTED.fullmatch(path)
+    listed = table.listed.get(selected.group(1).lower()) if selected else None
+    if selected is None or listed is None:
         raise _Unassignable
-    return target
+    return listed.selected(*selected.group(2, 3, 4))
 
 
 def _assigned(
-    stored: dict[str, Any], writes: list[tuple[_Target, Any]]
+    stored: dict[str, Any], writes: list[tuple[_Target | _Selected, Any]]
 ) -> tuple[bool, dict[str, Any]]:
     document = dict(stored)
-    # The objects copied from ``stored`` so far, by id, so that each is copied once.
+    # The objects and lists copied from ``stored`` so far, by id, so that each is copied once.
     copied: set[int] = set()
 
-    def own(parent: dict[str, Any], key: str) -> dict[str, Any]:
-        """``parent[key]``, an object, as this document's own copy."""
-        child = parent.get(key)
-        if child is None:
+    def own(parent: Any, key: Any, kind: type = dict) -> Any:
+        child = parent[key] if isinstance(parent, list) else parent.get(key)
+        if child is None and kind is dict:
             child = parent[key] = {}
             copied.add(id(child))
-        elif not isinstance(child, dict):
+        elif not isinstance(child, kind):
             raise _Unassignable
         elif id(child) not in copied:
-            child = parent[key] = dict(child)
+            child = parent[key] = kind(child)
             copied.add(id(child))
         return child
 
@@ -141,40 +227,58 @@ def _assigned(
             value = target.adapter.validate_python(value)
         except ValidationError:
             raise _Unassignable from None
-        place = document
-        if target.extension is not None:
-            if not isinstance(document.get(target.extension), dict):
-                raise _Unassignable  # joining the resource: its URN joins "schemas"
-            place = own(document, target.extension)
-        name = target.attribute
-        if target.sub is not None:
-            place, name = own(place, name), target.sub
-        old = place.get(name)
-        if old != value or type(old) is not type(value):
-            place[name] = value
-            changed = True
+        if type(value) not in _PLAIN:
+            raise _Unassignable
+        for place, name in target.places(document, own):
+            old = place.get(name)
+            if old != value or type(old) is not type(value):
+                place[name] = value
+                changed = True
     return changed, document
+
+
+def _comparable(binding: Any, text: str) -> Any:
+    """The text in the form a filter compares it in (scim2-models' comparison key)."""
+    try:
+        return binding.comparable(text, POLICY)
+    except ValueError:
+        raise _Unassignable from None
 
 
 def _table(kind: ResourceKind) -> _Table:
     targets: dict[str, _Target] = {}
     objects: dict[str, str] = {}
+    listed: dict[str, _Listed] = {}
     for name, field in kind.model.model_fields.items():
         attribute = _scim_name(field, name)
-        adapter = _simple(kind.model, name)
+        adapter = _scalar(kind.model, name)
         if adapter is not None:
             targets[attribute.lower()] = _Target(None, attribute, None, adapter)
             continue
-        complex_ = _complex(kind.model, name)
+        complex_, multi = _complex(kind.model, name)
         if complex_ is None:
             continue
+        written = {
+            _scim_name(sub_field, sub_name): sub_adapter
+            for sub_name, sub_field in complex_.model_fields.items()
+            if (sub_adapter := _scalar(complex_, sub_name)) is not None
+        }
+        if multi:
+            compared = {
+                _scim_name(sub_field, sub_name): sub_field.annotation
+                for sub_name, sub_field in complex_.model_fields.items()
+            }
+            listed[attribute.lower()] = _Listed(
+                attribute,
+                _binder(kind.model, attribute),
+                {sub.lower(): sub for sub, type_ in compared.items() if _textual(type_)},
+                # RFC 7643 §2.4: one value at most is primary; scim2-models keeps it so.
+                {s.lower(): (s, adapter) for s, adapter in written.items() if s != "primary"},
+            )
+            continue
         objects[attribute.lower()] = f"{attribute.lower()}."
-        for sub_name, sub_field in complex_.model_fields.items():
-            sub_adapter = _simple(complex_, sub_name)
-            if sub_adapter is not None:
-                sub = _scim_name(sub_field, sub_name)
-                path = f"{attribute}.{sub}".lower()
-                targets[path] = _Target(None, attribute, sub, sub_adapter)
+        for sub, sub_adapter in written.items():
+            targets[f"{attribute}.{sub}".lower()] = _Target(None, attribute, sub, sub_adapter)
     # RFC 7644 §3.10: an attribute of the resource's own schema may be named with its URN.
     core = f"{kind.schema}:".lower()
     targets |= {core + path: target for path, target in targets.items()}
@@ -182,11 +286,15 @@ def _table(kind: ResourceKind) -> _Table:
     for urn, extension in kind.model.get_extension_models().items():
         objects[urn.lower()] = f"{urn.lower()}:"
         for name, field in extension.model_fields.items():
-            adapter = _simple(extension, name)
+            adapter = _scalar(extension, name)
             if adapter is not None:
                 attribute = _scim_name(field, name)
                 targets[f"{urn}:{attribute}".lower()] = _Target(urn, attribute, None, adapter)
-    return _Table(targets, objects)
+    return _Table(targets, objects, listed, core)
+
+
+def _binder(model: type[BaseModel], attribute: str) -> Callable[[str], Any]:
+    return cache(lambda sub: Path[model](f"{attribute}.{sub}").resolve())  # type: ignore[valid-type]
 
 
 def _scim_name(field: Any, name: str) -> str:
@@ -204,16 +312,45 @@ def _writable(model: type[BaseModel], name: str) -> bool:
     )
 
 
-def _simple(model: type[BaseModel], name: str) -> TypeAdapter[Any] | None:
-    """How the attribute's type reads a value, if it is a single-valued simple one."""
-    adapter = _SIMPLE.get(model.model_fields[name].annotation)
-    return adapter if adapter is not None and _writable(model, name) else None
-
-
-def _complex(model: type[BaseModel], name: str) -> type[BaseModel] | None:
-    """The model of a single-valued complex attribute."""
-    arguments: tuple[Any, ...] = getattr(model.model_fields[name].annotation, "__args__", ())
-    match arguments:
-        case (type() as inner, none) if none is type(None) and issubclass(inner, ComplexAttribute):
-            return inner if _writable(model, name) else None
+def _optional(annotation: Any) -> Any:
+    """``T`` of ``T | None``; None for any other annotation."""
+    match getattr(annotation, "__args__", ()):
+        case (inner, none) if none is type(None):
+            return inner
     return None
+
+
+def _scalar(model: type[BaseModel], name: str) -> TypeAdapter[Any] | None:
+    """How a single-valued attribute's type reads a value, if it holds no object or list
+    and a client may write it."""
+    annotation: Any = model.model_fields[name].annotation
+    inner = _optional(annotation)
+    if inner is None or getattr(inner, "__origin__", None) is list or _is_model(inner):
+        return None
+    return _adapter(annotation) if _writable(model, name) else None
+
+
+@cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def _textual(annotation: Any) -> bool:
+    inner = _optional(annotation)
+    return isinstance(inner, type) and issubclass(inner, str)
+
+
+def _is_model(annotation: Any) -> bool:
+    return isinstance(annotation, type) and issubclass(annotation, BaseModel)
+
+
+def _complex(model: type[BaseModel], name: str) -> tuple[type[BaseModel] | None, bool]:
+    """The model of a complex attribute a client may write, and whether it is
+    multi-valued."""
+    inner = _optional(model.model_fields[name].annotation)
+    multi = getattr(inner, "__origin__", None) is list
+    if multi:
+        inner = inner.__args__[0]
+    if isinstance(inner, type) and issubclass(inner, ComplexAttribute) and _writable(model, name):
+        return inner, multi
+    return None, False
