@@ -22,7 +22,6 @@ joins ``schemas``). ``tests/engine/test_assignments.py`` holds both to the same 
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -40,10 +39,10 @@ _WRITES = (PatchOperation.Op.add, PatchOperation.Op.replace_)
 # or bytes is dumped by the model in a form of its own).
 _PLAIN = (str, bool, int)
 # attribute[sub eq "text"].sub (RFC 7644 §3.10's valuePath with one comparison), as Entra ID
-# sends ``emails[type eq "work"].value``: the attribute, the compared sub-attribute, the
-# JSON string, the written sub-attribute.
+# sends ``emails[type eq "work"].value``: the attribute, the compared sub-attribute, the text
+# (a JSON string that needs no escape), the written sub-attribute.
 _NAME = r"[A-Za-z][A-Za-z0-9_$-]*"
-_SELECTED = re.compile(rf'({_NAME})\[({_NAME}) eq ("(?:[^"\\]|\\.)*")\]\.({_NAME})', re.ASCII)
+_SELECTED = re.compile(rf'({_NAME})\[({_NAME}) eq "([^"\\\x00-\x1f]*)"\]\.({_NAME})', re.ASCII)
 
 # A place in the document: the object that holds the value, and the value's name in it.
 _Place = tuple[dict[str, Any], str]
@@ -118,11 +117,10 @@ class _Listed:
 
     def selected(self, compared: str, text: str, written: str) -> _Selected:
         name, target = self.compared.get(compared.lower()), self.written.get(written.lower())
-        literal = json.loads(text)
-        if name is None or target is None or not isinstance(literal, str):
+        if name is None or target is None:
             raise _Unassignable
         binding = self.binding(name)
-        return _Selected(self.attribute, name, binding, _comparable(binding, literal), *target)
+        return _Selected(self.attribute, name, binding, _comparable(binding, text), *target)
 
 
 @dataclass(frozen=True)
