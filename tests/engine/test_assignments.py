@@ -85,22 +85,28 @@ ASSIGNED: list[list[dict[str, Any]]] = [
     ],
     [{"op": "Add", "path": f'{CORE}:emails[type eq "WORK"].display', "value": "{}"}],
 ]
+# Paths through filters: selecting values of the stored users or none, of a form taken
+# here or not (another operator, an escape, two comparisons), writing what scim2-models
+# writes otherwise (primary, an enum).
+FILTERED = (
+    'phoneNumbers[type eq "mobile"].value',
+    'addresses[type eq "work"].locality',
+    'emails[type eq "home"].primary',
+    'emails[value eq "c@kommun.se"].type',
+    'emails[display eq "Hemma"].value',
+    'emails[type eq "other"].value',
+    'emails[type Eq "work"].value',
+    'emails[type eq "w\\u006frk"].value',
+    'emails[type eq "w\\"ork"].value',
+    'emails[type eq "w\\qork"].value',
+    'emails[type eq "work" or type eq "home"].value',
+)
 # And others, near them or not.
 ASSIGNMENTS = [
     *ASSIGNED,
     [{"op": "replace", "value": {}}],
-    [{"op": "Replace", "path": 'phoneNumbers[type eq "mobile"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'addresses[type eq "work"].locality', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "home"].primary', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[value eq "c@kommun.se"].type', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[display eq "Hemma"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "other"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type Eq "work"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "w\\u006frk"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "w\\"ork"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "w\\qork"].value', "value": "{}"}],
-    [{"op": "Replace", "path": 'emails[type eq "work" or type eq "home"].value', "value": "{}"}],
-    [{"op": "Replace", "path": "profileUrl", "value": "{}"}],
+    *([{"op": "Replace", "path": path, "value": "{}"}] for path in FILTERED),
+    [{"op": "Replace", "path": "profileUrl", "value": "{}"}],  # a Reference, not a plain string
     [{"op": "replace", "value": {"name": "{}"}}],
     [{"op": "replace", "path": "title", "value": ["{}"]}],
     [{"op": "replace", "path": "title", "value": {"value": "{}"}}],
