@@ -107,19 +107,19 @@ class _Selected:
 
 @dataclass(frozen=True)
 class _Listed:
-    """A multi-valued complex attribute: its sub-attributes a filter may compare, and those
-    an assignment may write (lower case -> as spelled, and how each is read)."""
+    """A multi-valued complex attribute: its sub-attributes a filter may compare (lower case
+    -> as spelled, and scim2-models' binding of it), and those an assignment may write
+    (lower case -> as spelled, and how its type reads a value)."""
 
     attribute: str
-    binding: Callable[[str], Any]
-    compared: dict[str, str]
+    compared: dict[str, tuple[str, Any]]
     written: dict[str, tuple[str, TypeAdapter[Any]]]
 
     def selected(self, compared: str, text: str, written: str) -> _Selected:
-        name, target = self.compared.get(compared.lower()), self.written.get(written.lower())
-        if name is None or target is None:
+        by, target = self.compared.get(compared.lower()), self.written.get(written.lower())
+        if by is None or target is None:
             raise _Unassignable
-        binding = self.binding(name)
+        name, binding = by
         return _Selected(self.attribute, name, binding, _comparable(binding, text), *target)
 
 
@@ -263,16 +263,16 @@ def _table(kind: ResourceKind) -> _Table:
         }
         if multi:
             compared = {
-                _scim_name(sub_field, sub_name): sub_field.annotation
+                sub.lower(): (
+                    sub,
+                    Path.__class_getitem__(kind.model)(f"{attribute}.{sub}").resolve(),
+                )
                 for sub_name, sub_field in complex_.model_fields.items()
+                if _textual(sub_field.annotation) and (sub := _scim_name(sub_field, sub_name))
             }
-            listed[attribute.lower()] = _Listed(
-                attribute,
-                _binder(kind.model, attribute),
-                {sub.lower(): sub for sub, type_ in compared.items() if _textual(type_)},
-                # RFC 7643 §2.4: one value at most is primary; scim2-models keeps it so.
-                {s.lower(): (s, adapter) for s, adapter in written.items() if s != "primary"},
-            )
+            # RFC 7643 §2.4: one value at most is primary; scim2-models keeps it so.
+            writable = {s.lower(): (s, adapter) for s, adapter in written.items() if s != "primary"}
+            listed[attribute.lower()] = _Listed(attribute, compared, writable)
             continue
         objects[attribute.lower()] = f"{attribute.lower()}."
         for sub, sub_adapter in written.items():
@@ -289,10 +289,6 @@ def _table(kind: ResourceKind) -> _Table:
                 attribute = _scim_name(field, name)
                 targets[f"{urn}:{attribute}".lower()] = _Target(urn, attribute, None, adapter)
     return _Table(targets, objects, listed, core)
-
-
-def _binder(model: type[BaseModel], attribute: str) -> Callable[[str], Any]:
-    return cache(lambda sub: Path[model](f"{attribute}.{sub}").resolve())  # type: ignore[valid-type]
 
 
 def _scim_name(field: Any, name: str) -> str:
