@@ -12,10 +12,11 @@ applied; its rows come back with the result processors of its columns applied, a
 tuples of its columns. Everything else goes through SQLAlchemy.
 
 In a write's transaction (``write``, and reads on its connection) the same holds once the
-driver is in the transaction: SQLAlchemy's asyncpg adapter begins it with the transaction's
-first statement, which therefore goes through SQLAlchemy; SQLite's begins at once (``BEGIN
-IMMEDIATE``). A PATCH's UPDATE and audit record so cost 0.15 ms less of server CPU (1.9 ms
-in all). A unique key or a reference that fails is the ``IntegrityError`` SQLAlchemy raises.
+driver is in the transaction, which it is from SQLAlchemy's BEGIN on: PostgreSQL's begins
+then (``database._configure_postgresql``; SQLAlchemy's asyncpg adapter alone would begin it
+with the first statement, sending that one itself), SQLite's with ``BEGIN IMMEDIATE``. A
+PATCH's statements so cost 0.2 ms less of server CPU. A unique key or a reference that fails
+is the ``IntegrityError`` SQLAlchemy raises.
 
 A request that only reads needs no SQLAlchemy connection at all (its ``Source`` is the
 engine of ``database.reads``): each direct read takes the pool's connection for itself and
@@ -109,9 +110,9 @@ def _unheard(sync: Connection | Engine) -> bool:
 
 
 def _in_transaction(driver: Any) -> bool:
-    """Whether the driver's connection is in its transaction: SQLAlchemy begins it with the
-    first statement of its own (PostgreSQL), or with BEGIN IMMEDIATE (SQLite,
-    ``database._on_begin``), so a statement the driver sends from then on is in it too."""
+    """Whether the driver's connection is in its transaction (begun with SQLAlchemy's, in
+    ``database``), so that a statement the driver sends is in it too; not where no
+    transaction was begun, or its BEGIN failed (then SQLAlchemy sends the statement)."""
     asyncpg_in_transaction = getattr(driver, "is_in_transaction", None)
     if asyncpg_in_transaction is not None:
         return bool(asyncpg_in_transaction())
