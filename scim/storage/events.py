@@ -315,6 +315,16 @@ async def release(
     )
 
 
+async def hand_back(connection: AsyncConnection, owner: str) -> None:
+    """Give back every lease ``owner`` still holds, as it stops: its own release may have been
+    cut short by the stop, and its receivers would wait until the lease ran out."""
+    await connection.execute(
+        update(receivers)
+        .where(receivers.c.lease_owner == owner)
+        .values(lease_owner=None, lease_until=None)
+    )
+
+
 async def due(
     connection: AsyncConnection,
     receiver_id: str,

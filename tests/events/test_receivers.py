@@ -23,6 +23,7 @@ from scim.events.delivery import EVENT_URIS, Transmitter
 from scim.events.receivers import push_url_problem
 from scim.events.signing import new_key
 from scim.settings import Settings
+from scim.storage import events as stored
 from scim.storage.repository import Repository
 from scim.storage.tables import receivers, security_events
 from tests.conftest import (
@@ -182,6 +183,31 @@ def _kid(token: str) -> str:
 
     kid: str = jws.extract_compact(token.encode()).headers()["kid"]
     return kid
+
+
+async def test_a_worker_that_stops_hands_back_its_lease(
+    app: Litestar,
+    engine: AsyncEngine,
+    settings: Settings,
+    organisations: Organisations,
+    no_receivers: None,
+) -> None:
+    """A worker stopped while it held a receiver's lease (its release cut short by the stop)
+    leaves the receiver to another worker at once, not after the lease's minute: what a
+    restart's first delivery waits for."""
+    await register(engine, STATLIG, "http://127.0.0.1:9/e")
+    async with api_client(app, organisations.stockholm.token) as client:
+        created = await client.post("/Users", json=with_permission("lease", GRANT))
+        assert created.status_code == 201
+    stopping = await worker_for(engine, settings)
+    now = datetime.now(UTC)
+    async with engine.begin() as connection:
+        leased = await stored.lease(connection, stopping.owner, now, now + timedelta(minutes=1))
+    assert leased is not None
+    await stopping.close()
+    async with engine.begin() as connection:
+        taken = await stored.lease(connection, "another", now, now + timedelta(minutes=1))
+    assert taken is not None and taken.id == leased.id
 
 
 async def worker_for(
