@@ -6,6 +6,13 @@ On PostgreSQL a statement's change is first a row of ``resource_count_changes`` 
 never wait for each other on a counter); ``fold`` moves them into ``resource_counts`` and
 each worker calls it every ``FOLD_INTERVAL`` seconds (``keep_folded``). A count adds both in
 one statement, so it sees the changes committed before it, folded or not.
+
+A filtered list's count cannot be kept so; but the database also counts every write of an
+organisation's resources and memberships (migration 0017), and that number, its
+*generation*, tells a worker whether a count it made still holds: ``Known`` keeps this
+worker's recent counts with the generation each was made at, and ``checked`` reads the
+generation and counts again only if it changed, in one statement. A client paging through a
+filter's matches (RFC 7644 §3.4.2.4) so has them counted once, not once per page.
 """
 
 from __future__ import annotations
@@ -13,11 +20,16 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
+import weakref
+from collections import OrderedDict
+from collections.abc import Hashable
 from typing import Any
 
-from sqlalchemy import Select, Table, bindparam, func, select, text
+from sqlalchemy import Select, Table, bindparam, case, func, null, select, text
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from scim.storage import direct
 from scim.storage.tables import resource_count_changes, resource_counts
 
 logger = logging.getLogger("scim.counts")
@@ -32,10 +44,12 @@ _FOLD = text(
     WITH moved AS (
         DELETE FROM resource_count_changes RETURNING tenant_id, resource_type, change
     )
-    INSERT INTO resource_counts (tenant_id, resource_type, count)
-    SELECT tenant_id, resource_type, sum(change) FROM moved GROUP BY tenant_id, resource_type
-    ON CONFLICT (tenant_id, resource_type)
-    DO UPDATE SET count = resource_counts.count + excluded.count
+    INSERT INTO resource_counts (tenant_id, resource_type, count, writes)
+    SELECT tenant_id, resource_type, sum(change), count(*) FROM moved
+    GROUP BY tenant_id, resource_type
+    ON CONFLICT (tenant_id, resource_type) DO UPDATE
+    SET count = resource_counts.count + excluded.count,
+        writes = resource_counts.writes + excluded.writes
     """
 )
 
@@ -58,6 +72,82 @@ def statement(kind_names: tuple[str, ...]) -> Select[Any]:
 
     counted = total(resource_counts, "count") + total(resource_count_changes, "change")
     return select(counted.label("count"))
+
+
+def _generation() -> Any:
+    """The organisation's writes so far: folded, and one per change row not folded yet."""
+    tenant: Any = bindparam("tenant_id")
+    folded = select(func.coalesce(func.sum(resource_counts.c.writes), 0)).where(
+        resource_counts.c.tenant_id == tenant
+    )
+    pending = (
+        select(func.count())
+        .select_from(resource_count_changes)
+        .where(resource_count_changes.c.tenant_id == tenant)
+    )
+    return folded.scalar_subquery() + pending.scalar_subquery()
+
+
+def checked(count: Select[Any]) -> Select[Any]:
+    """``count`` (one row, one column) beside the organisation's generation, made only if the
+    generation is not ``known``: a CASE whose subquery both databases run only when the
+    branch is taken."""
+    # A CTE, which PostgreSQL reads once for both uses (a subquery it would inline twice).
+    generation = select(_generation().label("generation")).cte("generation")
+    unchanged = generation.c.generation == bindparam("known")
+    again = case((unchanged, null()), else_=count.scalar_subquery())
+    return select(generation.c.generation, again.label("count"))
+
+
+class Known:
+    """The filtered counts a worker made lately, each with the generation it was made at: at
+    most ``size``, the least recently used forgotten first."""
+
+    def __init__(self, size: int = 4096) -> None:
+        self.size = size
+        self._counts: OrderedDict[Hashable, tuple[int, int]] = OrderedDict()
+
+    def get(self, key: Hashable) -> tuple[int, int] | None:
+        found = self._counts.get(key)
+        if found is not None:
+            self._counts.move_to_end(key)
+        return found
+
+    def put(self, key: Hashable, generation: int, count: int) -> None:
+        self._counts[key] = (generation, count)
+        self._counts.move_to_end(key)
+        if len(self._counts) > self.size:
+            self._counts.popitem(last=False)
+
+
+# One per database (the engine of its reads): another database's generations are its own.
+_KNOWN: weakref.WeakKeyDictionary[Engine, Known] = weakref.WeakKeyDictionary()
+
+
+async def counted(
+    source: direct.Source, statement: Select[Any], key: Hashable, parameters: dict[str, Any]
+) -> int:
+    """What a ``checked`` statement counts for ``parameters``, made again only if the
+    organisation has been written since this worker counted it (``key`` and the parameters
+    name the count). Only reads outside any transaction are kept: a write's transaction sees
+    its own writes, in a generation that may never be committed."""
+    if not isinstance(source, AsyncEngine):
+        row = await direct.first(source, statement, parameters | {"known": -1})
+        return int(row.count)
+    known = _KNOWN.get(source.sync_engine)
+    if known is None:
+        known = _KNOWN[source.sync_engine] = Known()
+    named: Hashable | None = (key, *parameters.items())
+    try:
+        entry = known.get(named)
+    except TypeError:  # a value that cannot be a key (a list of them): counted every time
+        named = entry = None
+    row = await direct.first(source, statement, parameters | {"known": entry[0] if entry else -1})
+    if row.count is None and entry is not None:
+        return entry[1]
+    if named is not None:
+        known.put(named, row.generation, row.count)
+    return int(row.count)
 
 
 async def fold(connection: AsyncConnection) -> None:
@@ -83,11 +173,13 @@ async def keep_folded(engine: AsyncEngine) -> None:
             logger.warning("the resource counts were not folded; trying again", exc_info=True)
 
 
-# Every organisation's resources counted afresh, for a load that bypassed the triggers
-# (``session_replication_role = replica``, as the benchmark's loader does).
+# PostgreSQL: every organisation's resources counted afresh, for a load that bypassed the
+# triggers (``session_replication_role = replica``, as the benchmark's loader does); the
+# load is a write of each, which no generation may forget.
 RECOUNT = (
-    "DELETE FROM resource_count_changes",
-    "DELETE FROM resource_counts",
-    "INSERT INTO resource_counts (tenant_id, resource_type, count) "
-    "SELECT tenant_id, resource_type, count(*) FROM resources GROUP BY tenant_id, resource_type",
+    _FOLD.text,
+    "UPDATE resource_counts SET count = 0, writes = writes + 1",
+    "INSERT INTO resource_counts (tenant_id, resource_type, count, writes) "
+    "SELECT tenant_id, resource_type, count(*), 1 FROM resources GROUP BY tenant_id, resource_type "
+    "ON CONFLICT (tenant_id, resource_type) DO UPDATE SET count = excluded.count",
 )

@@ -235,8 +235,10 @@ class Repository:
             return int(counted.scalar_one())
         else:
             key = ("count", shape.key, tuple(kind_names))
-            statement = _KEPT.get(key, lambda: _count(kind_names, shape.named(where)))
-            parameters |= shape.values
+            statement = _KEPT.get(
+                key, lambda: counts.checked(_count(kind_names, shape.named(where)))
+            )
+            return await counts.counted(self.source, statement, key, parameters | shape.values)
         row = await direct.first(self.source, statement, parameters)
         return int(row[0])
 

@@ -169,15 +169,17 @@ resources = Table(
 # Ever-growing keys: 64 bits on PostgreSQL, SQLite's INTEGER (its rowid).
 _Sequence = BigInteger().with_variant(Integer, "sqlite")
 
-# Resources of each type per organisation, kept by triggers on ``resources`` (migration
-# 0012; ``scim.storage.counts``): on PostgreSQL the changes not folded in yet are rows of
-# ``resource_count_changes``.
+# Resources of each type per organisation, and the writes of them and of memberships, kept
+# by triggers on ``resources`` and ``members`` (migrations 0012 and 0017;
+# ``scim.storage.counts``): on PostgreSQL the changes not folded in yet are rows of
+# ``resource_count_changes``, one per statement.
 resource_counts = Table(
     "resource_counts",
     metadata,
     Column("tenant_id", Integer, primary_key=True),
     Column("resource_type", String(32), primary_key=True),
     Column("count", BigInteger, nullable=False),
+    Column("writes", BigInteger, nullable=False, server_default="0"),
 )
 resource_count_changes = Table(
     "resource_count_changes",

@@ -5,13 +5,17 @@ them: single requests, Bulk, concurrent writers, a DELETE in SQL, another organi
 from __future__ import annotations
 
 import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable, Iterator
+from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
-from sqlalchemy import func, select, text
+from sqlalchemy import bindparam, func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.storage import counts
+from scim.storage import counts, direct
 from scim.storage.database import create_engine, downgrade, upgrade
 from scim.storage.tables import resource_count_changes, resources
 from tests.conftest import (
@@ -19,7 +23,9 @@ from tests.conftest import (
     Organisations,
     api_client,
     captured,
+    create_group,
     fresh_database,
+    patch_body,
 )
 from tests.engine.conftest import create_user, user_body
 
@@ -179,3 +185,217 @@ async def _migrated_with_rows(url: str) -> None:
                 assert counted.scalar_one() == expected
     finally:
         await engine.dispose()
+
+
+# -- filtered counts, made again only after a write ---------------------------------------
+
+STARTS_WITH_F = {"filter": 'userName sw "f"', "count": "1"}
+
+
+@contextlib.contextmanager
+def checked_rows(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[Any]]:
+    """The rows of every ``counts.checked`` statement read: (generation, count), count None
+    where the generation was known and nothing was counted."""
+    seen: list[Any] = []
+    first = direct.first
+
+    async def spy(source: Any, statement: Any, parameters: Any) -> Any:
+        row = await first(source, statement, parameters)
+        if "known" in parameters:
+            seen.append(row)
+        return row
+
+    with monkeypatch.context() as patched:
+        patched.setattr(direct, "first", spy)
+        yield seen
+
+
+async def filtered_truth(engine: AsyncEngine, tenant_id: int) -> int:
+    async with engine.connect() as connection:
+        statement = (
+            select(func.count())
+            .select_from(resources)
+            .where(
+                resources.c.tenant_id == tenant_id,
+                resources.c.resource_type == "User",
+                resources.c.user_name_key.startswith("f"),
+            )
+        )
+        return int((await connection.execute(statement)).scalar_one())
+
+
+async def filtered_total(client: httpx.AsyncClient, params: dict[str, str]) -> int:
+    response = await client.get("/Users", params=params)
+    assert response.status_code == 200, response.text
+    value: int = response.json()["totalResults"]
+    return value
+
+
+async def test_a_filtered_count_is_made_again_only_after_a_write_of_the_organisation(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    organisations: Organisations,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    stockholm = organisations.stockholm.id
+    users = [await create_user(client, f"f{n}@example.se") for n in range(3)]
+    other = await create_user(client, "other@example.se")
+    group = await create_group(client, "G", [users[0]["id"]])
+    in_group = {"filter": f'groups.value eq "{group["id"]}" or userName sw "f"', "count": "1"}
+
+    async def exact_and(counted: bool, params: dict[str, str] = STARTS_WITH_F) -> None:
+        with checked_rows(monkeypatch) as rows:
+            total = await filtered_total(client, params)
+        assert len(rows) == 1
+        assert (rows[0].count is not None) == counted, rows
+        if params is STARTS_WITH_F:
+            assert total == await filtered_truth(engine, stockholm)
+
+    await exact_and(counted=True)
+    await exact_and(counted=False)  # nothing written since
+    await exact_and(counted=False)
+    # Every kind of write of the organisation makes it count again, whatever it changed.
+    writes: list[Callable[[], Awaitable[httpx.Response]]] = [
+        lambda: client.post("/Users", json=user_body("f9@example.se")),
+        lambda: client.patch(
+            f"/Users/{users[1]['id']}",
+            json=patch_body({"op": "replace", "path": "userName", "value": "g1@example.se"}),
+        ),
+        lambda: client.patch(
+            f"/Users/{other['id']}",
+            json=patch_body({"op": "replace", "path": "displayName", "value": "Annan"}),
+        ),
+        lambda: client.delete(f"/Users/{users[2]['id']}"),
+    ]
+    for write in writes:
+        assert (await write()).status_code in (200, 201, 204)
+        await exact_and(counted=True)
+        await exact_and(counted=False)
+    # A membership changes what ``groups`` matches: it counts again.
+    await exact_and(counted=True, params=in_group)
+    await exact_and(counted=False, params=in_group)
+    added = patch_body({"op": "add", "path": "members", "value": [{"value": other["id"]}]})
+    assert (await client.patch(f"/Groups/{group['id']}", json=added)).status_code in (200, 204)
+    with checked_rows(monkeypatch) as rows:
+        assert await filtered_total(client, in_group) == await filtered_truth(engine, stockholm) + 1
+    assert rows[0].count is not None
+    # Written in SQL, past the application: the database's triggers still count the write.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("INSERT INTO members (tenant_id, group_id, member_id) VALUES (:t, :g, :m)"),
+            {"t": stockholm, "g": group["id"], "m": users[1]["id"]},
+        )
+    with checked_rows(monkeypatch) as rows:
+        assert await filtered_total(client, in_group) == await filtered_truth(engine, stockholm) + 2
+    assert rows[0].count is not None
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE resources SET user_name_key = 'fx' WHERE id = :id"), {"id": other["id"]}
+        )
+    await exact_and(counted=True)
+    # Another organisation's writes are not this one's.
+    async with api_client(app, organisations.goteborg.token) as goteborg:
+        await create_user(goteborg, "f@goteborg.se")
+    await exact_and(counted=False)
+
+
+async def test_a_count_in_a_write_transaction_is_neither_kept_nor_taken(
+    engine: AsyncEngine, organisations: Organisations, client: httpx.AsyncClient
+) -> None:
+    """A write's transaction sees its own writes, in a generation that another write may
+    reach once this one is rolled back: a count made there is not kept, or the later one
+    would take it."""
+    stockholm = organisations.stockholm.id
+    created = [await create_user(client, f"f{n}@example.se") for n in range(2)]
+    statement = counts.checked(
+        select(func.count())
+        .select_from(resources)
+        .where(
+            resources.c.tenant_id == bindparam("tenant_id"),
+            resources.c.user_name_key.startswith("f"),
+        )
+    )
+    parameters = {"tenant_id": stockholm}
+    assert await counts.counted(engine, statement, "f", parameters) == 2
+    async with engine.connect() as connection:
+        transaction = await connection.begin()
+        await connection.execute(
+            text("UPDATE resources SET user_name_key = 'g' WHERE id = :id"),
+            {"id": created[0]["id"]},
+        )
+        assert await counts.counted(connection, statement, "f", parameters) == 1
+        await transaction.rollback()
+    # Another write, committed: the generation the rolled back one had reached.
+    async with engine.begin() as connection:
+        await connection.execute(
+            text("UPDATE resources SET version = version + 1 WHERE id = :id"),
+            {"id": created[1]["id"]},
+        )
+    assert await counts.counted(engine, statement, "f", parameters) == 2
+
+
+async def test_a_value_that_cannot_be_a_key_is_counted_every_time(
+    engine: AsyncEngine, organisations: Organisations, client: httpx.AsyncClient
+) -> None:
+    created = [await create_user(client, f"f{n}@example.se") for n in range(3)]
+    statement = counts.checked(
+        select(func.count())
+        .select_from(resources)
+        .where(resources.c.id.in_(bindparam("ids", expanding=True)))
+    )
+    for wanted in (created[:2], created):
+        parameters = {"tenant_id": organisations.stockholm.id, "ids": [u["id"] for u in wanted]}
+        assert await counts.counted(engine, statement, "ids", parameters) == len(wanted)
+
+
+async def test_a_fold_keeps_the_generation_and_a_recount_moves_it(
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("PostgreSQL folds and recounts")
+    for n in range(3):
+        await create_user(client, f"f{n}@example.se")
+    assert await filtered_total(client, STARTS_WITH_F) == 3
+    async with engine.begin() as connection:
+        await counts.fold(connection)
+    with checked_rows(monkeypatch) as rows:
+        assert await filtered_total(client, STARTS_WITH_F) == 3
+    assert rows[0].count is None
+    async with engine.begin() as connection:
+        for statement in counts.RECOUNT:
+            await connection.execute(text(statement))
+    with checked_rows(monkeypatch) as rows:
+        assert await filtered_total(client, STARTS_WITH_F) == 3
+    assert rows[0].count == 3
+    assert await total(client, "/Users") == 3
+
+
+async def test_filtered_counts_stay_exact_under_concurrent_writers(
+    client: httpx.AsyncClient, engine: AsyncEngine, organisations: Organisations
+) -> None:
+    kept = [await create_user(client, f"f{n}@example.se") for n in range(10)]
+
+    async def read() -> int:
+        return await filtered_total(client, STARTS_WITH_F)
+
+    results = await asyncio.gather(
+        *(client.post("/Users", json=user_body(f"fc{n}@example.se")) for n in range(15)),
+        *(client.delete(f"/Users/{user['id']}") for user in kept[:5]),
+        *(read() for _ in range(20)),
+    )
+    assert all(10 <= total <= 25 for total in results if isinstance(total, int))
+    assert await read() == await filtered_truth(engine, organisations.stockholm.id) == 20
+
+
+def test_known_counts_are_bounded_and_the_least_recently_used_go_first() -> None:
+    known = counts.Known(size=2)
+    known.put("a", 1, 10)
+    known.put("b", 1, 20)
+    assert known.get("a") == (1, 10)  # a is now the more recent
+    known.put("c", 2, 30)
+    assert known.get("b") is None
+    assert known.get("a") == (1, 10)
+    assert known.get("c") == (2, 30)
