@@ -174,8 +174,8 @@ async def keep_folded(engine: AsyncEngine) -> None:
 
 
 # PostgreSQL: every organisation's resources counted afresh, for a load that bypassed the
-# triggers (``session_replication_role = replica``, as the benchmark's loader does); the
-# load is a write of each, which no generation may forget.
+# triggers (``session_replication_role = replica``, as the benchmark's loader does). The load
+# was a write: every generation moves on, none goes back.
 RECOUNT = (
     _FOLD.text,
     "UPDATE resource_counts SET count = 0, writes = writes + 1",

@@ -230,6 +230,37 @@ def _run_case(
     )
 
 
+def _measured(
+    target: Target,
+    case: Case,
+    subject: Subject,
+    args: argparse.Namespace,
+    datasets: dict[str, load.Dataset],
+    reference_server: Server | None,
+) -> report.Row:
+    """One case on one server: ours and the floor started for it and stopped after it; the
+    users a write created deleted again, and PostgreSQL vacuumed, so that every server meets
+    the dataset as it was loaded (``load.reset``)."""
+    server = reference_server if target.kind == "reference" else None
+    if server is None:
+        server = _server(target, args, datasets)
+        server.start()
+    try:
+        row = _run_case(server, target, subject, case, args)
+    finally:
+        if server is not reference_server:
+            server.stop()
+    print(
+        f"  {target.name:<15} {row.rps:9.1f} req/s  p50 {row.p50:8.1f} ms  "
+        f"p99 {row.p99:8.1f} ms  errors {row.errors}  RSS {row.rss_mib:.0f} MiB",
+        flush=True,
+    )
+    writer = case.writes and target.kind == "scim"
+    if writer and (removed := asyncio.run(load.reset(datasets[target.dataset]))):
+        print(f"  {target.name}: removed the {removed:,} users the case created", flush=True)
+    return row
+
+
 def _machine(args: argparse.Namespace) -> dict[str, Any]:
     lscpu = subprocess.run(["lscpu"], capture_output=True, text=True).stdout
     fields = dict(line.split(":", 1) for line in lscpu.splitlines() if ":" in line)
@@ -275,35 +306,42 @@ def main(argv: list[str] | None = None) -> int:
         d = datasets[key]
         loads[key] = {"users": d.total_users, "tenants": d.tenants, "seconds": d.load_seconds}
 
-    rows: list[report.Row] = []
+    # Case by case, every server in turn: the figures a ratio compares are measured minutes
+    # apart at most, not the whole run apart (this kind of machine's speed drifts by a third
+    # within minutes). scim2-server keeps its data in memory and runs throughout; the others
+    # start anew for each case, so that none does its background work beside another's case.
+    subjects: dict[str, Subject] = {}
     on_dataset: dict[str, int] = {}
+    reference_server = None
     for target in targets:
-        server = _server(target, args, datasets)
-        print(f"{target.name}: starting (taskset -c {args.server_cpus})", flush=True)
-        server.start()
-        try:
-            if target.kind == "reference":
-                subject, seconds = _reference_subject(server, args)
-                loads["scim2-server"] = {"users": args.users, "tenants": 1, "seconds": seconds}
-                print(f"{target.name}: loaded {args.users:,} users in {seconds:.1f} s", flush=True)
-            else:
-                dataset = datasets[target.dataset]
-                share = on_dataset.get(target.dataset, 0)
-                on_dataset[target.dataset] = share + 1
-                subject = _subject(dataset, share, 2)
-            for case in cases if target.kind != "floor" else [BY_NAME["get"]]:
-                row = _run_case(server, target, subject, case, args)
-                rows.append(row)
-                print(
-                    f"  {case.name:<7} {row.rps:9.1f} req/s  p50 {row.p50:8.1f} ms  "
-                    f"p99 {row.p99:8.1f} ms  errors {row.errors}  RSS {row.rss_mib:.0f} MiB",
-                    flush=True,
+        if target.kind == "reference":
+            reference_server = _server(target, args, datasets)
+            print(f"{target.name}: starting (taskset -c {args.server_cpus})", flush=True)
+            reference_server.start()
+            subject, seconds = _reference_subject(reference_server, args)
+            loads["scim2-server"] = {"users": args.users, "tenants": 1, "seconds": seconds}
+            print(f"{target.name}: loaded {args.users:,} users in {seconds:.1f} s", flush=True)
+        elif target.kind == "scim":
+            share = on_dataset.get(target.dataset, 0)
+            on_dataset[target.dataset] = share + 1
+            subject = _subject(datasets[target.dataset], share, 2)
+        else:
+            subject = _subject(datasets[target.dataset], 0, 2)
+        subjects[target.name] = subject
+
+    rows: list[report.Row] = []
+    try:
+        for case in cases:
+            print(f"{case.name}: {case.title}", flush=True)
+            for target in targets:
+                if target.kind == "floor" and case.name != "get":
+                    continue
+                rows.append(
+                    _measured(target, case, subjects[target.name], args, datasets, reference_server)
                 )
-        finally:
-            server.stop()
-        if target.kind == "scim":
-            removed = asyncio.run(load.reset(datasets[target.dataset]))
-            print(f"{target.name}: removed the {removed:,} users the cases created", flush=True)
+    finally:
+        if reference_server is not None:
+            reference_server.stop()
 
     verdicts = report.annotate(rows)
     print()

@@ -142,6 +142,7 @@ class Case:
     per_request: int = 1
     # Reads repeat the same requests; writes change the data and are not warmed up.
     warm_up: bool = True
+    writes: bool = False
     # Concurrent clients, if not --connections: a lone client shows latency without queueing.
     connections: int | None = None
 
@@ -152,9 +153,16 @@ CASES = [
     Case("eq1", "filter userName eq, one client", user_name_eq, connections=1),
     Case("co", "filter name.familyName co", family_name_co),
     Case("sorted", "page of 100 sorted by familyName", sorted_page),
-    Case("patch", "PATCH replace name.givenName", patch_given_name, warm_up=False),
-    Case("member", "PATCH add 1 member to big group", add_member, warm_up=False),
-    Case("post", "POST /Users", create_user, warm_up=False),
-    Case("bulk", "POST /Bulk, 1,000 users", bulk_create, per_request=BULK_SIZE, warm_up=False),
+    Case("patch", "PATCH replace name.givenName", patch_given_name, warm_up=False, writes=True),
+    Case("member", "PATCH add 1 member to big group", add_member, warm_up=False, writes=True),
+    Case("post", "POST /Users", create_user, warm_up=False, writes=True),
+    Case(
+        "bulk",
+        "POST /Bulk, 1,000 users",
+        bulk_create,
+        per_request=BULK_SIZE,
+        warm_up=False,
+        writes=True,
+    ),
 ]
 BY_NAME = {case.name: case for case in CASES}
