@@ -248,7 +248,9 @@ def _measured(
     try:
         row = _run_case(server, target, subject, case, args)
     finally:
-        if server is not reference_server:
+        if server is reference_server:
+            server.settle()  # its requests still in flight would run beside the next case
+        else:
             server.stop()
     print(
         f"  {target.name:<15} {row.rps:9.1f} req/s  p50 {row.p50:8.1f} ms  "

@@ -127,6 +127,30 @@ class Server:
             processes=len(pids),
         )
 
+    def settle(self, timeout: float = 300.0) -> float:
+        """Wait until the server has finished what it was still doing (requests a run left
+        in flight: scim2-server's searches take seconds each), so that it takes no CPU from
+        whatever runs next; the seconds waited."""
+        started = time.monotonic()
+        before = self._cpu_ticks()
+        while time.monotonic() - started < timeout:
+            time.sleep(0.5)
+            now = self._cpu_ticks()
+            if now - before <= 2:  # at most 20 ms of CPU in half a second: idle
+                break
+            before = now
+        return time.monotonic() - started
+
+    def _cpu_ticks(self) -> int:
+        total = 0
+        for pid in self._processes():
+            try:
+                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            total += int(fields[11]) + int(fields[12])  # utime, stime
+        return total
+
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
             return
