@@ -204,7 +204,7 @@ def _run_case(
         "threads": min(threads, connections),
         "cpus": args.client_cpus,
     }
-    if case.warm_up:
+    if not case.writes:
         wrk.run(server.url(""), requests_file, seconds=1, **run)
     seconds = args.duration * (3 if case.per_request > 1 else 1)
     figures = wrk.run(server.url(""), requests_file, seconds=seconds, timeout=120, **run)

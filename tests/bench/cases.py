@@ -140,8 +140,7 @@ class Case:
     build: Callable[[Subject], list[Request]]
     # Resources each request creates (users/s for Bulk).
     per_request: int = 1
-    # Reads repeat the same requests; writes change the data and are not warmed up.
-    warm_up: bool = True
+    # Reads repeat the same requests and are warmed up; writes change the data (and are not).
     writes: bool = False
     # Concurrent clients, if not --connections: a lone client shows latency without queueing.
     connections: int | None = None
@@ -153,15 +152,14 @@ CASES = [
     Case("eq1", "filter userName eq, one client", user_name_eq, connections=1),
     Case("co", "filter name.familyName co", family_name_co),
     Case("sorted", "page of 100 sorted by familyName", sorted_page),
-    Case("patch", "PATCH replace name.givenName", patch_given_name, warm_up=False, writes=True),
-    Case("member", "PATCH add 1 member to big group", add_member, warm_up=False, writes=True),
-    Case("post", "POST /Users", create_user, warm_up=False, writes=True),
+    Case("patch", "PATCH replace name.givenName", patch_given_name, writes=True),
+    Case("member", "PATCH add 1 member to big group", add_member, writes=True),
+    Case("post", "POST /Users", create_user, writes=True),
     Case(
         "bulk",
         "POST /Bulk, 1,000 users",
         bulk_create,
         per_request=BULK_SIZE,
-        warm_up=False,
         writes=True,
     ),
 ]

@@ -36,18 +36,19 @@ class Memory:
     processes: int
 
 
+def _stat(pid: int | str) -> list[str] | None:
+    """The fields of /proc/PID/stat after the command (None if the process is gone); the
+    command may hold spaces and parentheses: the fields follow the last ")"."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+
+
 def _processes_in_group(group: int) -> list[int]:
     found = []
     for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        # The command may hold spaces and parentheses: the fields follow the last ")".
-        fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == group:
+        if entry.name.isdigit() and (fields := _stat(entry.name)) and int(fields[2]) == group:
             found.append(int(entry.name))
     return found
 
@@ -142,14 +143,8 @@ class Server:
         return time.monotonic() - started
 
     def _cpu_ticks(self) -> int:
-        total = 0
-        for pid in self._processes():
-            try:
-                fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            total += int(fields[11]) + int(fields[12])  # utime, stime
-        return total
+        stats = [_stat(pid) for pid in self._processes()]
+        return sum(int(f[11]) + int(f[12]) for f in stats if f)  # utime, stime
 
     def stop(self) -> None:
         if self.process is None or self.process.poll() is not None:
