@@ -107,10 +107,19 @@ _POSTGRES_DOWN = (
 )
 
 
-def _sqlite_write(row: str, kind: str, change: str, event: str, table: str) -> str:
-    """A row trigger adding ``change`` to the count of ``kind`` and one to its writes."""
-    name = f"{table}_{event.lower()}"
-    return f"""
+# SQLite's row triggers, each adding ``change`` to the count of ``kind`` and one to its
+# writes: (table, event, the row, kind, change). Migration 0012's two are replaced.
+_SQLITE_TRIGGERS = (
+    ("resources", "INSERT", "NEW", "NEW.resource_type", "1"),
+    ("resources", "DELETE", "OLD", "OLD.resource_type", "-1"),
+    ("resources", "UPDATE", "NEW", "NEW.resource_type", "0"),
+    ("members", "INSERT", "NEW", "'Group'", "0"),
+    ("members", "DELETE", "OLD", "'Group'", "0"),
+    ("members", "UPDATE", "NEW", "'Group'", "0"),
+)
+_SQLITE_NAMES = tuple(f"{table}_{event.lower()}" for table, event, *_ in _SQLITE_TRIGGERS)
+_SQLITE = tuple(
+    f"""
     CREATE TRIGGER {name} AFTER {event} ON {table} BEGIN
         INSERT INTO resource_counts (tenant_id, resource_type, count, writes)
         VALUES ({row}.tenant_id, {kind}, {change}, 1)
@@ -118,16 +127,7 @@ def _sqlite_write(row: str, kind: str, change: str, event: str, table: str) -> s
         DO UPDATE SET count = count + {change}, writes = writes + 1;
     END
     """
-
-
-# Migration 0012's two, replaced, and the new ones; named by table and event.
-_SQLITE = (
-    _sqlite_write("NEW", "NEW.resource_type", "1", "INSERT", "resources"),
-    _sqlite_write("OLD", "OLD.resource_type", "-1", "DELETE", "resources"),
-    _sqlite_write("NEW", "NEW.resource_type", "0", "UPDATE", "resources"),
-    _sqlite_write("NEW", "'Group'", "0", "INSERT", "members"),
-    _sqlite_write("OLD", "'Group'", "0", "DELETE", "members"),
-    _sqlite_write("NEW", "'Group'", "0", "UPDATE", "members"),
+    for name, (table, event, row, kind, change) in zip(_SQLITE_NAMES, _SQLITE_TRIGGERS, strict=True)
 )
 _SQLITE_0012 = (
     """
@@ -143,14 +143,6 @@ _SQLITE_0012 = (
         WHERE tenant_id = OLD.tenant_id AND resource_type = OLD.resource_type;
     END
     """,
-)
-_SQLITE_NAMES = (
-    "resources_insert",
-    "resources_delete",
-    "resources_update",
-    "members_insert",
-    "members_delete",
-    "members_update",
 )
 
 
