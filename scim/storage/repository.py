@@ -19,6 +19,7 @@ from sqlalchemy import (
     ColumnElement,
     CompoundSelect,
     FromClause,
+    Insert,
     Integer,
     Row,
     Select,
@@ -31,6 +32,7 @@ from sqlalchemy import (
     func,
     insert,
     literal,
+    or_,
     select,
     true,
     union_all,
@@ -47,7 +49,7 @@ from scim.recent import Recent
 from scim.storage import counts, direct, filters, kept
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
-from scim.storage.tables import administrators, audit_log, members, resources
+from scim.storage.tables import administrators, audit_log, members, receivers, resources
 
 # What is read of each related resource besides id and display: name → path in its data
 # (``scim.hooks.Related``).
@@ -429,6 +431,60 @@ class Repository:
             raise UniquenessConflict(str(error.orig)) from error
         return bool(written)
 
+    async def update_recorded(
+        self, resource_id: str, version: int, values: dict[str, Any], record: dict[str, Any]
+    ) -> bool:
+        """PostgreSQL: ``update`` and its audit record (``audit.entry``) in one statement, on
+        the engine of ``database.reads``: the statement is its own transaction, one round
+        trip where a transaction takes four (BEGIN, UPDATE, INSERT, COMMIT). False, and
+        nothing written, if someone else wrote first."""
+        parameters = {
+            **values,
+            **{f"record_{name}": value for name, value in record.items()},
+            "in_tenant": self.tenant_id,
+            "resource_id": resource_id,
+            "expected_version": version,
+        }
+        statement = _update_recorded(tuple(values), tuple(record))
+        try:
+            written = await direct.first(self.source, statement, parameters)
+        except IntegrityError as error:
+            raise UniquenessConflict(str(error.orig)) from error
+        return bool(written.written)
+
+    async def insert_recorded(
+        self,
+        row: dict[str, Any],
+        record: dict[str, Any],
+        person: str | None,
+        audiences: Sequence[str],
+    ) -> bool:
+        """PostgreSQL: a new resource of this tenant (``row``) and its audit record
+        (``audit.entry``) in one statement, on the engine of ``database.reads``: its own
+        transaction, one round trip where a transaction takes five or more. Written only if
+        no administrator of this tenant has the ``person`` key, and no receiver hears the
+        ``audiences`` of events the write would make in this tenant: False, and nothing
+        written, where the write is the transaction's to make (which refuses it, or writes
+        the events). UniquenessConflict if a unique key is taken.
+
+        Administrator and user stay exclusive roles (``identities.hold_users``): the INSERT
+        holds its ROW EXCLUSIVE lock on ``resources`` before PostgreSQL takes the snapshot
+        in which the statement looks for the administrator, as a check after the write
+        does."""
+        parameters = {
+            "tenant_id": self.tenant_id,
+            **row,
+            **{f"record_{name}": value for name, value in record.items()},
+            "hsa_id": person,
+            "audiences": list(audiences),
+        }
+        statement = _insert_recorded(tuple(row), tuple(record))
+        try:
+            written = await direct.first(self.source, statement, parameters)
+        except IntegrityError as error:
+            raise _conflict(error) from error
+        return bool(written.written)
+
     async def touch(self, resource_id: str, version: int, now: datetime) -> bool:
         return await self.update(
             resource_id, version, {"version": version + 1, "last_modified": now}
@@ -602,6 +658,40 @@ _IS_ADMINISTRATOR = select(administrators.c.id).where(
     administrators.c.tenant_id == bindparam("tenant_id"),
     administrators.c.hsa_id == bindparam("hsa_id"),
 )
+
+
+def _recorded(written: Insert | Update, recorded: tuple[str, ...]) -> Select[Any]:
+    """A write of one resource and the INSERT of its audit record (its columns bound as
+    ``record_{name}``) for the row it wrote, if it wrote one: data-modifying CTEs, which
+    PostgreSQL runs once each, to completion. The number of rows written."""
+    done = written.returning(resources.c.id).cte("written")
+    record = select(
+        *(bindparam(f"record_{name}", type_=audit_log.c[name].type) for name in recorded)
+    ).select_from(done)
+    logged = insert(audit_log).from_select(list(recorded), record).cte("logged")
+    return select(func.count().label("written")).select_from(done).add_cte(logged)
+
+
+@cache
+def _update_recorded(columns: tuple[str, ...], recorded: tuple[str, ...]) -> Select[Any]:
+    """``Repository.update_recorded``."""
+    return _recorded(_update(columns), recorded)
+
+
+@cache
+def _insert_recorded(columns: tuple[str, ...], recorded: tuple[str, ...]) -> Select[Any]:
+    """``Repository.insert_recorded``: the row's values, selected where no administrator
+    has its person key and no receiver hears the audiences in its tenant."""
+    heard = select(receivers.c.id).where(
+        receivers.c.audience == func.any(bindparam("audiences", type_=ARRAY(String))),
+        or_(receivers.c.tenant_id.is_(None), receivers.c.tenant_id == bindparam("tenant_id")),
+    )
+    values = select(
+        bindparam("tenant_id", type_=Integer),
+        *(bindparam(name, type_=resources.c[name].type) for name in columns),
+    ).where(~_IS_ADMINISTRATOR.exists(), ~heard.exists())
+    inserted = insert(resources).from_select(["tenant_id", *columns], values)
+    return _recorded(inserted, recorded)
 
 
 @cache

@@ -1,0 +1,188 @@
+"""Writes in one statement (PostgreSQL): a user's POST, and a PATCH of any resource but a
+group, is written with its audit record by one statement that is its own transaction
+(``ResourceService._created_alone``, ``_written_alone``). Where that cannot be (a key taken,
+another request wrote first) the transaction makes the write, with its answers."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import httpx
+import pytest
+from litestar import Litestar
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from scim.storage.tables import audit_log
+from tests.conftest import captured, patch_body
+from tests.engine.conftest import create_user, user_body
+
+
+@pytest.fixture(autouse=True)
+def postgres_only(engine: AsyncEngine) -> None:
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes in a transaction: it has no statement that writes two tables")
+
+
+async def actions(engine: AsyncEngine, resource_id: str) -> list[str]:
+    """The audit log's actions on a resource, oldest first."""
+    async with engine.connect() as connection:
+        statement = (
+            select(audit_log.c.action)
+            .where(audit_log.c.resource_id == resource_id)
+            .order_by(audit_log.c.id)
+        )
+        return list((await connection.execute(statement)).scalars())
+
+
+def writes(statements: list[str]) -> list[str]:
+    return [s for s in statements if not s.lstrip().upper().startswith("SELECT")]
+
+
+async def test_a_user_is_created_and_patched_by_one_statement_each_with_its_record(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    with captured(app.state.engine) as seen:
+        user = await create_user(client, "ensam@example.se", name={"givenName": "Ada"})
+    (written,) = writes(seen)
+    assert written.startswith("WITH written AS \n(INSERT INTO resources"), written
+    assert user["meta"]["version"] == 'W/"1"'
+    location = f"/Users/{user['id']}"
+
+    with captured(app.state.engine) as seen:
+        response = await client.patch(
+            location,
+            json=patch_body({"op": "replace", "path": "name.givenName", "value": "Beda"}),
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["name"]["givenName"] == "Beda"
+    assert response.headers["etag"] == 'W/"2"'
+    assert len(writes(seen)) == 1 and "UPDATE resources" in writes(seen)[0], seen
+
+    read = (await client.get(location)).json()
+    assert read["name"]["givenName"] == "Beda"
+    assert read["meta"] == response.json()["meta"]
+    assert await actions(engine, user["id"]) == ["User.create", "User.patch"]
+
+    # A PATCH that changes nothing writes nothing, not even a record.
+    with captured(app.state.engine) as seen:
+        same = await client.patch(
+            location,
+            json=patch_body({"op": "replace", "path": "name.givenName", "value": "Beda"}),
+        )
+    assert same.status_code == 200 and same.headers["etag"] == 'W/"2"'
+    assert writes(seen) == []
+    assert await actions(engine, user["id"]) == ["User.create", "User.patch"]
+
+
+async def test_a_refused_write_leaves_nothing_and_says_why(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    first = await create_user(client, "forst@example.se")
+    second = await create_user(client, "andra@example.se")
+    taken = await client.post("/Users", json=user_body("FORST@example.se"))
+    assert taken.status_code == 409, taken.text
+    assert taken.json()["scimType"] == "uniqueness"
+
+    response = await client.patch(
+        f"/Users/{second['id']}",
+        json=patch_body({"op": "replace", "path": "userName", "value": "forst@example.se"}),
+    )
+    assert response.status_code == 409 and response.json()["scimType"] == "uniqueness"
+    assert await actions(engine, second["id"]) == ["User.create"]
+    assert await actions(engine, first["id"]) == ["User.create"]
+
+    stale = await client.patch(
+        f"/Users/{second['id']}",
+        json=patch_body({"op": "replace", "path": "title", "value": "Ny"}),
+        headers={"If-Match": 'W/"7"'},
+    )
+    assert stale.status_code == 412, stale.text
+    missing = await client.patch(
+        "/Users/00000000-0000-0000-0000-000000000000",
+        json=patch_body({"op": "replace", "path": "title", "value": "Ny"}),
+    )
+    assert missing.status_code == 404, missing.text
+    assert await actions(engine, second["id"]) == ["User.create"]
+
+
+async def test_concurrent_patches_of_one_user_lose_nothing(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Twenty PATCHes of one user at once, each adding an address: each is read and applied
+    before its write, which writes nothing if another wrote first; the transaction then
+    applies it again to what that one wrote."""
+    user = await create_user(client, "trangt@example.se")
+    location = f"/Users/{user['id']}"
+
+    async def add(n: int) -> httpx.Response:
+        email: dict[str, Any] = {"value": f"e{n}@example.se", "type": "other"}
+        return await client.patch(
+            location, json=patch_body({"op": "add", "path": "emails", "value": [email]})
+        )
+
+    responses = await asyncio.gather(*(add(n) for n in range(20)))
+    assert [r.status_code for r in responses] == [200] * 20
+    read = (await client.get(location)).json()
+    assert sorted(e["value"] for e in read["emails"]) == sorted(
+        f"e{n}@example.se" for n in range(20)
+    )
+    assert read["meta"]["version"] == 'W/"21"'
+    assert sorted(r.headers["etag"] for r in responses) == sorted(f'W/"{n}"' for n in range(2, 22))
+    assert await actions(engine, user["id"]) == ["User.create"] + ["User.patch"] * 20
+
+
+async def test_a_put_is_one_statement_and_a_write_between_its_read_and_write_is_seen(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    engine: AsyncEngine,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """PUT (Okta's update) is made on the version read and written by one statement; where
+    another request writes between the two, the transaction replaces what that one wrote."""
+    user = await create_user(client, "ersatt@example.se", title="Före")
+    location = f"/Users/{user['id']}"
+    body = user_body("ersatt@example.se", title="Efter", displayName="Ersatt")
+    with captured(app.state.engine) as seen:
+        response = await client.put(location, json=body)
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == 'W/"2"'
+    assert len(writes(seen)) == 1 and "UPDATE resources" in writes(seen)[0], seen
+    with captured(app.state.engine) as seen:
+        same = await client.put(location, json=body)
+    assert same.status_code == 200 and same.headers["etag"] == 'W/"2"'
+    assert writes(seen) == []
+
+    service = app.state.service
+    alone = service._written_alone
+    sent: list[int] = []
+
+    async def and_meanwhile(*args: Any, **options: Any) -> Any:
+        if not sent:
+            sent.append(0)
+            meanwhile = await client.patch(
+                location, json=patch_body({"op": "replace", "path": "title", "value": "Under"})
+            )
+            sent.append(meanwhile.status_code)
+        return await alone(*args, **options)
+
+    monkeypatch.setattr(service, "_written_alone", and_meanwhile)
+    body = user_body("ersatt@example.se", title="Sist", displayName="Ersatt")
+    response = await client.put(location, json=body)
+    assert sent == [0, 200]
+    assert response.status_code == 200, response.text
+    assert response.headers["etag"] == 'W/"4"'
+    read = (await client.get(location)).json()
+    assert (read["title"], read["displayName"], read["meta"]["version"]) == (
+        "Sist",
+        "Ersatt",
+        'W/"4"',
+    )
+    assert read["meta"]["created"] == user["meta"]["created"]
+    assert await actions(engine, user["id"]) == [
+        "User.create",
+        "User.replace",
+        "User.patch",
+        "User.replace",
+    ]
