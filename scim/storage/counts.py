@@ -92,8 +92,10 @@ def checked(count: Select[Any]) -> Select[Any]:
     """``count`` (one row, one column) beside the organisation's generation, made only if the
     generation is not ``known``: a CASE whose subquery both databases run only when the
     branch is taken."""
-    # A CTE, which PostgreSQL reads once for both uses (a subquery it would inline twice).
+    # Made once for both uses: PostgreSQL would inline a CTE referenced once in FROM, and
+    # so read the changes twice (InitPlans 2 and 4 of the plan, each as long as the other).
     generation = select(_generation().label("generation")).cte("generation")
+    generation = generation.prefix_with("MATERIALIZED")
     unchanged = generation.c.generation == bindparam("known")
     again = case((unchanged, null()), else_=count.scalar_subquery())
     return select(generation.c.generation, again.label("count"))
