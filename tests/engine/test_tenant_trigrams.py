@@ -12,6 +12,7 @@ from litestar import Litestar
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from scim.storage.database import reads
 from tests.conftest import sent_by
 from tests.engine.conftest import create_user
 
@@ -173,3 +174,49 @@ async def test_postgresql_keeps_one_entry_per_name_in_the_keys_index(
         columns = await index_columns(connection)
     assert ["tenant_id", "resource_type", key] in columns, columns
     assert not any(c[:3] == ["tenant_id", "resource_type", key] and len(c) > 3 for c in columns)
+
+
+@pytest.mark.parametrize(
+    ("attribute", "key"),
+    [
+        ("userName", "user_name_key"),
+        ("displayName", "display_name_key"),
+        ("name.familyName", "family_name_key"),
+        ("name.givenName", "given_name_key"),
+    ],
+)
+async def test_postgresql_walks_a_page_of_pattern_matches_in_the_listing_index_alone(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine, attribute: str, key: str
+) -> None:
+    """A fragment with enough matches is paged by walking the organisation in id order until
+    a page matches. Each resource passed over was read from the table to test its key (26 ms
+    for a page of a surname fragment matching 1.5% of 166,666 users); the listing index holds
+    the name keys (migration 0018), and the walk reads none (2.6 ms). The walk is forced
+    here: which plan PostgreSQL picks depends on the data (the benchmark's ``co`` case)."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite pages such matches in each key's own index")
+    fragment = uuid.uuid4().hex[:8]
+    await create_user(
+        client,
+        f"{fragment}@example.se",
+        name={"familyName": f"{fragment}son", "givenName": f"{fragment}a"},
+        displayName=f"Anna {fragment}",
+    )
+    with sent_by(app.state.service.read_engine, "SELECT RESOURCES.ID") as sent:
+        response = await client.get(
+            "/Users", params={"filter": f'{attribute} co "{fragment}"', "count": "1"}
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()["totalResults"] == 1
+    ((statement, parameters),) = sent
+    async with reads(engine).connect() as connection:  # VACUUM runs in no transaction
+        await connection.execute(text("VACUUM resources"))
+    async with engine.connect() as connection:
+        for method in ("bitmapscan", "seqscan", "sort"):  # the walk in id order, no other
+            await connection.execute(text(f"SET enable_{method} = off"))
+        plan = "\n".join(
+            row[0]
+            for row in await connection.exec_driver_sql("EXPLAIN ANALYZE " + statement, parameters)
+        )
+    assert "Index Only Scan using ix_resources_listing" in plan, plan
+    assert f"{key})::text ~~" in plan, plan
