@@ -58,6 +58,32 @@ async def sqlite_plan(connection: AsyncConnection, statement: str, parameters: A
     return str(plan.all())
 
 
+async def users_named_after(client: httpx.AsyncClient, how_many: int) -> str:
+    """Users whose every name key holds a new fragment; the fragment."""
+    fragment = uuid.uuid4().hex[:8]
+    for n in range(how_many):
+        await create_user(
+            client,
+            f"counted.{fragment}.{n}@example.se",
+            name={"familyName": f"{fragment}son", "givenName": f"{fragment}{n}"},
+            displayName=f"Anna {fragment}",
+        )
+    return fragment
+
+
+async def sent_for(
+    app: Litestar, client: httpx.AsyncClient, filter_: str, start: str, matches: int
+) -> tuple[str, Any]:
+    """The statement beginning with ``start`` that a search of users with ``filter_``
+    sends, and its parameters; the search finds ``matches`` users."""
+    with sent_by(app.state.service.read_engine, start) as sent:
+        response = await client.get("/Users", params={"filter": filter_, "count": "1"})
+    assert response.status_code == 200, response.text
+    assert response.json()["totalResults"] == matches
+    ((statement, parameters),) = sent
+    return statement, parameters
+
+
 # The filters a count must answer from an index: one on each name key, and the columns
 # each reads. (One over several keys, joined by ``or``, has no index holding them all.)
 COUNTED = [
@@ -80,21 +106,10 @@ async def test_a_filtered_count_reads_an_index_alone(
     if key == "user_name_key" and engine.dialect.name == "sqlite":
         pytest.skip("userName's unique index holds no type on SQLite")
     read = {"tenant_id", "resource_type", key}
-    fragment = uuid.uuid4().hex[:8]
-    for n in range(3):
-        await create_user(
-            client,
-            f"counted.{fragment}.{n}@example.se",
-            name={"familyName": f"{fragment}son", "givenName": f"{fragment}{n}"},
-            displayName=f"Anna {fragment}",
-        )
-    with sent_by(app.state.service.read_engine, "WITH GENERATION") as sent:
-        response = await client.get(
-            "/Users", params={"filter": template.format(f=fragment), "count": "1"}
-        )
-    assert response.status_code == 200, response.text
-    assert response.json()["totalResults"] == 3
-    ((statement, parameters),) = sent
+    fragment = await users_named_after(client, 3)
+    statement, parameters = await sent_for(
+        app, client, template.format(f=fragment), "WITH GENERATION", 3
+    )
     async with engine.connect() as connection:
         if engine.dialect.name == "sqlite":
             plan = await sqlite_plan(connection, statement, parameters)
@@ -195,20 +210,10 @@ async def test_postgresql_walks_a_page_of_pattern_matches_in_the_listing_index_a
     here: which plan PostgreSQL picks depends on the data (the benchmark's ``co`` case)."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite pages such matches in each key's own index")
-    fragment = uuid.uuid4().hex[:8]
-    await create_user(
-        client,
-        f"{fragment}@example.se",
-        name={"familyName": f"{fragment}son", "givenName": f"{fragment}a"},
-        displayName=f"Anna {fragment}",
+    fragment = await users_named_after(client, 1)
+    statement, parameters = await sent_for(
+        app, client, f'{attribute} co "{fragment}"', "SELECT RESOURCES.ID", 1
     )
-    with sent_by(app.state.service.read_engine, "SELECT RESOURCES.ID") as sent:
-        response = await client.get(
-            "/Users", params={"filter": f'{attribute} co "{fragment}"', "count": "1"}
-        )
-    assert response.status_code == 200, response.text
-    assert response.json()["totalResults"] == 1
-    ((statement, parameters),) = sent
     async with reads(engine).connect() as connection:  # VACUUM runs in no transaction
         await connection.execute(text("VACUUM resources"))
     async with engine.connect() as connection:
