@@ -712,6 +712,31 @@ class ResourceService:
             return row
         return stored._replace(relations=getattr(row, "relations", _NOT_READ))
 
+    def _unchanged_relations(self, kind: ResourceKind, plan: Plan | None) -> Fields | None:
+        """What ``plan`` shows of a resource's relations that a write of it cannot change (a
+        User's groups), read with the resource so that the answer needs no read after the
+        write; None for a group (its members are read again) or without a plan."""
+        if plan is None or kind.name == "Group":
+            return None
+        return self._relations(kind, plan)
+
+    async def _ahead(
+        self,
+        caller: Caller,
+        kind: ResourceKind,
+        resource_id: str,
+        if_match: str | None,
+        relations: Fields | None = None,
+    ) -> Row[Any] | None:
+        """The resource as stored now, read before a write's transaction to make the write
+        on it; None if there is none, or the request would fail on If-Match instead (the
+        transaction gives those answers)."""
+        repository = _repository(self.read_engine, caller)
+        row = await repository.get(kind.name, resource_id, relations=relations)
+        if row is None or not if_match_allows(if_match, row.version):
+            return None
+        return row
+
     async def _locked(
         self,
         repository: Repository,
@@ -723,9 +748,7 @@ class ResourceService:
         """The resource, locked for the write; with what ``plan`` shows of its relations
         when the write cannot change them (a User's groups), so that the answer needs no
         read after the write (``_as_written``)."""
-        relations = None
-        if plan is not None and kind.name != "Group":
-            relations = self._relations(kind, plan)
+        relations = self._unchanged_relations(kind, plan)
         row = await repository.get(kind.name, resource_id, relations=relations, for_update=True)
         if row is None:
             raise NotFoundException(detail=f"{kind.name} {resource_id} not found")
@@ -750,10 +773,9 @@ class ResourceService:
         new_members = _members(getattr(model, "members", None)) if kind.name == "Group" else []
         ahead: tuple[Row[Any], dict[str, Any]] | None = None
         if self._alone(kind):
-            relations = self._relations(kind, plan) if plan is not None else None
-            repository = _repository(self.read_engine, caller)
-            row = await repository.get(kind.name, resource_id, relations=relations)
-            if row is not None and if_match_allows(if_match, row.version):
+            relations = self._unchanged_relations(kind, plan)
+            row = await self._ahead(caller, kind, resource_id, if_match, relations)
+            if row is not None:
                 ahead = row, self._replaced(kind, model, row)
                 answer = await self._written_alone(
                     caller, kind, ahead, "replace", body, plan, unless_same=True
@@ -971,7 +993,7 @@ class ResourceService:
         alone = self._alone(kind)
         applied = None
         if patch is not None and (alone or len(operations) > _APPLIED_AHEAD):
-            relations = self._relations(kind, plan) if alone and plan is not None else None
+            relations = self._unchanged_relations(kind, plan) if alone else None
             applied = await self._patched_ahead(
                 caller, kind, resource_id, if_match, patch, relations
             )
@@ -1046,15 +1068,16 @@ class ResourceService:
         the write) or a change that security events may tell (``Outbox.inputs_differ``)."""
         row, document = ahead
         if document is not None:
-            person_changed = kind.person(document) != kind.person(row.data)
-            if person_changed or self.outbox(caller).inputs_differ(row.data, document):
-                return None
+            # As ``_write``: the document as the domain prepares it is what is compared.
             keys = self._keys(kind, document, row.data, caller.tenant)
             if unless_same and document == row.data:
                 document = None
         if document is None:
             # Nothing to write: the resource as it was read, as the transaction answers.
             return self._written(caller, kind, row.id, row.version, row, plan)
+        person_changed = kind.person(document) != kind.person(row.data)
+        if person_changed or self.outbox(caller).inputs_differ(row.data, document):
+            return None
         stored, values = _next_version(row, document, keys)
         record = _audited(caller, kind, action, row.id, body)
         repository = _repository(self.read_engine, caller)
@@ -1075,12 +1098,9 @@ class ResourceService:
         patch: PatchOp[Any],
         relations: Fields | None = None,
     ) -> tuple[Row[Any], bool, dict[str, Any] | None] | None:
-        """``_patched`` on the stored version as read now (with its ``relations``), and
-        that row; None if there is none to read, or the request would fail on If-Match
-        instead (the transaction gives those answers)."""
-        repository = _repository(self.read_engine, caller)
-        row = await repository.get(kind.name, resource_id, relations=relations)
-        if row is None or not if_match_allows(if_match, row.version):
+        """``_patched`` on the stored version as read now (``_ahead``), and that row."""
+        row = await self._ahead(caller, kind, resource_id, if_match, relations)
+        if row is None:
             return None
         # A refusal here is the answer the request would have had a moment ago: it changes
         # nothing, so it may be given without the transaction.

@@ -74,12 +74,14 @@ _LISTENERS = (
 )
 
 
+def hearing(tenant_id: Any) -> ColumnElement[bool]:
+    """Whether a receiver hears the events of organisation ``tenant_id``: it hears those of
+    every organisation (tenant_id NULL) or of that one."""
+    return or_(receivers.c.tenant_id.is_(None), receivers.c.tenant_id == tenant_id)
+
+
 # The audiences some receiver hears in one organisation's events.
-_HEARD_IN = (
-    select(receivers.c.audience)
-    .where(or_(receivers.c.tenant_id.is_(None), receivers.c.tenant_id == bindparam("tenant_id")))
-    .distinct()
-)
+_HEARD_IN = select(receivers.c.audience).where(hearing(bindparam("tenant_id"))).distinct()
 
 
 async def heard_in(connection: AsyncConnection, tenant_id: int) -> frozenset[str]:

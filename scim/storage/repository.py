@@ -32,7 +32,6 @@ from sqlalchemy import (
     func,
     insert,
     literal,
-    or_,
     select,
     true,
     union_all,
@@ -46,7 +45,7 @@ from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
 from scim.recent import Recent
-from scim.storage import counts, direct, filters, kept
+from scim.storage import counts, direct, events, filters, kept
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, receivers, resources
@@ -417,14 +416,17 @@ class Repository:
         assert driver is not None and driver.is_in_transaction(), "COPY outside the transaction"
         await driver.copy_records_to_table(table.name, records=records, columns=columns)
 
-    async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
-        """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
-        parameters = {
-            **values,
+    def _expected(self, resource_id: str, version: int) -> dict[str, Any]:
+        """The parameters of ``_update`` that name the row and the version it must have."""
+        return {
             "in_tenant": self.tenant_id,
             "resource_id": resource_id,
             "expected_version": version,
         }
+
+    async def update(self, resource_id: str, version: int, values: dict[str, Any]) -> bool:
+        """Write ``values`` if the row still has ``version``; False if someone else wrote first."""
+        parameters = {**values, **self._expected(resource_id, version)}
         try:
             written = await direct.write(self.connection, _update(tuple(values)), parameters)
         except IntegrityError as error:
@@ -441,9 +443,7 @@ class Repository:
         parameters = {
             **values,
             **{f"record_{name}": value for name, value in record.items()},
-            "in_tenant": self.tenant_id,
-            "resource_id": resource_id,
-            "expected_version": version,
+            **self._expected(resource_id, version),
         }
         statement = _update_recorded(tuple(values), tuple(record))
         try:
@@ -684,7 +684,7 @@ def _insert_recorded(columns: tuple[str, ...], recorded: tuple[str, ...]) -> Sel
     has its person key and no receiver hears the audiences in its tenant."""
     heard = select(receivers.c.id).where(
         receivers.c.audience == func.any(bindparam("audiences", type_=ARRAY(String))),
-        or_(receivers.c.tenant_id.is_(None), receivers.c.tenant_id == bindparam("tenant_id")),
+        events.hearing(bindparam("tenant_id")),
     )
     values = select(
         bindparam("tenant_id", type_=Integer),
