@@ -46,6 +46,7 @@ from scim.events.changes import PATCH, PUT, Outbox, View
 from scim.hooks import Tenant
 from scim.protocol import membership, paging
 from scim.protocol.assignments import Assignments
+from scim.protocol.creations import Creations
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
 from scim.protocol.patches import Patches
@@ -247,6 +248,7 @@ class ResourceService:
         self._cursor_secret = str(settings.cursor_secret).encode()
         self.searches = Searches()
         self.patches = Patches()
+        self.creations = Creations(registry.provider.policy)
         self.assignments = Assignments(registry.kinds)
         # Search shapes compiled (``_compiled``), per worker.
         self._shapes = Recent(1024)
@@ -635,6 +637,15 @@ class ResourceService:
         related = [] if self._relations(draft.kind, plan) is not None else _NOT_READ
         return Stored(draft.resource_id, draft.document, at, at, 1, related)
 
+    def new_document(self, kind: ResourceKind, body: dict[str, Any]) -> dict[str, Any]:
+        """The document to store of a creation body, validated whole: what ``Creations``
+        learns a shape's from."""
+        model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
+        # Validated for creation, the model holds no read-only attribute any more
+        # (scim2-models drops them, RFC 7643 §7): the plain dump equals the request
+        # dump, which would look for them again, at half the cost.
+        return self._storable(kind, model, Context.DEFAULT)
+
     def draft(
         self,
         kind: ResourceKind,
@@ -647,13 +658,17 @@ class ResourceService:
         together (``CreateBatch``)."""
         draft = Draft(kind, resource_id or str(uuid.uuid4()), body)
         try:
-            model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
-            if kind.name == "Group":
+            if kind.name == "Group":  # its members are the model's
+                model = self._validate(kind, body, Context.RESOURCE_CREATION_REQUEST)
                 draft.members = _members(getattr(model, "members", None))
-            # Validated for creation, the model holds no read-only attribute any more
-            # (scim2-models drops them, RFC 7643 §7): the plain dump equals the request
-            # dump, which would look for them again, at half the cost.
-            draft.document = self._storable(kind, model, Context.DEFAULT)
+                draft.document = self._storable(kind, model, Context.DEFAULT)
+            else:
+                draft.document = self.creations.document(
+                    kind.model,
+                    partial(self.new_document, kind),
+                    body,
+                    tuple(kind.required_strings.values()),
+                )
         except SCIMException as error:
             draft.invalid = error
             return draft
@@ -1497,11 +1512,9 @@ def _names_password(name: Any) -> bool:
 
 def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:
     """RFC 7643 §2.2: a required string must hold a value; blank is none."""
-    for name in kind.required_strings:
+    for name, scim_name in kind.required_strings.items():
         value = getattr(model, name, None)
         if isinstance(value, str) and not value.strip():
-            field = kind.model.model_fields[name]
-            scim_name = field.serialization_alias or field.alias or name
             raise InvalidValueException(detail=f"{scim_name} must not be empty")
 
 
