@@ -863,7 +863,13 @@ class ResourceService:
         tenant: Tenant,
     ) -> dict[str, Any]:
         """What a write of ``document`` over ``previous`` must pass besides validation: the
-        domain's preparation; then the search keys of the document as it will be stored."""
+        domain's preparation; then the search keys of the document as it will be stored.
+
+        The domain completes ``document`` in place: first it gets its own copy of what it
+        shares with ``previous`` (a PATCH's assignments keep what they do not change), so that
+        ``previous`` stays the version as stored, which the write is compared with."""
+        if previous is not None:
+            _unshare(document, previous)
         self.domain.prepare(kind.name, document, previous, tenant)
         keys = search_keys(document, kind.person(document))
         _check_lengths(kind, keys)
@@ -1462,6 +1468,21 @@ def _administrator(person: str) -> ConflictException:
         "administrator cannot also be a user: the operator must first remove the "
         "administrator role"
     )
+
+
+def _unshare(document: dict[str, Any], previous: dict[str, Any]) -> None:
+    """Replace what ``document`` holds of ``previous`` itself (the same object) by a copy."""
+    for name, value in document.items():
+        before = previous.get(name)
+        if value is before and isinstance(value, dict | list):
+            document[name] = msgspec.json.decode(msgspec.json.encode(value))
+        elif isinstance(value, dict) and isinstance(before, dict):
+            _unshare(value, before)
+        elif isinstance(value, list) and isinstance(before, list):
+            kept = {id(item) for item in before}
+            for index, item in enumerate(value):
+                if id(item) in kept and isinstance(item, dict | list):
+                    value[index] = msgspec.json.decode(msgspec.json.encode(item))
 
 
 def _check_member_displays(new_members: list[Member]) -> None:

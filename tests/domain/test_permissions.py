@@ -13,14 +13,14 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import delete
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.operator import Operator, OperatorError
 from scim.settings import Settings
 from scim.storage import identities
-from scim.storage.tables import administrators
+from scim.storage.tables import administrators, resources
 from tests.conftest import (
     ENSAMKOMMANDE,
     ESERVICES,
@@ -32,6 +32,7 @@ from tests.conftest import (
     Organisation,
     Organisations,
     api_client,
+    captured,
     create_group,
     create_user,
     new_hsa_id,
@@ -1381,3 +1382,38 @@ async def test_entitlements_cannot_be_written(client: httpx.AsyncClient) -> None
     )
     assert response.status_code == 200, response.text
     assert written(response.json()) == []
+
+
+async def test_a_write_that_completes_a_stale_permission_anew_is_made_in_its_transaction(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A permission stored before the catalogue renamed it is completed anew by the next
+    write of its user. That changes what security events depend on (the permissions), so on
+    PostgreSQL the write is not one statement alone: it is made in its transaction, which
+    compares the audiences and tells the events (``ResourceService._written_alone``)."""
+    user = await create_user(
+        client,
+        "inaktuell@kommun.se",
+        **{ESERVICES: {"hsaId": new_hsa_id(), "permissions": [{"value": GRUND}]}},
+    )
+    (completed,) = user[ESERVICES]["permissions"]
+    async with engine.begin() as connection:
+        query = select(resources.c.data).where(resources.c.id == user["id"])
+        data = (await connection.execute(query)).scalar_one()
+        data[ESERVICES]["permissions"][0]["display"] = "Ett namn katalogen inte har längre"
+        await connection.execute(
+            update(resources).where(resources.c.id == user["id"]).values(data=data)
+        )
+
+    with captured(app.state.engine) as seen:
+        response = await client.patch(
+            location(user),
+            json=patch_body({"op": "replace", "path": "name.givenName", "value": "Ny"}),
+        )
+    assert response.status_code == 200, response.text
+    assert response.json()[ESERVICES]["permissions"] == [completed]
+    # The audit record is a statement of the transaction, not part of the write's own.
+    assert any(s.lstrip().startswith("INSERT INTO audit_log") for s in seen), seen
+    stored = (await client.get(location(user))).json()
+    assert stored[ESERVICES]["permissions"] == [completed]
+    assert stored["name"]["givenName"] == "Ny"
