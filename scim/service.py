@@ -273,7 +273,12 @@ class ResourceService:
     def render(
         self, caller: Caller, kind: ResourceKind, row: Row[Any] | Stored, plan: Plan
     ) -> dict[str, Any]:
-        document = dict(row.data)
+        # Its own copy of each attribute the domain may add to (an extension's computed
+        # attributes): the row's document stays as stored, for whatever compares with it.
+        document = {
+            name: dict(value) if isinstance(value, dict) else value
+            for name, value in row.data.items()
+        }
         document["id"] = row.id
         document["meta"] = {
             "resourceType": kind.name,

@@ -3,12 +3,17 @@ entitlements mirror them for clients that only know the core schema."""
 
 from __future__ import annotations
 
+import json
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
+from litestar import Litestar
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scim.hooks import Tenant
 from scim.operator import Operator
+from scim.service import Caller, ResourceService, Stored
 from tests.conftest import (
     ENSAMKOMMANDE,
     ESERVICES,
@@ -203,3 +208,23 @@ async def test_a_write_answers_with_the_user_as_a_read_after_it_shows_it(
     assert [g["value"] for g in shown["groups"]] == [team]
     assert shown["name"]["givenName"] == "Annie" and shown["displayName"] == "Anna A"
     assert await effective(client, anna["id"]) == {GRUND: "direct", HEMTJANST: team}
+
+
+async def test_rendering_leaves_the_document_as_stored(app: Litestar) -> None:
+    """The domain adds a user's effective permissions to the representation it answers with,
+    not to the stored document it was made from (a write compares that with what it writes)."""
+    service: ResourceService = app.state.service
+    users = service.registry.by_name["User"]
+    granted = {"value": GRUND, "service": STATLIG, "permission": "grundersattning"}
+    data = {
+        "userName": "visad@kommun.se",
+        ESERVICES: {"hsaId": new_hsa_id(), "permissions": [granted]},
+    }
+    stored = json.loads(json.dumps(data))
+    now = datetime.now(UTC)
+    row = Stored("a-user", stored, now, now, 1, [])
+    caller = Caller(Tenant(1, "kommun", frozenset({STATLIG})), "https://scim.example/scim/v2")
+    shown = service.render(caller, users, row, service.plan(users, None, None))
+    # Entitlements mirror the effective permissions the domain added.
+    assert [item["value"] for item in shown["entitlements"]] == [GRUND]
+    assert stored == data
