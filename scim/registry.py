@@ -57,15 +57,14 @@ class ResourceKind:
     related: Related | None = None
 
     @cached_property
-    def required_strings(self) -> dict[str, str]:
-        """The core attributes a resource must carry as non-blank text: Python name -> SCIM
-        name."""
-        return {
-            name: field.serialization_alias or field.alias or name
+    def required_strings(self) -> tuple[str, ...]:
+        """Python names of the core attributes a resource must carry as non-blank text."""
+        return tuple(
+            name
             for name, field in self.model.model_fields.items()
             if self.model.get_field_annotation(name, Required) == Required.true
             and field.annotation in (str, str | None)
-        }
+        )
 
     def person(self, document: dict[str, Any]) -> str | None:
         """The person key a document holds, if this type has one."""

@@ -669,10 +669,7 @@ class ResourceService:
                 draft.document = self._storable(kind, model, Context.DEFAULT)
             else:
                 draft.document = self.creations.document(
-                    kind.model,
-                    partial(self.new_document, kind),
-                    body,
-                    tuple(kind.required_strings.values()),
+                    kind.model, partial(self.new_document, kind), body
                 )
         except SCIMException as error:
             draft.invalid = error
@@ -1538,9 +1535,11 @@ def _names_password(name: Any) -> bool:
 
 def _require_text(kind: ResourceKind, model: Resource[Any]) -> None:
     """RFC 7643 §2.2: a required string must hold a value; blank is none."""
-    for name, scim_name in kind.required_strings.items():
+    for name in kind.required_strings:
         value = getattr(model, name, None)
         if isinstance(value, str) and not value.strip():
+            field = kind.model.model_fields[name]
+            scim_name = field.serialization_alias or field.alias or name
             raise InvalidValueException(detail=f"{scim_name} must not be empty")
 
 

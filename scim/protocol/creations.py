@@ -14,9 +14,9 @@ by its type alone (pydantic's ``TypeAdapter``, as the model validates it).
 
 Whatever could depend on a string's text keeps its string in the shape, so that the shape
 decides it: ``schemas``, a field with a validator or constraint of its own, a model with a
-validator of its own, a type other than the three above, an empty string. A string that fails
-its type, or a required one left blank (``ResourceService``'s own rule), sends the body to
-validation whole, which refuses it as it always did: this path only ever answers a body that
+validator of its own, a type other than the three above, a string empty or blank (a required
+one is refused so, RFC 7643 §2.2). A string that fails its type sends the body to validation
+whole, which refuses it as it always did: this path only ever answers a body that
 validation whole accepts, with the document that validation makes of it
 (``tests/engine/test_creations.py`` compares the two over the bodies identity systems send).
 """
@@ -117,10 +117,9 @@ class Creations:
         model: type[BaseModel],
         whole: Callable[[dict[str, Any]], dict[str, Any]],
         body: dict[str, Any],
-        required: tuple[str, ...] = (),
     ) -> dict[str, Any]:
         """What ``whole`` (validation of a body for ``model`` and its dump) makes of ``body``,
-        or raises as it does; ``required``: the top-level strings that must not be blank."""
+        or raises as it does."""
         if self._texts_checked:
             return whole(body)
         strings: list[tuple[_Slot, str]] = []
@@ -142,10 +141,6 @@ class Creations:
         except ValueError:  # pydantic's ValidationError too: validation whole says what
             return whole(body)
         document: dict[str, Any] = _filled(learnt, values)
-        for name in required:
-            value = document.get(name)
-            if isinstance(value, str) and not value.strip():
-                return whole(body)
         return document
 
     def _learn(
@@ -244,6 +239,12 @@ def _child(tree: Any, name: Any) -> Any:
     return tree.get(name.lower()) if isinstance(tree, dict) and isinstance(name, str) else None
 
 
+def _in_slot(node: Any, value: Any) -> bool:
+    """Whether ``value`` is a slot's string, not part of the shape: blank text belongs to it
+    (whether it is refused depends on the attribute, ``ResourceService``'s ``_require_text``)."""
+    return isinstance(node, _Slot) and isinstance(value, str) and value.strip() != ""
+
+
 def _shape(tree: Any, body: dict[str, Any], strings: list[tuple[_Slot, str]]) -> Hashable:
     """The body as a key, each slot's string a mark (collected in ``strings``); TypeError if
     it holds what JSON does not, _Whole if it is more than ``_LARGEST``."""
@@ -259,7 +260,7 @@ def _shape(tree: Any, body: dict[str, Any], strings: list[tuple[_Slot, str]]) ->
             return ("{", *((name, frozen(_child(node, name), item)) for name, item in items))
         if isinstance(value, list):
             return ("[", *(frozen(node, item) for item in value))
-        if isinstance(value, str) and value and isinstance(node, _Slot):
+        if _in_slot(node, value):
             strings.append((node, value))
             return _MARK
         if value is None or isinstance(value, str | bool | int | float):
@@ -276,7 +277,7 @@ def _marked(tree: Any, value: Any, marks: Iterator[str]) -> Any:
         return {name: _marked(_child(tree, name), item, marks) for name, item in value.items()}
     if isinstance(value, list):
         return [_marked(tree, item, marks) for item in value]
-    if isinstance(value, str) and value and isinstance(tree, _Slot):
+    if _in_slot(tree, value):
         return next(marks)
     return value
 

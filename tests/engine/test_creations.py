@@ -26,7 +26,6 @@ SERVICE = ResourceService(
     SETTINGS,
 )
 USER = SERVICE.registry.by_name["User"]
-REQUIRED = tuple(USER.required_strings.values())
 
 # "{}" stands for a string. What Microsoft Entra ID and Okta send when they create a user
 # (their provisioning docs, as tests/idp replays them), and what no client should.
@@ -130,7 +129,7 @@ def _body(template: dict[str, Any], values: list[str]) -> dict[str, Any]:
 def _outcome(document: Any, body: dict[str, Any]) -> Any:
     """The document validation makes of ``body``, or how it is refused."""
     try:
-        return ("stored", document(USER.model, _whole, body, REQUIRED))
+        return ("stored", document(USER.model, _whole, body))
     except SCIMException as error:
         return ("refused", error.status, error.scim_type, error.detail)
 
@@ -139,9 +138,7 @@ def _whole(body: dict[str, Any]) -> dict[str, Any]:
     return SERVICE.new_document(USER, body)
 
 
-def _validated_whole(
-    _model: Any, _whole: Any, body: dict[str, Any], _required: Any
-) -> dict[str, Any]:
+def _validated_whole(_model: Any, _whole: Any, body: dict[str, Any]) -> dict[str, Any]:
     # The class's own function: what the ``validated`` fixture does not count.
     return ResourceService.new_document(SERVICE, USER, body)
 
@@ -212,7 +209,7 @@ def test_a_shape_seen_before_is_not_validated_again(validated: list[dict[str, An
         values = [f"{given}.{family}@Kommun.se", given, family, f"a{n}@kommun.se", "Work"]
         values += [f"{given} {family}", "sv-SE", f"0{n}", "secret", f"SE2120000142-{n}"]
         body = _body(BODIES[1], values)
-        document = creations.document(USER.model, _whole, body, REQUIRED)
+        document = creations.document(USER.model, _whole, body)
         assert document["name"] == {"givenName": given, "familyName": family}
         assert document["emails"] == [{"primary": True, "value": f"a{n}@kommun.se", "type": "work"}]
         assert document[ESERVICES] == {"hsaId": f"SE2120000142-{n}"}
@@ -229,12 +226,12 @@ def test_a_string_of_another_type_belongs_to_the_shape(validated: list[dict[str,
     for n in range(4):
         hsa = {"hsaId": f"SE2120000142-{n}"}
         body = {"userName": f"anna{n}", "profileUrl": f"https://kommun.se/{n}", ESERVICES: hsa}
-        document = creations.document(USER.model, _whole, body, REQUIRED)
+        document = creations.document(USER.model, _whole, body)
         assert document["profileUrl"] == f"https://kommun.se/{n}"
     assert len(validated) == 4
     for n in range(2):
         body = {"userName": f"anna{n}", "profileUrl": "https://kommun.se/", ESERVICES: hsa}
-        creations.document(USER.model, _whole, body, REQUIRED)
+        creations.document(USER.model, _whole, body)
     assert len(validated) == 6  # the second: the shape's marked body
 
 
@@ -247,5 +244,5 @@ def test_every_body_is_validated_whole_where_strings_are_compared_otherwise(
     creations = Creations(policy)
     for n in range(4):
         body = {"userName": f"anna{n}", ESERVICES: {"hsaId": f"SE2120000142-{n}"}}
-        assert creations.document(USER.model, _whole, body, REQUIRED)["userName"] == f"anna{n}"
+        assert creations.document(USER.model, _whole, body)["userName"] == f"anna{n}"
     assert len(validated) == 4
