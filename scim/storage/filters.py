@@ -113,9 +113,11 @@ class Rarely(FunctionElement[Any]):
     """A condition the planner is to expect few rows to meet: SQLite's ``unlikely``. SQLite
     cannot estimate a pattern's matches, and took ``co`` for a frequent one, walking the
     organisation in id order and reading every row to test it (48 ms for a rare fragment
-    among 20,000 users); expecting few, it finds them in the key's index (2 ms, and 6 ms for
-    the most frequent). PostgreSQL estimates them from its statistics itself. Untyped: a
-    boolean function would be sent as ``unlikely(…) = 1``, which hides the hint."""
+    among 20,000 users); expecting few, it reads the key from an index instead: a page of a
+    name key's matches from the listing index, which holds them (migration 0019), a count
+    from the key's own. PostgreSQL estimates them from its statistics itself (migration
+    0020). Untyped: a boolean function would be sent as ``unlikely(…) = 1``, which hides
+    the hint."""
 
     type = NullType()
     inherit_cache = True

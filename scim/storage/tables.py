@@ -205,14 +205,16 @@ Index(
     unique=True,
     postgresql_include=["resource_type"],
 )
-# Lists in id order; on PostgreSQL with the name keys, so that a page of a pattern's matches
-# is found by walking it alone (migration 0018).
-Index(
-    "ix_resources_listing",
-    resources.c.tenant_id,
-    resources.c.resource_type,
-    resources.c.id,
-    postgresql_include=["user_name_key", "display_name_key", "family_name_key", "given_name_key"],
+# Lists in id order, with the name keys, so that a page of a pattern's matches is found by
+# walking it alone: PostgreSQL includes them (migration 0018), SQLite, which includes
+# nothing, has them as columns after the id (migration 0019).
+_LISTING = (resources.c.tenant_id, resources.c.resource_type, resources.c.id)
+_NAME_KEYS = ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
+Index("ix_resources_listing", *_LISTING, postgresql_include=list(_NAME_KEYS)).ddl_if(
+    dialect="postgresql"
+)
+Index("ix_resources_listing", *_LISTING, *(resources.c[key] for key in _NAME_KEYS)).ddl_if(
+    dialect="sqlite"
 )
 # A sorted page's ids are read from these alone, the type included (migration 0015).
 for _name in ("display_name", "family_name", "given_name"):

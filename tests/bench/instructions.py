@@ -7,9 +7,11 @@ requests per second, does not move with what else the machine (or its host) is d
 
 It runs the app in process (no HTTP server; httpx's ASGI transport) under valgrind's callgrind,
 with counting switched on only around the measured requests: Bulk requests of --size user
-creates (a few groups of them among the operations, as ``bulk_probe`` makes them), and single
-``POST /Users``. On PostgreSQL the count is the server's own work (the database runs in its own
-processes); SQLite's work is in process and counted. A new database is made and dropped.
+creates (a few groups of them among the operations, as ``bulk_probe`` makes them), single
+``POST /Users``, and ``GET /Users/{id}`` of the users the warm-up's Bulk request made, each
+once per --requests (the benchmark's ``get`` case). On PostgreSQL the count is the server's
+own work (the database runs in its own processes); SQLite's work is in process and counted.
+A new database is made and dropped.
 """
 
 from __future__ import annotations
@@ -28,6 +30,11 @@ from pathlib import Path
 from tests.bench.bulk_probe import admin
 
 READY, DONE = "instructions: ready", "instructions: done"
+CASES = {
+    "bulk": "Bulk, per created user",
+    "post": "POST /Users, per request",
+    "get": "GET /Users/{id}, per request",
+}
 
 
 async def _child(url: str, case: str, size: int, requests: int) -> None:
@@ -54,9 +61,17 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
             bodies.append((json.dumps(body).encode(), users))
         singles = [json.dumps(user(serial + i)).encode() for i in range(20 + size)]
         # Warm up: every code path once, caches filled, then counting starts.
-        (await client.post("/Bulk", content=bodies[0][0])).raise_for_status()
+        warm_up = await client.post("/Bulk", content=bodies[0][0])
+        warm_up.raise_for_status()
         for content in singles[:20]:
             (await client.post("/Users", content=content)).raise_for_status()
+        ids = [
+            op["location"].rsplit("/", 1)[1]
+            for op in warm_up.json()["Operations"]
+            if "/Users/" in op["location"]
+        ]
+        for resource_id in ids[:20]:
+            (await client.get(f"/Users/{resource_id}")).raise_for_status()
         print(READY, flush=True)
         await asyncio.sleep(2)  # callgrind_control switches counting on meanwhile
         created = 0
@@ -67,6 +82,11 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
                 statuses = {op["status"] for op in response.json()["Operations"]}
                 assert statuses == {"201"}, statuses
                 created += users
+        elif case == "get":
+            for _ in range(requests):
+                for resource_id in ids:
+                    (await client.get(f"/Users/{resource_id}")).raise_for_status()
+                    created += 1
         else:
             for content in singles[20:]:
                 (await client.post("/Users", content=content)).raise_for_status()
@@ -138,8 +158,11 @@ def main() -> int:
     parser.add_argument("--size", type=int, default=500, help="operations per Bulk request")
     parser.add_argument("--requests", type=int, default=2, help="measured Bulk requests")
     parser.add_argument("--source", type=Path, help="the checkout to measure (default: this)")
+    parser.add_argument(
+        "--cases", nargs="+", choices=CASES, default=list(CASES), help="what to count"
+    )
     args = parser.parse_args()
-    for case in ("bulk", "post"):
+    for case in args.cases:
         started = time.perf_counter()
         if args.sqlite:
             with tempfile.TemporaryDirectory() as directory:
@@ -153,10 +176,10 @@ def main() -> int:
                 instructions, created = _measure(args, url, case)
             finally:
                 asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        what = "Bulk, per created user" if case == "bulk" else "POST /Users, per request"
         print(
-            f"{what}: {instructions / created:,.0f} instructions "
-            f"({created} created, {time.perf_counter() - started:.0f} s under valgrind)"
+            f"{CASES[case]}: {instructions / created:,.0f} instructions "
+            f"({created} {'read' if case == 'get' else 'created'}, "
+            f"{time.perf_counter() - started:.0f} s under valgrind)"
         )
     return 0
 
