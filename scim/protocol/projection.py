@@ -139,8 +139,12 @@ class Plan:
     projector: Projector
     requested: dict[str | None, Selection] | None
     dropped: dict[str | None, Selection]
-    # What it does with each attribute name it has met, decided the first time.
+    # What it does with each attribute name it has met, decided the first time: the core
+    # schema's and the extensions' (by name), and each extension's (by URN, lower case).
     _decisions: dict[str, _Decision] = field(default_factory=dict, init=False, repr=False)
+    _in_extension: dict[str, dict[str, _Decision]] = field(
+        default_factory=dict, init=False, repr=False
+    )
 
     def returns(self, attr: str, extension: str | None = None) -> bool:
         """Whether an attribute (of the core schema, or of ``extension``) is returned at all,
@@ -178,29 +182,22 @@ class Plan:
         return self.dropped.get(container, {}).get(attr, False) is not None
 
     def apply(self, document: dict[str, Any]) -> dict[str, Any]:
-        out: dict[str, Any] = {}
-        decisions = self._decisions
-        for key, value in document.items():
-            decision = decisions.get(key)
-            if decision is None:
-                decision = self._decide(key)
-                if len(decisions) < _REMEMBERED:
-                    decisions[key] = decision
-            projected = decision(value)
-            if projected is not _DROP:
-                out[key] = projected
+        out = _projected(document, self._decisions, self._decide)
         schemas = out.get("schemas")
         if isinstance(schemas, list):
             # RFC 7643 §3: "schemas" names the schemas of the attributes present.
-            present = {key.lower() for key in out}
-            out["schemas"] = [
-                urn
-                for urn in schemas
-                if not isinstance(urn, str)
-                or urn.lower() not in self.projector.extensions
-                or urn.lower() in present
-            ]
+            out["schemas"] = [urn for urn in schemas if self._names_present(urn, out)]
         return out
+
+    def _names_present(self, urn: Any, out: dict[str, Any]) -> bool:
+        """Whether ``schemas`` keeps a URN: the core schema's always, an extension's if its
+        attributes are present (under its URN in any case)."""
+        if not isinstance(urn, str) or urn in out:
+            return True
+        lowered = urn.lower()
+        return lowered not in self.projector.extensions or any(
+            key.lower() == lowered for key in out
+        )
 
     def _decide(self, key: str) -> _Decision:
         """What this plan does with an attribute of a document, by its name."""
@@ -235,13 +232,18 @@ class Plan:
                 for k, v in value.items()
                 if tree.get(k.lower(), _Attr(k, "x")).returned == "always"
             }
-        out = {}
-        for key, item in value.items():
-            info = tree.get(key.lower())
-            returned = info.returned if info else "default"
-            if self._keeps(urn, key.lower(), returned):
-                out[key] = self._subs(urn, key.lower(), info, item)
-        return out
+        decisions = self._in_extension.setdefault(urn, {})
+        return _projected(value, decisions, partial(self._decide_in, urn, tree))
+
+    def _decide_in(self, urn: str, tree: dict[str, _Attr], key: str) -> _Decision:
+        """What this plan does with an attribute of an extension, by its name."""
+        lowered = key.lower()
+        info = tree.get(lowered)
+        if not self._keeps(urn, lowered, info.returned if info else "default"):
+            return _dropped
+        if info is None or not info.subs:
+            return _same
+        return partial(self._subs, urn, lowered, info)
 
     def _subs(self, container: str | None, attr: str, info: _Attr | None, value: Any) -> Any:
         """Keep the requested sub-attributes of a complex value, or drop the excluded ones."""
@@ -259,6 +261,24 @@ class Plan:
             keep = {k for k, (_, r) in info.subs.items() if k not in dropped or r == "always"}
             keep -= {k for k, (_, r) in info.subs.items() if r in ("never", "request")}
         return _only(value, keep)
+
+
+def _projected(
+    document: dict[str, Any], decisions: dict[str, _Decision], decide: Callable[[str], _Decision]
+) -> dict[str, Any]:
+    """A document's attributes as their decisions project them, each decided once by name
+    (up to ``_REMEMBERED`` names: keys a client made up are decided each time)."""
+    out: dict[str, Any] = {}
+    for key, value in document.items():
+        decision = decisions.get(key)
+        if decision is None:
+            decision = decide(key)
+            if len(decisions) < _REMEMBERED:
+                decisions[key] = decision
+        projected = decision(value)
+        if projected is not _DROP:
+            out[key] = projected
+    return out
 
 
 def _strip_unasked(info: _Attr, value: Any) -> Any:

@@ -8,8 +8,9 @@ requests per second, does not move with what else the machine (or its host) is d
 It runs the app in process (no HTTP server; httpx's ASGI transport) under valgrind's callgrind,
 with counting switched on only around the measured requests: Bulk requests of --size user
 creates (a few groups of them among the operations, as ``bulk_probe`` makes them), single
-``POST /Users``, and ``GET /Users/{id}`` of the users the warm-up's Bulk request made, each
-once per --requests (the benchmark's ``get`` case). On PostgreSQL the count is the server's
+``POST /Users``, ``GET /Users/{id}`` of the users the warm-up's Bulk request made, each
+once per --requests (the benchmark's ``get`` case), and pages of 100 of them (``page``: what
+a ``co`` or sorted page costs per user). On PostgreSQL the count is the server's
 own work (the database runs in its own processes); SQLite's work is in process and counted.
 A new database is made and dropped.
 """
@@ -26,6 +27,7 @@ import tempfile
 import time
 import uuid
 from pathlib import Path
+from typing import Any
 
 from tests.bench.bulk_probe import admin
 
@@ -34,6 +36,7 @@ CASES = {
     "bulk": "Bulk, per created user",
     "post": "POST /Users, per request",
     "get": "GET /Users/{id}, per request",
+    "page": "GET /Users?count=100, per user listed",
 }
 
 
@@ -70,6 +73,14 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
             for op in warm_up.json()["Operations"]
             if "/Users/" in op["location"]
         ]
+        if case in ("get", "page"):
+            # As a served GET is: its token's principal kept while changes of credentials
+            # are listened for (the server's lifespan does both; its other tasks would count).
+            verified = app.state.authenticator.verified
+            listening = asyncio.create_task(verified.listener.run())
+            while not verified.listener.up:
+                await asyncio.sleep(0.01)
+            verified.watching = True
         for resource_id in ids[:20]:
             (await client.get(f"/Users/{resource_id}")).raise_for_status()
         print(READY, flush=True)
@@ -85,15 +96,52 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
         elif case == "get":
             for _ in range(requests):
                 for resource_id in ids:
-                    (await client.get(f"/Users/{resource_id}")).raise_for_status()
+                    await _get(app, f"/scim/v2/Users/{resource_id}", token)
                     created += 1
+        elif case == "page":
+            for _ in range(requests * 10):
+                for start in (1, 101):
+                    await _get(app, "/scim/v2/Users", token, f"count=100&startIndex={start}")
+                    created += 100
         else:
             for content in singles[20:]:
                 (await client.post("/Users", content=content)).raise_for_status()
                 created += 1
         print(f"{DONE} {created}", flush=True)
         await asyncio.sleep(2)
+        if case in ("get", "page"):
+            listening.cancel()
     await app.state.engine.dispose()
+
+
+async def _get(app: Any, path: str, token: str, query: str = "") -> None:
+    """A GET sent to the ASGI app itself, so that only the server's instructions count (a GET
+    costs httpx, building the request and reading the answer, about half as much again)."""
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "GET",
+        "scheme": "http",
+        "path": path,
+        "raw_path": path.encode(),
+        "query_string": query.encode(),
+        "root_path": "",
+        "headers": [(b"host", b"scim.test"), (b"authorization", f"Bearer {token}".encode())],
+        "client": ("127.0.0.1", 50000),
+        "server": ("scim.test", 80),
+        "state": {},
+    }
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "http.request", "body": b"", "more_body": False}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 200, sent
 
 
 def _measure(args: argparse.Namespace, url: str, case: str) -> tuple[int, int]:
@@ -178,7 +226,7 @@ def main() -> int:
                 asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         print(
             f"{CASES[case]}: {instructions / created:,.0f} instructions "
-            f"({created} {'read' if case == 'get' else 'created'}, "
+            f"({created} {'created' if case in ('bulk', 'post') else 'read'}, "
             f"{time.perf_counter() - started:.0f} s under valgrind)"
         )
     return 0
