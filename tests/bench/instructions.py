@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import subprocess
@@ -81,6 +82,7 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
             while not verified.listener.up:
                 await asyncio.sleep(0.01)
             verified.watching = True
+            gc.freeze()  # as the lifespan leaves what was loaded before serving
         for resource_id in ids[:20]:
             (await client.get(f"/Users/{resource_id}")).raise_for_status()
         print(READY, flush=True)
