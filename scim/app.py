@@ -97,7 +97,6 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         domain = DOMAIN.from_settings(settings)
     registry = Registry(settings, domain)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
-    watch_pool(engine)
     service = ResourceService(registry, engine, settings)
     transmitter = Transmitter(engine, settings, domain)
     service.events_committed = transmitter.committed
@@ -113,6 +112,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         delivering = asyncio.create_task(transmitter.run())
         listening = asyncio.create_task(listener.run())
         folding = asyncio.create_task(counts.keep_folded(engine))
+        pooling = asyncio.create_task(watch_pool(engine))
         verified.watching = True
         # What is loaded by now lives as long as the process: keep it out of every garbage
         # collection, whose full passes otherwise cost tens of milliseconds in a Bulk request.
@@ -124,7 +124,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             rate_limiter.stopping = True
             if syncing is not None:
                 await syncing  # its last sync, whole (``RateLimiter.run``)
-            for task in (delivering, listening, folding):
+            for task in (delivering, listening, folding, pooling):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

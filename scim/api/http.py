@@ -18,13 +18,33 @@ _TOO_DEEP = f"The body nests objects and arrays deeper than {MAX_DEPTH} levels"
 
 
 def base_url(request: Request[Any, Any, Any]) -> str:
-    """The SCIM API's URL as the client sees it (behind a trusted proxy: with its scheme)."""
-    url = request.base_url
+    """The SCIM API's URL as the client sees it (behind a trusted proxy: with its scheme).
+    Made once for each way of reaching the server (scheme, Host, address, root path): it
+    costs a request's URL to be built, and every resource's location is made on it."""
+    scope = request.scope
     scheme = request.app.state.authenticator.forwarded_scheme(request)
-    if scheme:
-        url = url.with_replacements(scheme=scheme)
-    base_path: str = request.app.state.settings.base_path
-    return str(url).rstrip("/") + base_path
+    reached = (
+        scheme,
+        scope.get("scheme"),
+        request.headers.get("host"),
+        scope.get("server"),
+        scope.get("app_root_path") or scope.get("root_path", ""),
+        request.app.state.settings.base_path,
+    )
+    made = _BASE_URLS.get(reached)
+    if made is None:
+        url = request.base_url
+        if scheme:
+            url = url.with_replacements(scheme=scheme)
+        made = str(url).rstrip("/") + reached[-1]
+        if len(_BASE_URLS) >= _KEPT_BASE_URLS:  # Host is the client's to say
+            _BASE_URLS.pop(next(iter(_BASE_URLS)))
+        _BASE_URLS[reached] = made
+    return made
+
+
+_BASE_URLS: dict[tuple[Any, ...], str] = {}
+_KEPT_BASE_URLS = 64
 
 
 async def read_json(

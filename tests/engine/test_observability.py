@@ -3,14 +3,20 @@ and nothing personal beyond an HSA-id (no query strings, tokens, cookies or bodi
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
+from contextlib import suppress
 
 import httpx
 import pytest
 from litestar import Litestar
+from prometheus_client import REGISTRY
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.observability import JsonFormatter, log_config
+from scim.observability import JsonFormatter, log_config, watch_pool
+from scim.storage.database import reads
 from tests.conftest import Organisations, api_client
 from tests.engine.conftest import user_body
 
@@ -92,3 +98,34 @@ async def test_metrics_count_requests_by_route_status_and_tenant(
     assert samples[by_route] >= 1
     assert "scim_database_connections_in_use" in samples
     assert not any("no-such-user" in name for name in samples)  # routes, not ids
+
+
+async def test_the_connections_in_use_are_sampled_from_the_pool(engine: AsyncEngine) -> None:
+    """``scim_database_connections_in_use`` follows the pool, read from it every ``every``
+    seconds by the server's lifespan (``watch_pool``), not counted at each checkout."""
+    if engine.dialect.name == "sqlite" and ":memory:" in str(engine.url):
+        pytest.skip("one connection is lent to all")
+
+    def in_use() -> float | None:
+        return REGISTRY.get_sample_value("scim_database_connections_in_use")
+
+    async def sampled(expected: float) -> None:
+        for _ in range(200):
+            if in_use() == expected:
+                return
+            await asyncio.sleep(0.01)
+        raise AssertionError(f"{in_use()} connections in use, not {expected}")
+
+    watching = asyncio.create_task(watch_pool(engine, every=0.01))
+    try:
+        await sampled(0)
+        reading = reads(engine)  # two at once: SQLite's writers would wait for each other
+        async with reading.connect() as first, reading.connect() as second:
+            await first.execute(text("SELECT 1"))
+            await second.execute(text("SELECT 1"))
+            await sampled(2)
+        await sampled(0)
+    finally:
+        watching.cancel()
+        with suppress(asyncio.CancelledError):
+            await watching
