@@ -192,8 +192,8 @@ async def test_the_listing_index_holds_the_name_keys(engine: AsyncEngine) -> Non
 async def test_postgresql_samples_the_name_keys_finely(engine: AsyncEngine) -> None:
     """Migration 0020: PostgreSQL estimates a pattern by testing it against the column's
     histogram, and with the default 100 entries took a rare surname fragment (175 of 166,666
-    users) for one matching 723: it walked 95,000 entries of the listing index for a page it
-    could have read by its trigrams (25 ms against 2). The name keys' histograms have 1,000."""
+    users) for one matching 723, and walked 95,000 entries of the listing index (25 ms) for
+    a page it could have read by its trigrams. The name keys' histograms have 1,000."""
     if engine.dialect.name != "postgresql":
         pytest.skip("SQLite plans no pattern by statistics")
     async with engine.connect() as connection:
