@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import TYPE_CHECKING, Any, ClassVar
 
 from scim2_models import Extension, Resource
@@ -57,6 +58,16 @@ class Related:
     # The attributes (name, schema or None for the core one) computed from them: the
     # relations are loaded whenever one of these is returned.
     computed: tuple[tuple[str, str | None], ...]
+
+    @cached_property
+    def field_names(self) -> tuple[str, ...]:
+        return tuple(name for name, _ in self.fields)
+
+    @cached_property
+    def extensions_computed(self) -> tuple[str, ...]:
+        """The extensions (URNs) the computed attributes are in: rendering gives each
+        document its own copy of them, for the domain to add to."""
+        return tuple(dict.fromkeys(schema for _, schema in self.computed if schema))
 
 
 @dataclass(frozen=True)

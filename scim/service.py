@@ -88,23 +88,12 @@ def etag(version: int) -> str:
 _NOT_READ: Any = object()
 
 
-def _in_utc(value: datetime) -> datetime:
-    if value.tzinfo is UTC:  # PostgreSQL's are in UTC already; SQLite's are naive UTC
-        return value
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 def _timestamp(value: datetime) -> str:
     """RFC 7643 §2.3.5: an xsd:dateTime, in UTC written "Z" (msgspec writes it in a seventh
     of the time ``isoformat`` takes; a page of 100 users has 200 of them)."""
-    return _encode(_in_utc(value))[1:-1].decode()
-
-
-def _timestamps(created: datetime, last_modified: datetime) -> tuple[str, str]:
-    """A resource's two timestamps as ``_timestamp`` writes them, encoded together."""
-    pair = _encode((_in_utc(created), _in_utc(last_modified))).decode()
-    first, _, second = pair[2:-2].partition('","')
-    return first, second
+    if value.tzinfo is not UTC:  # PostgreSQL's are in UTC already; SQLite's are naive UTC
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    return _encode(value)[1:-1].decode()
 
 
 _encode = msgspec.json.Encoder().encode
@@ -263,18 +252,6 @@ class ResourceService:
         self.assignments = Assignments(registry.kinds)
         # Search shapes compiled (``_compiled``), per worker.
         self._shapes = Recent(1024)
-        # Per type: the extensions the domain computes attributes in, and the fields it
-        # reads of each related resource (``Related``).
-        self._computed_in = {
-            kind.name: tuple(dict.fromkeys(schema for _, schema in kind.related.computed if schema))
-            for kind in registry.kinds.values()
-            if kind.related is not None
-        }
-        self._related_fields = {
-            kind.name: tuple(name for name, _ in kind.related.fields)
-            for kind in registry.kinds.values()
-            if kind.related is not None
-        }
         self.projectors = {
             kind.name: Projector(
                 next(s for s in registry.provider.schemas if str(s.id) == kind.schema),
@@ -297,17 +274,18 @@ class ResourceService:
         self, caller: Caller, kind: ResourceKind, row: Row[Any] | Stored, plan: Plan
     ) -> dict[str, Any]:
         document = dict(row.data)
-        # Its own copy of each extension the domain computes attributes in: the row's
-        # document stays as stored, for whatever compares with it.
-        for schema in self._computed_in.get(kind.name, ()):
-            if isinstance(extension := document.get(schema), dict):
-                document[schema] = dict(extension)
+        related = kind.related
+        if related is not None:
+            # Its own copy of each extension the domain computes attributes in: the row's
+            # document stays as stored, for whatever compares with it.
+            for schema in related.extensions_computed:
+                if isinstance(extension := document.get(schema), dict):
+                    document[schema] = dict(extension)
         document["id"] = row.id
-        created, last_modified = _timestamps(row.created, row.last_modified)
         document["meta"] = {
             "resourceType": kind.name,
-            "created": created,
-            "lastModified": last_modified,
+            "created": _timestamp(row.created),
+            "lastModified": _timestamp(row.last_modified),
             "location": self.location(caller, kind, row.id),
             "version": etag(row.version),
         }
@@ -323,14 +301,14 @@ class ResourceService:
         relations = getattr(row, "relations", _NOT_READ)
         if isinstance(relations, (str, bytes)):
             relations = msgspec.json.decode(relations)
-        if kind.related is not None and relations is not _NOT_READ:
+        if related is not None and relations is not _NOT_READ:
             # What the domain reads of each related resource is not part of what it shows.
-            fields = self._related_fields[kind.name]
-            related = [
+            fields = related.field_names
+            read = [
                 (entry["value"], {name: entry.pop(name, None) for name in fields})
                 for entry in relations or []
             ]
-            self.domain.render(kind.name, document, related, caller.tenant)
+            self.domain.render(kind.name, document, read, caller.tenant)
         if relations and relations is not _NOT_READ:
             document["members" if kind.name == "Group" else "groups"] = relations
         return plan.apply(document)

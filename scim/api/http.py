@@ -9,6 +9,7 @@ from litestar import Request, Response
 from scim2_models import InvalidSyntaxException, InvalidValueException, PayloadTooLargeException
 
 from scim.errors import SCIM_MEDIA_TYPE, UnsupportedMediaType
+from scim.recent import Recent
 
 _ACCEPTED_BODIES = ("application/scim+json", "application/json")
 # SCIM bodies nest a few levels (a Bulk operation's data's members: six); this bounds what
@@ -23,28 +24,27 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     costs a request's URL to be built, and every resource's location is made on it."""
     scope = request.scope
     scheme = request.app.state.authenticator.forwarded_scheme(request)
+    base_path: str = request.app.state.settings.base_path
     reached = (
         scheme,
         scope.get("scheme"),
         request.headers.get("host"),
         scope.get("server"),
         scope.get("app_root_path") or scope.get("root_path", ""),
-        request.app.state.settings.base_path,
+        base_path,
     )
-    made = _BASE_URLS.get(reached)
-    if made is None:
+
+    def made() -> str:
         url = request.base_url
         if scheme:
             url = url.with_replacements(scheme=scheme)
-        made = str(url).rstrip("/") + reached[-1]
-        if len(_BASE_URLS) >= _KEPT_BASE_URLS:  # Host is the client's to say
-            _BASE_URLS.pop(next(iter(_BASE_URLS)))
-        _BASE_URLS[reached] = made
-    return made
+        return str(url).rstrip("/") + base_path
+
+    return _BASE_URLS.get(reached, made)
 
 
-_BASE_URLS: dict[tuple[Any, ...], str] = {}
-_KEPT_BASE_URLS = 64
+# Bounded: Host is the client's to say.
+_BASE_URLS = Recent(64)
 
 
 async def read_json(

@@ -206,7 +206,9 @@ def main() -> int:
     parser.add_argument("--postgres", default="postgresql+asyncpg://postgres@127.0.0.1:5432/test")
     parser.add_argument("--sqlite", action="store_true")
     parser.add_argument("--size", type=int, default=500, help="operations per Bulk request")
-    parser.add_argument("--requests", type=int, default=2, help="measured Bulk requests")
+    parser.add_argument(
+        "--requests", type=int, default=2, help="measured Bulk requests; reads: rounds"
+    )
     parser.add_argument("--source", type=Path, help="the checkout to measure (default: this)")
     parser.add_argument(
         "--cases", nargs="+", choices=CASES, default=list(CASES), help="what to count"

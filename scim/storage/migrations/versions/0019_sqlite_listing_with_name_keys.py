@@ -25,13 +25,10 @@ _KEYS = ["user_name_key", "display_name_key", "family_name_key", "given_name_key
 
 
 def _replace(columns: list[str]) -> None:
-    """The listing index made again of ``columns``, built before the old one is dropped so
-    that listing never goes without it."""
-    op.create_index(f"{_INDEX}_new", "resources", columns)
+    """The listing index made again of ``columns``. SQLite renames no index, and no other
+    connection sees the migration's transaction before it commits: dropped, then built."""
     op.drop_index(_INDEX, "resources")
-    # SQLite renames no index: the new one is made again under the listing index's name.
     op.create_index(_INDEX, "resources", columns)
-    op.drop_index(f"{_INDEX}_new", "resources")
     # The planner's statistics of the index it lists by, as ANALYZE left the dropped one's.
     op.execute(f"ANALYZE {_INDEX}")
 
