@@ -13,6 +13,10 @@ organisation's resources and memberships (migration 0017), and that number, its
 worker's recent counts with the generation each was made at, and ``checked`` reads the
 generation and counts again only if it changed, in one statement. A client paging through a
 filter's matches (RFC 7644 §3.4.2.4) so has them counted once, not once per page.
+
+A page's own statement reads the kept count (``statement``) or the generation
+(``generation``) beside its rows, in the same snapshot: a page whose total is kept, or was
+counted at that generation (``known``), needs no second statement.
 """
 
 from __future__ import annotations
@@ -74,7 +78,7 @@ def statement(kind_names: tuple[str, ...]) -> Select[Any]:
     return select(counted.label("count"))
 
 
-def _generation() -> Any:
+def generation() -> Any:
     """The organisation's writes so far: folded, and one per change row not folded yet."""
     tenant: Any = bindparam("tenant_id")
     folded = select(func.coalesce(func.sum(resource_counts.c.writes), 0)).where(
@@ -94,11 +98,11 @@ def checked(count: Select[Any]) -> Select[Any]:
     branch is taken."""
     # Made once for both uses: PostgreSQL would inline a CTE referenced once in FROM, and
     # so read the changes twice (InitPlans 2 and 4 of the plan, each as long as the other).
-    generation = select(_generation().label("generation")).cte("generation")
-    generation = generation.prefix_with("MATERIALIZED")
-    unchanged = generation.c.generation == bindparam("known")
+    made = select(generation().label("generation")).cte("generation")
+    made = made.prefix_with("MATERIALIZED")
+    unchanged = made.c.generation == bindparam("known")
     again = case((unchanged, null()), else_=count.scalar_subquery())
-    return select(generation.c.generation, again.label("count"))
+    return select(made.c.generation, again.label("count"))
 
 
 class Known:
@@ -136,20 +140,44 @@ async def counted(
     if not isinstance(source, AsyncEngine):
         row = await direct.first(source, statement, parameters | {"known": -1})
         return int(row.count)
-    known = _KNOWN.get(source.sync_engine)
-    if known is None:
-        known = _KNOWN[source.sync_engine] = Known()
-    named: Hashable | None = (key, *parameters.items())
-    try:
-        entry = known.get(named)
-    except TypeError:  # a value that cannot be a key (a list of them): counted every time
-        named = entry = None
+    known, named = _known(source), _named(key, parameters)
+    entry = known.get(named) if named is not None else None
     row = await direct.first(source, statement, parameters | {"known": entry[0] if entry else -1})
     if row.count is None and entry is not None:
         return entry[1]
     if named is not None:
         known.put(named, row.generation, row.count)
     return int(row.count)
+
+
+def known(
+    source: direct.Source, key: Hashable, parameters: dict[str, Any], generation: int
+) -> int | None:
+    """The count ``counted`` made for ``key`` and ``parameters`` at ``generation`` (as a page
+    read it), if this worker made one; None otherwise. Outside any transaction only, as
+    ``counted`` keeps them."""
+    if not isinstance(source, AsyncEngine) or (named := _named(key, parameters)) is None:
+        return None
+    entry = _known(source).get(named)
+    return entry[1] if entry is not None and entry[0] == generation else None
+
+
+def _known(source: AsyncEngine) -> Known:
+    known = _KNOWN.get(source.sync_engine)
+    if known is None:
+        known = _KNOWN[source.sync_engine] = Known()
+    return known
+
+
+def _named(key: Hashable, parameters: dict[str, Any]) -> Hashable | None:
+    """What names a count; None for a value that cannot be a key (a list of them): such a
+    count is made every time."""
+    named = (key, *parameters.items())
+    try:
+        hash(named)
+    except TypeError:
+        return None
+    return named
 
 
 async def fold(connection: AsyncConnection) -> None:

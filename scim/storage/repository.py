@@ -7,7 +7,7 @@ tenant cannot name another tenant's rows.
 from __future__ import annotations
 
 import re
-from collections.abc import Collection, Iterable, Iterator, Sequence
+from collections.abc import Collection, Hashable, Iterable, Iterator, Sequence
 from datetime import datetime
 from functools import cache
 from typing import Any, TypeVar
@@ -167,11 +167,18 @@ class Repository:
 
         The count is a query of its own, and only when the page does not tell it: counting in
         the page's query (``count(*) OVER ()``) would make the database find and sort every
-        match before it could return the first ones.
+        match before it could return the first ones. What the page's statement reads beside
+        its rows (``scim.storage.counts``) tells it for an unfiltered search (the kept count)
+        and for a filter counted before at the organisation's generation, which it reads.
         """
         page_shape, count_shape = shapes
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
+        total = None
+        if count_total and where is None:
+            total = _kept_total(tuple(kind_names))
+        elif count_total and (count_shape := count_shape or kept.shape(where)) is not None:
+            total = _GENERATION
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
         patterns = not pages_kept(where, self.postgres)
         shape = None if patterns else page_shape or kept.shape(where, sort_key, *order_by)
@@ -189,10 +196,12 @@ class Repository:
                 ids_first=self.postgres or patterns,
                 offset=bound(offset),
                 limit=bound(limit),
+                total=total,
             )
             rows = list((await direct.execute(self.source, statement, parameters)).all())
         else:
-            key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres)
+            told = None if total is None else total.name
+            key = ("page", shape.key, tuple(kind_names), tuple(relations), self.postgres, told)
             named = shape.named
 
             def build() -> Select[Any]:
@@ -206,6 +215,7 @@ class Repository:
                     ids_first=self.postgres,
                     offset=bindparam("offset"),
                     limit=bindparam("limit"),
+                    total=total,
                 )
 
             statement = _KEPT.get(key, build)
@@ -217,6 +227,14 @@ class Repository:
             return [], 0 if offset == 0 else None
         if offset == 0 and len(rows) < limit:
             return rows, len(rows)  # the whole result is on this page
+        if total is not None and total.name == "total":
+            return rows, int(rows[0].total)
+        if total is not None and count_shape is not None:
+            counted = {"tenant_id": self.tenant_id} | count_shape.values
+            count_key = _count_key(count_shape, kind_names)
+            known = counts.known(self.source, count_key, counted, rows[0].generation)
+            if known is not None:
+                return rows, known
         return rows, await self.count(kind_names, where, count_shape)
 
     async def count(
@@ -235,7 +253,7 @@ class Repository:
             counted = await direct.execute(self.source, _count(kind_names, where), parameters)
             return int(counted.scalar_one())
         else:
-            key = ("count", shape.key, tuple(kind_names))
+            key = _count_key(shape, kind_names)
             statement = _KEPT.get(
                 key, lambda: counts.checked(_count(kind_names, shape.named(where)))
             )
@@ -585,10 +603,11 @@ def _page(
     ids_first: bool,
     offset: int | ColumnElement[int],
     limit: int | ColumnElement[int],
+    total: ColumnElement[Any] | None = None,
 ) -> Select[Any]:
     """A page of the organisation's resources of these types that match ``where``, in
     ``order_by``, from ``offset``, at most ``limit``; with each one's relations and sort
-    key if asked.
+    key if asked, and ``total`` (one value for the whole page) beside them.
 
     ``ids_first``: the page's ids are found first and only their rows read, where the
     database would otherwise do more for the rows it passes over. PostgreSQL computes the
@@ -605,11 +624,27 @@ def _page(
         columns.append(_per_kind(relations, postgres).label("relations"))
     if sort_key is not None:
         columns.append(sort_key.label("sort_key"))
+    if total is not None:
+        columns.append(total)
     if not ids_first:
         return select(*columns).where(*scope).order_by(*order_by).offset(offset).limit(limit)
     ids = select(resources.c.id).where(*scope).order_by(*order_by)
     ids = ids.offset(offset).limit(limit).correlate(None)
     return select(*columns).where(resources.c.id.in_(ids)).order_by(*order_by)
+
+
+@cache
+def _kept_total(kind_names: tuple[str, ...]) -> ColumnElement[int]:
+    """An unfiltered page's total: the count the database keeps (``counts.statement``)."""
+    return counts.statement(kind_names).scalar_subquery().label("total")
+
+
+# A filtered page's generation: whether a count made before still holds (``counts.known``).
+_GENERATION: ColumnElement[int] = counts.generation().label("generation")
+
+
+def _count_key(shape: kept.Shape, kind_names: Sequence[str]) -> Hashable:
+    return ("count", shape.key, tuple(kind_names))
 
 
 def _count(kind_names: Sequence[str], where: ColumnElement[bool]) -> Select[Any]:
