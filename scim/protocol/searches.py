@@ -11,6 +11,9 @@ from the start, so that it is refused exactly as it would be without this.
 
 The shape's filter, each literal a ``Literal`` standing for the request's, is compiled once
 too (``scim.storage.filters``): a request of the shape gives its values only.
+
+A request without a filter (a page of a list, sorted or not) has no values of its own: one
+asked for again is the request validated before, whole.
 """
 
 from __future__ import annotations
@@ -88,6 +91,8 @@ class Searches:
 
     def _shaped(self, model: Any, payload: Mapping[str, Any]) -> Search:
         text = payload.get("filter")
+        if "filter" not in payload:
+            return self._unfiltered(model, payload)
         if not isinstance(text, str) or len(text) > _LONGEST:
             raise _Unshaped
         literals: list[str] = []
@@ -97,15 +102,8 @@ class Searches:
             return f'"{_MARK}{len(literals) - 1}{_MARK}"'
 
         template = _STRING.sub(mark, text)
-        try:
-            others = sorted((name, _frozen(value)) for name, value in payload.items())
-            key = (model, template, *(item for item in others if item[0] != "filter"))
-            if len(repr(key)) > 2 * _LONGEST:
-                # A body's long attribute lists: not a shape to keep (512 would hold memory).
-                raise _Unshaped
-            shaped = self._shapes.find(key, _UNSEEN)
-        except TypeError:  # a value no query carries (an object in a SearchRequest body)
-            raise _Unshaped from None
+        key = self._key(model, template, payload)
+        shaped = self._shapes.find(key, _UNSEEN)
         if shaped is _UNSEEN:
             # A shape seen once is only remembered: one no other request has costs no more.
             self._shapes.keep(key, _SEEN)
@@ -126,6 +124,38 @@ class Searches:
             raise _Unshaped from None
         request = shaped.request.model_copy(update={"filter": filter_})
         return Search(request, key, values, shaped.template)
+
+    def _unfiltered(self, model: Any, payload: Mapping[str, Any]) -> Search:
+        """The request validated the last time it was asked, if it was asked before."""
+        key = self._key(model, None, payload)
+        kept = self._shapes.find(key, _UNSEEN)
+        if kept is _UNSEEN:
+            self._shapes.keep(key, _SEEN)
+            raise _Unshaped
+        if kept is _SEEN:
+            try:
+                kept = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            except ValidationError:
+                kept = None
+            self._shapes.keep(key, kept)
+        if not isinstance(kept, SearchRequest):
+            raise _Unshaped
+        return Search(kept)
+
+    @staticmethod
+    def _key(model: Any, template: str | None, payload: Mapping[str, Any]) -> tuple[Any, ...]:
+        """What names a shape: the model, the filter's template and every other parameter;
+        a body's long attribute lists, or a value no query carries (an object in a
+        SearchRequest body), are no shape to keep."""
+        try:
+            others = sorted((name, _frozen(value)) for name, value in payload.items())
+            key = (model, template, *(item for item in others if item[0] != "filter"))
+            hash(key)
+        except TypeError:
+            raise _Unshaped from None
+        if len(repr(key)) > 2 * _LONGEST:
+            raise _Unshaped  # 512 such would hold memory
+        return key
 
     def _learn(
         self, key: tuple[Any, ...], model: Any, payload: dict[str, Any], literals: int

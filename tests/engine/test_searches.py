@@ -204,3 +204,39 @@ def test_a_body_with_long_lists_is_not_a_shape_kept(parsed: list[str]) -> None:
         assert len([text for text in parsed if text.startswith("userName eq")]) == (
             2 if many == 3 else 4
         ), many
+
+
+UNFILTERED = [
+    {},
+    {"startIndex": "101", "count": "100"},
+    {"sortBy": "name.familyName", "sortOrder": "descending", "count": "100"},
+    {"sortBy": "emails.value", "attributes": ["userName", "emails"]},
+    {"excludedAttributes": ["groups"], "startIndex": "0", "count": "-5"},
+    {"sortBy": "nosuchattribute"},
+    {"count": "many"},
+    {"sortOrder": "sideways"},
+    {"cursor": "", "count": "10"},
+    {"attributes": [{"name": "userName"}]},
+]
+
+
+@pytest.mark.parametrize("payload", UNFILTERED)
+@pytest.mark.parametrize("model", [USER, ANY], ids=["Users", "root"])
+def test_a_request_without_a_filter_is_validated_as_from_the_start(
+    payload: dict[str, Any], model: Any
+) -> None:
+    searches = Searches()
+    for _ in range(3):
+        assert _outcome(searches.validate, model, payload) == _outcome(
+            _from_the_start, model, payload
+        ), payload
+
+
+def test_a_request_without_a_filter_asked_again_is_the_one_validated_before() -> None:
+    searches = Searches()
+    page = {"sortBy": "name.familyName", "startIndex": "101", "count": "100"}
+    first, second, third = (searches.validate(USER, dict(page)).request for _ in range(3))
+    assert second is third  # kept once asked twice; a request asked once is not kept
+    assert first is not second and first == second
+    assert searches.validate(USER, {**page, "startIndex": "201"}).request.start_index == 201
+    assert searches.validate(ANY, page).request is not third  # another model, another request
