@@ -177,7 +177,7 @@ class _Compiled:
     """A search's shape compiled, its values ``kept.Deferred``: its condition, sort key and
     order, and the shapes of its page's and its count's statements."""
 
-    matching: ColumnElement[bool]
+    matching: ColumnElement[bool] | None
     key: ColumnElement[Any] | None
     order: Sequence[ColumnElement[Any]]
     page: kept.Shape
@@ -447,7 +447,7 @@ class ResourceService:
     ) -> _Compiled | None:
         """The search's shape compiled once (``scim.protocol.searches``): None for a search
         of no shape seen before, or one whose SQL depends on its values."""
-        if search.shape is None or search.template is None:
+        if search.shape is None:
             return None
         template, request = search.template, search.request
         return self._shapes.get(
@@ -459,13 +459,13 @@ class ResourceService:
         self,
         caller: Caller,
         kinds: Sequence[ResourceKind],
-        template: FilterNode,
+        template: FilterNode | None,
         request: SearchRequest[Any],
         json: JsonSql,
     ) -> _Compiled | None:
-        """A shape's filter (its string literals ``Literal``), sort and order, compiled for
-        every request of the shape; None where the SQL depends on the values, or on the
-        organisation."""
+        """A shape's filter (its string literals ``Literal``; None: no filter), sort and order,
+        compiled for every request of the shape; None where the SQL depends on the values,
+        or on the organisation."""
 
         def computed(
             resource_type: str, path: tuple[str, ...], binding: Any, json: JsonSql
@@ -481,7 +481,7 @@ class ResourceService:
             key = filters.sort_key(kinds, json, request.sort_by, computed)
         except (filters.Unshapable, SCIMException):
             return None
-        if matching is None or not pages_kept(matching, json.postgres):
+        if matching is not None and not pages_kept(matching, json.postgres):
             return None
         order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
         page, count = kept.shape(matching, key, *order), kept.shape(matching)

@@ -54,7 +54,8 @@ class Literal:
 @dataclass(frozen=True)
 class Search:
     """A validated SearchRequest; of a shape seen before, that shape and the request's own
-    string literals, in the order of the filter's text."""
+    string literals, in the order of the filter's text (a request without a filter: its
+    shape, and neither literals nor template)."""
 
     request: SearchRequest[Any]
     shape: Hashable | None = None
@@ -140,7 +141,7 @@ class Searches:
             self._shapes.keep(key, kept)
         if not isinstance(kept, SearchRequest):
             raise _Unshaped
-        return Search(kept)
+        return Search(kept, key)
 
     @staticmethod
     def _key(model: Any, template: str | None, payload: Mapping[str, Any]) -> tuple[Any, ...]:

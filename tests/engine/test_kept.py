@@ -7,11 +7,12 @@ import uuid
 from typing import Any
 
 import httpx
+import pytest
 from litestar import Litestar
 from sqlalchemy import ColumnElement, literal, or_
 
 from scim.recent import Recent
-from scim.storage import kept
+from scim.storage import filters, kept
 from scim.storage.tables import resources
 from tests.conftest import Organisations, api_client, captured, through_the_cursor
 from tests.engine.conftest import create_user
@@ -164,3 +165,33 @@ async def test_a_kept_search_is_sent_by_the_driver_and_answers_what_sqlalchemy_d
             response = await client.get("/Users", params=query)
             assert response.json() == answer
     assert heard
+
+
+async def test_a_page_without_a_filter_asked_again_is_built_once(
+    app: Litestar,
+    client: httpx.AsyncClient,
+    organisations: Organisations,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A sorted page of a list, asked again, takes the statement built for it before (its
+    sort key compiled once), with each organisation's own rows and total."""
+    users = [
+        await create_user(client, f"sorted{n}@example.se", name={"familyName": f"S{2 - n}"})
+        for n in range(3)
+    ]
+    compiled: list[Any] = []
+    sort_key = filters.sort_key
+    monkeypatch.setattr(
+        filters, "sort_key", lambda *args: (compiled.append(args[2]), sort_key(*args))[1]
+    )
+    params = {"sortBy": "name.familyName", "count": 2, "startIndex": 2}
+    async with api_client(app, organisations.goteborg.token) as goteborg:
+        await create_user(goteborg, "theirs@example.se", name={"familyName": "S9"})
+        for caller, expected in [(client, 3), (goteborg, 1)] * 3:
+            page = await caller.get("/Users", params=params)
+            assert page.status_code == 200, page.text
+            assert page.json()["totalResults"] == expected
+            ids = [r["id"] for r in page.json()["Resources"]]
+            assert ids == ([users[1]["id"], users[0]["id"]] if expected == 3 else [])
+    # Validated from the start once, then compiled once: asked six times.
+    assert len(compiled) == 2, compiled
