@@ -122,6 +122,9 @@ _Decision = Callable[[Any], Any]
 _DROP: Any = object()
 # Attribute names a plan remembers its decisions for: a schema's own, and the extensions'.
 _REMEMBERED = 256
+# Documents' sets of attribute names (in their order) a plan remembers what it changes in:
+# the resources of a type hold a few.
+_LAYOUTS = 64
 
 
 def _same(value: Any) -> Any:
@@ -143,6 +146,12 @@ class Plan:
     # schema's and the extensions' (by name), and each extension's (by URN, lower case).
     _decisions: dict[str, _Decision] = field(default_factory=dict, init=False, repr=False)
     _in_extension: dict[str, dict[str, _Decision]] = field(
+        default_factory=dict, init=False, repr=False
+    )
+    # What it changes in a document by the document's attribute names (``_changes``), and
+    # in each extension's part of it.
+    _layouts: dict[tuple[str, ...], _Changes] = field(default_factory=dict, init=False, repr=False)
+    _in_extension_layouts: dict[str, dict[tuple[str, ...], _Changes]] = field(
         default_factory=dict, init=False, repr=False
     )
 
@@ -182,11 +191,16 @@ class Plan:
         return self.dropped.get(container, {}).get(attr, False) is not None
 
     def apply(self, document: dict[str, Any]) -> dict[str, Any]:
-        out = _projected(document, self._decisions, self._decide)
+        """The document as the plan returns it: the document itself where that is all of it,
+        else a copy (what it holds is never changed)."""
+        out = _projected(document, self._decisions, self._decide, self._layouts)
         schemas = out.get("schemas")
         if isinstance(schemas, list):
             # RFC 7643 §3: "schemas" names the schemas of the attributes present.
-            out["schemas"] = [urn for urn in schemas if self._names_present(urn, out)]
+            named = [urn for urn in schemas if self._names_present(urn, out)]
+            if len(named) != len(schemas):
+                out = dict(out) if out is document else out
+                out["schemas"] = named
         return out
 
     def _names_present(self, urn: Any, out: dict[str, Any]) -> bool:
@@ -233,7 +247,8 @@ class Plan:
                 if tree.get(k.lower(), _Attr(k, "x")).returned == "always"
             }
         decisions = self._in_extension.setdefault(urn, {})
-        return _projected(value, decisions, partial(self._decide_in, urn, tree))
+        layouts = self._in_extension_layouts.setdefault(urn, {})
+        return _projected(value, decisions, partial(self._decide_in, urn, tree), layouts)
 
     def _decide_in(self, urn: str, tree: dict[str, _Attr], key: str) -> _Decision:
         """What this plan does with an attribute of an extension, by its name."""
@@ -263,22 +278,52 @@ class Plan:
         return _only(value, keep)
 
 
+# The attributes a plan changes in a document, each with its decision (``_projected``).
+_Changes = tuple[tuple[str, _Decision], ...]
+
+
 def _projected(
-    document: dict[str, Any], decisions: dict[str, _Decision], decide: Callable[[str], _Decision]
+    document: dict[str, Any],
+    decisions: dict[str, _Decision],
+    decide: Callable[[str], _Decision],
+    layouts: dict[tuple[str, ...], _Changes],
 ) -> dict[str, Any]:
     """A document's attributes as their decisions project them, each decided once by name
-    (up to ``_REMEMBERED`` names: keys a client made up are decided each time)."""
-    out: dict[str, Any] = {}
-    for key, value in document.items():
-        decision = decisions.get(key)
-        if decision is None:
-            decision = decide(key)
-            if len(decisions) < _REMEMBERED:
-                decisions[key] = decision
-        projected = decision(value)
-        if projected is not _DROP:
+    (up to ``_REMEMBERED`` names: keys a client made up are decided each time). Which of
+    them change is found once per set of names (``_LAYOUTS`` of them): the attributes a plan
+    returns as they are, most of them, are not walked, and a document it returns whole is
+    returned itself."""
+    names = tuple(document)
+    changes = layouts.get(names)
+    if changes is None:
+        changes = tuple(
+            (key, decision)
+            for key in names
+            if (decision := _decision(key, decisions, decide)) is not _same
+        )
+        if len(layouts) < _LAYOUTS:
+            layouts[names] = changes
+    if not changes:
+        return document
+    out = dict(document)
+    for key, decision in changes:
+        projected = decision(out[key])
+        if projected is _DROP:
+            del out[key]
+        else:
             out[key] = projected
     return out
+
+
+def _decision(
+    key: str, decisions: dict[str, _Decision], decide: Callable[[str], _Decision]
+) -> _Decision:
+    decision = decisions.get(key)
+    if decision is None:
+        decision = decide(key)
+        if len(decisions) < _REMEMBERED:
+            decisions[key] = decision
+    return decision
 
 
 def _strip_unasked(info: _Attr, value: Any) -> Any:

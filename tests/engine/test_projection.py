@@ -107,3 +107,55 @@ def test_an_extension_with_nothing_returned_leaves_schemas() -> None:
         projected = plan.apply(document())
         assert projected["schemas"] == [USER]
         assert ENTERPRISE not in projected
+
+
+def layouts() -> list[dict[str, Any]]:
+    """Documents of different sets of names, in turn: what one plan meets in a page."""
+    whole = document()
+    no_password = {k: v for k, v in whole.items() if k != "password"}
+    bare = {k: v for k, v in no_password.items() if k != ENTERPRISE}
+    return [
+        whole,
+        no_password,
+        bare,
+        {**bare, "schemas": [USER, ENTERPRISE]},  # names an extension it does not hold
+        {**bare, "USERNAME": "other letters", "madeUp": 1},
+        document(ENTERPRISE.upper(), manager={"value": "26118915-6090-4610-87e4-49d8ca9f808d"}),
+        {**whole, ENTERPRISE: {}},
+        dict(reversed(list(whole.items()))),
+    ]
+
+
+@pytest.mark.parametrize(
+    ("attributes", "excluded"),
+    [
+        (None, None),
+        (None, ["emails", f"{ENTERPRISE}:costCenter"]),
+        (["userName", f"{ENTERPRISE}:department"], None),
+        ([ENTERPRISE], None),
+        (None, [ENTERPRISE]),
+    ],
+)
+def test_a_plan_projects_each_layout_as_a_new_plan_would(
+    attributes: list[str] | None, excluded: list[str] | None
+) -> None:
+    """What a plan changes in a document is found once per set of attribute names: each
+    document, whichever came before it, is projected as by a plan that meets it first, and
+    none is changed."""
+    plan = projector().plan(attributes, excluded)
+    for _ in range(3):
+        for stored in layouts():
+            kept = copy.deepcopy(stored)
+            fresh = projector().plan(attributes, excluded)
+            assert plan.apply(stored) == fresh.apply(copy.deepcopy(stored)), stored
+            assert stored == kept
+
+
+def test_a_document_returned_whole_is_not_copied() -> None:
+    plan = projector().plan(None, None)
+    bare = {k: v for k, v in document().items() if k not in ("password", ENTERPRISE)}
+    bare["schemas"] = [USER]
+    assert plan.apply(bare) is bare
+    stored = document()
+    projected = plan.apply(stored)  # the password goes: a copy without it
+    assert "password" not in projected and "password" in stored
