@@ -3,6 +3,7 @@ transaction, readers never take it."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 from pathlib import Path
 
@@ -92,6 +93,40 @@ async def test_a_connection_handed_back_in_a_transaction_is_rolled_back(tmp_path
             await connection.exec_driver_sql("INSERT INTO t VALUES (2)")
             kept = await connection.exec_driver_sql("SELECT n FROM t")
             assert list(kept.scalars()) == [2]
+    finally:
+        await engine.dispose()
+
+
+@pytest.mark.parametrize("pool_size", [5, 10])
+async def test_concurrent_reads_keep_their_connections(tmp_path: Path, pool_size: int) -> None:
+    """As many reads at once as the pool keeps open no connection after the first of each:
+    a connection opened per request and closed after it is a thread, the file and its
+    settings each time."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'pool.db'}", pool_size=pool_size)
+    opened: list[object] = []
+    event.listen(engine.sync_engine, "connect", lambda connection, _: opened.append(connection))
+    reading = reads(engine)
+
+    async def read() -> None:
+        async with reading.connect() as connection:
+            await connection.exec_driver_sql("SELECT 1")
+            await asyncio.sleep(0.01)  # all of them at once
+
+    try:
+        for _ in range(4):
+            await asyncio.gather(*(read() for _ in range(pool_size)))
+        assert len(opened) == pool_size
+    finally:
+        await engine.dispose()
+
+
+async def test_an_in_memory_database_shares_one_connection() -> None:
+    engine = create_engine("sqlite+aiosqlite:///:memory:")
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        async with engine.connect() as connection:  # the same database: the table is there
+            await connection.exec_driver_sql("SELECT n FROM t")
     finally:
         await engine.dispose()
 
