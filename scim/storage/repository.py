@@ -227,7 +227,7 @@ class Repository:
             return [], 0 if offset == 0 else None
         if offset == 0 and len(rows) < limit:
             return rows, len(rows)  # the whole result is on this page
-        if total is not None and total.name == "total":
+        if total is not None and where is None:
             return rows, int(rows[0].total)
         if total is not None and count_shape is not None:
             counted = {"tenant_id": self.tenant_id} | count_shape.values
