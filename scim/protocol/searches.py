@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Callable, Hashable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -104,13 +104,8 @@ class Searches:
 
         template = _STRING.sub(mark, text)
         key = self._key(model, template, payload)
-        shaped = self._shapes.find(key, _UNSEEN)
-        if shaped is _UNSEEN:
-            # A shape seen once is only remembered: one no other request has costs no more.
-            self._shapes.keep(key, _SEEN)
-            raise _Unshaped
-        if shaped is _SEEN:
-            shaped = self._learn(key, model, {**payload, "filter": template}, len(literals))
+        marked = {**payload, "filter": template}
+        shaped = self._kept(key, lambda: self._learn(model, marked, len(literals)))
         if not isinstance(shaped, _Shape) or shaped.request.filter is None:
             raise _Unshaped
         values = tuple(json.loads(literal) for literal in literals)
@@ -129,19 +124,30 @@ class Searches:
     def _unfiltered(self, model: Any, payload: Mapping[str, Any]) -> Search:
         """The request validated the last time it was asked, if it was asked before."""
         key = self._key(model, None, payload)
+
+        def validated() -> SearchRequest[Any] | None:
+            try:
+                return SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
+            except ValidationError:
+                return None
+
+        kept = self._kept(key, validated)
+        if not isinstance(kept, SearchRequest):
+            raise _Unshaped
+        return Search(kept, key)
+
+    def _kept(self, key: tuple[Any, ...], learn: Callable[[], Any]) -> Any:
+        """What is kept for a shape, made by ``learn`` the second time it is asked. A shape
+        asked once is only remembered (``_Unshaped``): one no other request has costs no
+        more."""
         kept = self._shapes.find(key, _UNSEEN)
         if kept is _UNSEEN:
             self._shapes.keep(key, _SEEN)
             raise _Unshaped
         if kept is _SEEN:
-            try:
-                kept = SearchRequest[model].model_validate(payload, scim_ctx=Context.SEARCH_REQUEST)
-            except ValidationError:
-                kept = None
+            kept = learn()
             self._shapes.keep(key, kept)
-        if not isinstance(kept, SearchRequest):
-            raise _Unshaped
-        return Search(kept, key)
+        return kept
 
     @staticmethod
     def _key(model: Any, template: str | None, payload: Mapping[str, Any]) -> tuple[Any, ...]:
@@ -158,9 +164,8 @@ class Searches:
             raise _Unshaped  # 512 such would hold memory
         return key
 
-    def _learn(
-        self, key: tuple[Any, ...], model: Any, payload: dict[str, Any], literals: int
-    ) -> _Shape | None:
+    @staticmethod
+    def _learn(model: Any, payload: dict[str, Any], literals: int) -> _Shape | None:
         """The shape's request, if its filter holds each of its marks once, as a whole value
         of a comparison: None if it does not or fails validation."""
         shaped = None
@@ -173,7 +178,6 @@ class Searches:
                 shaped = _Shape(request, _put_back(request.filter.ast, marks))
         except (ValidationError, _Unshaped):
             pass
-        self._shapes.keep(key, shaped)
         return shaped
 
 
