@@ -135,6 +135,40 @@ def _dropped(_value: Any) -> Any:
     return _DROP
 
 
+# The attributes a plan changes in a document, each with its decision (``_projected``).
+_Changes = tuple[tuple[str, _Decision], ...]
+
+
+@dataclass
+class _Memo:
+    """What a plan decided for the attributes of documents (or of an extension's part of
+    them): each name's decision (up to ``_REMEMBERED`` names: keys a client made up are
+    decided each time), and which of them change, by the set of names in their order (up to
+    ``_LAYOUTS``: the resources of a type hold a few)."""
+
+    decisions: dict[str, _Decision] = field(default_factory=dict)
+    layouts: dict[tuple[str, ...], _Changes] = field(default_factory=dict)
+
+    def learn(self, names: tuple[str, ...], decide: Callable[[str], _Decision]) -> _Changes:
+        """What changes in a document of these names, found and kept (``layouts``)."""
+        changes = tuple(
+            (key, decision)
+            for key in names
+            if (decision := self._decision(key, decide)) is not _same
+        )
+        if len(self.layouts) < _LAYOUTS:
+            self.layouts[names] = changes
+        return changes
+
+    def _decision(self, key: str, decide: Callable[[str], _Decision]) -> _Decision:
+        decision = self.decisions.get(key)
+        if decision is None:
+            decision = decide(key)
+            if len(self.decisions) < _REMEMBERED:
+                self.decisions[key] = decision
+        return decision
+
+
 @dataclass
 class Plan:
     """The projection one request asks for."""
@@ -142,18 +176,10 @@ class Plan:
     projector: Projector
     requested: dict[str | None, Selection] | None
     dropped: dict[str | None, Selection]
-    # What it does with each attribute name it has met, decided the first time: the core
-    # schema's and the extensions' (by name), and each extension's (by URN, lower case).
-    _decisions: dict[str, _Decision] = field(default_factory=dict, init=False, repr=False)
-    _in_extension: dict[str, dict[str, _Decision]] = field(
-        default_factory=dict, init=False, repr=False
-    )
-    # What it changes in a document by the document's attribute names (``_changes``), and
-    # in each extension's part of it.
-    _layouts: dict[tuple[str, ...], _Changes] = field(default_factory=dict, init=False, repr=False)
-    _in_extension_layouts: dict[str, dict[tuple[str, ...], _Changes]] = field(
-        default_factory=dict, init=False, repr=False
-    )
+    # What it decided for the document's attributes, and for each extension's (by URN,
+    # lower case).
+    _memo: _Memo = field(default_factory=_Memo, init=False, repr=False)
+    _in_extension: dict[str, _Memo] = field(default_factory=dict, init=False, repr=False)
 
     def returns(self, attr: str, extension: str | None = None) -> bool:
         """Whether an attribute (of the core schema, or of ``extension``) is returned at all,
@@ -193,7 +219,7 @@ class Plan:
     def apply(self, document: dict[str, Any]) -> dict[str, Any]:
         """The document as the plan returns it: the document itself where that is all of it,
         else a copy (what it holds is never changed)."""
-        out = _projected(document, self._decisions, self._decide, self._layouts)
+        out = _projected(document, self._memo, self._decide)
         schemas = out.get("schemas")
         if isinstance(schemas, list):
             # RFC 7643 §3: "schemas" names the schemas of the attributes present.
@@ -246,9 +272,8 @@ class Plan:
                 for k, v in value.items()
                 if tree.get(k.lower(), _Attr(k, "x")).returned == "always"
             }
-        decisions = self._in_extension.setdefault(urn, {})
-        layouts = self._in_extension_layouts.setdefault(urn, {})
-        return _projected(value, decisions, partial(self._decide_in, urn, tree), layouts)
+        memo = self._in_extension.setdefault(urn, _Memo())
+        return _projected(value, memo, partial(self._decide_in, urn, tree))
 
     def _decide_in(self, urn: str, tree: dict[str, _Attr], key: str) -> _Decision:
         """What this plan does with an attribute of an extension, by its name."""
@@ -278,31 +303,16 @@ class Plan:
         return _only(value, keep)
 
 
-# The attributes a plan changes in a document, each with its decision (``_projected``).
-_Changes = tuple[tuple[str, _Decision], ...]
-
-
 def _projected(
-    document: dict[str, Any],
-    decisions: dict[str, _Decision],
-    decide: Callable[[str], _Decision],
-    layouts: dict[tuple[str, ...], _Changes],
+    document: dict[str, Any], memo: _Memo, decide: Callable[[str], _Decision]
 ) -> dict[str, Any]:
-    """A document's attributes as their decisions project them, each decided once by name
-    (up to ``_REMEMBERED`` names: keys a client made up are decided each time). Which of
-    them change is found once per set of names (``_LAYOUTS`` of them): the attributes a plan
+    """A document's attributes as their decisions project them: the attributes a plan
     returns as they are, most of them, are not walked, and a document it returns whole is
     returned itself."""
     names = tuple(document)
-    changes = layouts.get(names)
+    changes = memo.layouts.get(names)
     if changes is None:
-        changes = tuple(
-            (key, decision)
-            for key in names
-            if (decision := _decision(key, decisions, decide)) is not _same
-        )
-        if len(layouts) < _LAYOUTS:
-            layouts[names] = changes
+        changes = memo.learn(names, decide)
     if not changes:
         return document
     out = dict(document)
@@ -313,17 +323,6 @@ def _projected(
         else:
             out[key] = projected
     return out
-
-
-def _decision(
-    key: str, decisions: dict[str, _Decision], decide: Callable[[str], _Decision]
-) -> _Decision:
-    decision = decisions.get(key)
-    if decision is None:
-        decision = decide(key)
-        if len(decisions) < _REMEMBERED:
-            decisions[key] = decision
-    return decision
 
 
 def _strip_unasked(info: _Attr, value: Any) -> Any:
