@@ -36,7 +36,7 @@ from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
-from scim.storage import counts, database
+from scim.storage import counts, database, direct
 from scim.storage.database import create_engine
 from scim.storage.listening import Listener
 
@@ -97,6 +97,8 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         domain = DOMAIN.from_settings(settings)
     registry = Registry(settings, domain)
     engine = create_engine(settings.database_url, pool_size=settings.pool_size)
+    # The server's reads keep what they need of the pool; its overflow stays for writes.
+    direct.keep(engine, settings.pool_size)
     service = ResourceService(registry, engine, settings)
     transmitter = Transmitter(engine, settings, domain)
     service.events_committed = transmitter.committed

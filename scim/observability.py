@@ -30,6 +30,8 @@ from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import Counter, Gauge, Histogram
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scim.storage import direct
+
 REQUEST_ID_HEADER = b"x-request-id"
 _SANE_ID = re.compile(r"[A-Za-z0-9._:-]{1,64}")
 
@@ -58,7 +60,8 @@ async def watch_pool(engine: AsyncEngine, every: float = 1.0) -> None:
     if checked_out is None:  # a pool that lends one connection to all (SQLite in memory)
         return
     while True:
-        DATABASE_CONNECTIONS.set(checked_out())
+        # Those direct reads keep between reads are idle, not in use (``direct.keep``).
+        DATABASE_CONNECTIONS.set(checked_out() - direct.kept_idle(engine))
         await asyncio.sleep(every)
 
 

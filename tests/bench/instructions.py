@@ -9,7 +9,8 @@ It runs the app in process (no HTTP server; httpx's ASGI transport) under valgri
 with counting switched on only around the measured requests: Bulk requests of --size user
 creates (a few groups of them among the operations, as ``bulk_probe`` makes them), single
 ``POST /Users``, ``GET /Users/{id}`` of the users the warm-up's Bulk request made, each
-once per --requests (the benchmark's ``get`` case), and pages of 100 of them (``page``: what
+once per --requests (the benchmark's ``get`` case), ``PATCH /Users/{id}`` of the same users,
+each given a new given name per round (``patch``), and pages of 100 of them (``page``: what
 a ``co`` or sorted page costs per user). On PostgreSQL the count is the server's
 own work (the database runs in its own processes); SQLite's work is in process and counted.
 A new database is made and dropped.
@@ -38,7 +39,9 @@ CASES = {
     "post": "POST /Users, per request",
     "get": "GET /Users/{id}, per request",
     "page": "GET /Users?count=100, per user listed",
+    "patch": "PATCH /Users/{id}, per request",
 }
+_DONE_TO = {"bulk": "created", "post": "created", "get": "read", "page": "read", "patch": "written"}
 
 
 async def _child(url: str, case: str, size: int, requests: int) -> None:
@@ -74,8 +77,8 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
             for op in warm_up.json()["Operations"]
             if "/Users/" in op["location"]
         ]
-        if case in ("get", "page"):
-            # As a served GET is: its token's principal kept while changes of credentials
+        if case in ("get", "page", "patch"):
+            # As a served request is: its token's principal kept while changes of credentials
             # are listened for (the server's lifespan does both; its other tasks would count).
             verified = app.state.authenticator.verified
             listening = asyncio.create_task(verified.listener.run())
@@ -98,12 +101,26 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
         elif case == "get":
             for _ in range(requests):
                 for resource_id in ids:
-                    await _get(app, f"/scim/v2/Users/{resource_id}", token)
+                    await _call(app, "GET", f"/scim/v2/Users/{resource_id}", token)
+                    created += 1
+        elif case == "patch":
+            for round_ in range(requests):
+                for resource_id in ids:
+                    # A new given name each time: a PATCH that changes nothing writes nothing.
+                    body = {
+                        "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+                        "Operations": [
+                            {"op": "replace", "path": "name.givenName", "value": f"G{round_}"}
+                        ],
+                    }
+                    await _call(app, "PATCH", f"/scim/v2/Users/{resource_id}", token, body=body)
                     created += 1
         elif case == "page":
             for _ in range(requests * 10):
                 for start in (1, 101):
-                    await _get(app, "/scim/v2/Users", token, f"count=100&startIndex={start}")
+                    await _call(
+                        app, "GET", "/scim/v2/Users", token, f"count=100&startIndex={start}"
+                    )
                     created += 100
         else:
             for content in singles[20:]:
@@ -111,25 +128,34 @@ async def _child(url: str, case: str, size: int, requests: int) -> None:
                 created += 1
         print(f"{DONE} {created}", flush=True)
         await asyncio.sleep(2)
-        if case in ("get", "page"):
+        if case in ("get", "page", "patch"):
             listening.cancel()
     await app.state.engine.dispose()
 
 
-async def _get(app: Any, path: str, token: str, query: str = "") -> None:
-    """A GET sent to the ASGI app itself, so that only the server's instructions count (a GET
-    costs httpx, building the request and reading the answer, about half as much again)."""
+async def _call(
+    app: Any, method: str, path: str, token: str, query: str = "", body: Any = None
+) -> None:
+    """A request sent to the ASGI app itself, so that only the server's instructions count (a
+    GET costs httpx, building the request and reading the answer, about half as much again)."""
+    content = b"" if body is None else json.dumps(body).encode()
+    headers = [(b"host", b"scim.test"), (b"authorization", f"Bearer {token}".encode())]
+    if body is not None:
+        headers += [
+            (b"content-type", b"application/scim+json"),
+            (b"content-length", str(len(content)).encode()),
+        ]
     scope = {
         "type": "http",
         "asgi": {"version": "3.0"},
         "http_version": "1.1",
-        "method": "GET",
+        "method": method,
         "scheme": "http",
         "path": path,
         "raw_path": path.encode(),
         "query_string": query.encode(),
         "root_path": "",
-        "headers": [(b"host", b"scim.test"), (b"authorization", f"Bearer {token}".encode())],
+        "headers": headers,
         "client": ("127.0.0.1", 50000),
         "server": ("scim.test", 80),
         "state": {},
@@ -137,7 +163,7 @@ async def _get(app: Any, path: str, token: str, query: str = "") -> None:
     sent: list[dict[str, Any]] = []
 
     async def receive() -> dict[str, Any]:
-        return {"type": "http.request", "body": b"", "more_body": False}
+        return {"type": "http.request", "body": content, "more_body": False}
 
     async def send(message: dict[str, Any]) -> None:
         sent.append(message)
@@ -230,7 +256,7 @@ def main() -> int:
                 asyncio.run(admin(args.postgres, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
         print(
             f"{CASES[case]}: {instructions / created:,.0f} instructions "
-            f"({created} {'created' if case in ('bulk', 'post') else 'read'}, "
+            f"({created} {_DONE_TO[case]}, "
             f"{time.perf_counter() - started:.0f} s under valgrind)"
         )
     return 0

@@ -4,6 +4,9 @@ errors, without SQLAlchemy's cursor."""
 
 from __future__ import annotations
 
+import asyncio
+import os
+import time
 import uuid
 from typing import Any
 
@@ -13,10 +16,12 @@ from litestar import Litestar
 from sqlalchemy import Integer, bindparam, event, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
+from scim.hooks import Tenant
+from scim.service import Caller
 from scim.storage import audit, database, direct
 from scim.storage.database import create_engine
 from scim.storage.tables import resources
-from tests.conftest import GROUP_SCHEMA, captured, through_the_cursor
+from tests.conftest import GROUP_SCHEMA, Organisations, captured, through_the_cursor
 from tests.engine.conftest import create_user
 
 _EXTERNAL_ID = (
@@ -120,6 +125,88 @@ async def test_a_request_that_reads_opens_no_sqlalchemy_connection(
     assert found.status_code == 200 and found.json()["totalResults"] == 2
     assert opened == []
     assert borrowed and len(borrowed) == len(returned)
+
+
+async def test_reads_keep_their_connections_between_requests(
+    app: Litestar, client: httpx.AsyncClient, organisations: Organisations
+) -> None:
+    """A read takes the connection the read before it kept, not one of the pool's, and keeps
+    it after; the pool's lent connections are those in use and those kept, none lost."""
+    name = f"kept.{uuid.uuid4().hex[:8]}@example.se"
+    user = await create_user(client, name, name={"familyName": "Kvar", "givenName": "Kim"})
+    service = app.state.service
+    kind = service.registry.by_name["User"]
+    plan = service.plan(kind, None, None)
+    caller = Caller(Tenant(organisations.stockholm.id, "kommun", frozenset()), "http://scim.test")
+    await service.get(caller, kind, user["id"], plan)
+    engine = app.state.engine
+    pool = engine.sync_engine.pool
+    borrowed: list[object] = []
+
+    def on_checkout(*_: object) -> None:
+        borrowed.append(1)
+
+    event.listen(pool, "checkout", on_checkout)
+    try:
+        for _ in range(5):
+            document, _version = await service.get(caller, kind, user["id"], plan)
+            assert document["userName"] == name
+    finally:
+        event.remove(pool, "checkout", on_checkout)
+    assert borrowed == []
+    assert pool.checkedout() == direct.kept_idle(engine) >= 1
+
+
+async def test_reads_at_once_keep_at_most_what_they_may(database_url: str) -> None:
+    """Reads at once beyond what may be kept hand the rest back to the pool; disposing of
+    the engine closes those kept."""
+    engine = create_engine(database_url, pool_size=4)
+    direct.keep(engine, 2)
+    reads = database.reads(engine)
+    statement = select(literal(1, Integer).label("one"))
+    try:
+        # The driver's connection is lent only while its read runs: many at once take many.
+        found = await asyncio.gather(*(direct.first(reads, statement, {}) for _ in range(6)))
+        assert [row.one for row in found] == [1] * 6
+        assert direct.kept_idle(engine) == 2
+        assert engine.sync_engine.pool.checkedout() == 2
+        kept = list(direct._kept[engine.sync_engine.pool].idle)
+    finally:
+        await engine.dispose()
+    assert direct.kept_idle(engine) == 0
+    assert all(not connection.is_valid for connection in kept)
+    # Kept again after the dispose, from the new pool.
+    assert (await direct.first(reads, statement, {})).one == 1
+    assert direct.kept_idle(engine) == 1
+    await engine.dispose()
+
+
+@pytest.mark.skipif(
+    not os.environ.get("SCIM_TEST_DATABASE_URL"), reason="runs in the PostgreSQL pass"
+)
+async def test_a_kept_connection_the_database_closed_is_not_lent_again(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """After PostgreSQL ends the server's connections (a restart, an administrator), a read
+    takes a new connection instead of the kept one it closed: no request fails for it."""
+    name = f"omstart.{uuid.uuid4().hex[:8]}@example.se"
+    user = await create_user(client, name)
+    assert (await client.get(f"/Users/{user['id']}")).status_code == 200
+    engine = app.state.engine
+    kept = list(direct._kept[engine.sync_engine.pool].idle)
+    assert kept
+    pids = [connection.driver_connection.get_server_pid() for connection in kept]
+    async with engine.connect() as connection:
+        await connection.exec_driver_sql(
+            f"SELECT pg_terminate_backend(pid) FROM unnest(ARRAY{pids}) AS pid"
+        )
+    deadline = time.monotonic() + 5
+    while not all(connection.driver_connection.is_closed() for connection in kept):
+        assert time.monotonic() < deadline, "the ended connections went unnoticed"
+        await asyncio.sleep(0.01)
+    read = await client.get(f"/Users/{user['id']}")
+    assert read.status_code == 200, read.text
+    assert all(connection not in direct._kept[engine.sync_engine.pool].idle for connection in kept)
 
 
 PATCH_SCHEMA = "urn:ietf:params:scim:api:messages:2.0:PatchOp"
