@@ -128,7 +128,9 @@ def _serve(args: argparse.Namespace) -> int:
         from scim.app import create_app
 
         target = create_app(settings)
-    options: dict[str, Any] = {"http": "httptools", **tls}
+    from scim.api.wire import HttpProtocol
+
+    options: dict[str, Any] = {"http": HttpProtocol, **tls}
     uvicorn.run(
         target,
         factory=isinstance(target, str),

@@ -17,7 +17,8 @@ import asyncio
 import ssl
 
 from cryptography import x509
-from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from scim.api.wire import HttpProtocol
 
 # TLS protocol version numbers (RFC 8446 §4.2.1) by the names ``SSLObject.version()`` gives.
 _VERSIONS = {"TLSv1": 0x0301, "TLSv1.1": 0x0302, "TLSv1.2": 0x0303, "TLSv1.3": 0x0304}
@@ -61,8 +62,8 @@ def tls_extension(ssl_object: ssl.SSLObject) -> dict[object, object]:
     }
 
 
-class TLSHttpToolsProtocol(HttpToolsProtocol):
-    """uvicorn's httptools protocol, adding the ASGI TLS extension on TLS connections."""
+class TLSHttpToolsProtocol(HttpProtocol):
+    """The server's HTTP protocol, adding the ASGI TLS extension on TLS connections."""
 
     tls: dict[object, object] | None = None
 
