@@ -19,6 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import PoolResetState
 from sqlalchemy.util import await_only
 
+from scim.storage.write_queue import WriteQueue
+
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
@@ -69,7 +71,7 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine)
+        _configure_sqlite(engine, WriteQueue() if _in_a_file(parsed) else None)
     if parsed.get_backend_name() == "postgresql":
         _configure_postgresql(engine)
     return engine
@@ -97,7 +99,7 @@ def _configure_postgresql(engine: AsyncEngine) -> None:
             await_only(start())
 
 
-def _configure_sqlite(engine: AsyncEngine) -> None:
+def _configure_sqlite(engine: AsyncEngine, queue: WriteQueue | None) -> None:
     @event.listens_for(engine.sync_engine, "connect")
     def _on_connect(dbapi_connection: Any, _record: Any) -> None:
         dbapi_connection.isolation_level = None
@@ -128,8 +130,29 @@ def _configure_sqlite(engine: AsyncEngine) -> None:
     def _on_begin(connection: Connection) -> None:
         # Reads (``reads``) must not take the write lock: with several workers they would
         # queue behind each other and the writers.
-        if not reading(connection):
+        if reading(connection):
+            return
+        if queue is None:  # in memory: one connection, shared
             connection.exec_driver_sql("BEGIN IMMEDIATE")
+            return
+        dbapi_connection = connection.connection.dbapi_connection
+        await_only(queue.take(dbapi_connection))  # the process's writers in turn (write_queue)
+        try:
+            connection.exec_driver_sql("BEGIN IMMEDIATE")
+        except BaseException:
+            queue.end(dbapi_connection)
+            raise
+
+    if queue is not None:
+
+        @event.listens_for(engine.sync_engine, "commit")
+        @event.listens_for(engine.sync_engine, "rollback")
+        def _on_end(connection: Connection) -> None:
+            queue.end(connection.connection.dbapi_connection)
+
+        @event.listens_for(engine.sync_engine.pool, "checkin")
+        def _on_checkin(dbapi_connection: Any, _record: Any) -> None:
+            queue.end(dbapi_connection)  # a transaction whose end was not seen
 
 
 _READS = "scim_reads"

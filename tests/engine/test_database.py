@@ -10,10 +10,12 @@ from pathlib import Path
 import aiosqlite.core as aiosqlite_core
 import pytest
 from sqlalchemy import event, text
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
-from scim.storage.database import create_engine, reads
+from scim.storage.database import create_engine, reads, unavailable
+from scim.storage.write_queue import WriteQueue
 
 
 @pytest.fixture
@@ -116,6 +118,73 @@ async def test_concurrent_reads_keep_their_connections(tmp_path: Path, pool_size
         for _ in range(4):
             await asyncio.gather(*(read() for _ in range(pool_size)))
         assert len(opened) == pool_size
+    finally:
+        await engine.dispose()
+
+
+async def test_writers_of_one_process_take_turns_in_the_order_they_came(tmp_path: Path) -> None:
+    """Writers that find the write lock taken get it in the order they asked for it, each
+    once the one before has committed or rolled back (SQLite's busy handler would wake them
+    in whatever order their sleeps end); a rollback hands the lock on too."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'turns.db'}")
+    done: list[int] = []
+    first_holds = asyncio.Event()
+    let_go = asyncio.Event()
+
+    async def write(n: int) -> None:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql(f"INSERT INTO t VALUES ({n})")
+            if n == 0:
+                first_holds.set()
+                await let_go.wait()
+            done.append(n)
+            if n == 3:
+                raise LookupError("rolled back")
+
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        writers = [asyncio.create_task(write(0))]
+        await first_holds.wait()
+        for n in range(1, 8):
+            writers.append(asyncio.create_task(write(n)))
+            await asyncio.sleep(0.02)  # each asks after the one before
+        let_go.set()
+        results = await asyncio.gather(*writers, return_exceptions=True)
+        assert [type(result) for result in results] == [
+            *[type(None)] * 3,
+            LookupError,
+            *[type(None)] * 4,
+        ]
+        assert done == list(range(8))
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT n FROM t ORDER BY n")
+            assert list(kept.scalars()) == [0, 1, 2, 4, 5, 6, 7]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(
+    tmp_path: Path,
+) -> None:
+    """As SQLite's busy handler ends: the error that tells a database unavailable (503),
+    and the writer holding the lock is not disturbed."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'locked.db'}")
+    queue = WriteQueue()
+    try:
+        async with engine.connect() as holding, engine.connect() as waiting:
+            holder = (await holding.get_raw_connection()).dbapi_connection
+            waiter = (await waiting.get_raw_connection()).dbapi_connection
+            await queue.take(holder)
+            with pytest.raises(OperationalError) as refused:
+                await queue.take(waiter, timeout=0.05)
+            assert "database is locked" in str(refused.value)
+            assert unavailable(refused.value)
+            queue.end(waiter)  # not its turn: nothing changes
+            with pytest.raises(OperationalError):
+                await queue.take(waiter, timeout=0.05)
+            queue.end(holder)
+            await queue.take(waiter, timeout=0.05)  # free now
     finally:
         await engine.dispose()
 
