@@ -135,12 +135,13 @@ def _configure_sqlite(engine: AsyncEngine, queue: WriteQueue | None) -> None:
         if queue is None:  # in memory: one connection, shared
             connection.exec_driver_sql("BEGIN IMMEDIATE")
             return
-        dbapi_connection = connection.connection.dbapi_connection
-        await_only(queue.take(dbapi_connection))  # the process's writers in turn (write_queue)
+        # The process's writers in turn (``write_queue``); the turn known by the connection
+        # (which an invalidated one no longer tells its driver's) and by the driver's.
+        await_only(queue.take(connection, connection.connection.dbapi_connection))
         try:
             connection.exec_driver_sql("BEGIN IMMEDIATE")
         except BaseException:
-            queue.end(dbapi_connection)
+            queue.end(connection)
             raise
 
     if queue is not None:
@@ -148,7 +149,7 @@ def _configure_sqlite(engine: AsyncEngine, queue: WriteQueue | None) -> None:
         @event.listens_for(engine.sync_engine, "commit")
         @event.listens_for(engine.sync_engine, "rollback")
         def _on_end(connection: Connection) -> None:
-            queue.end(connection.connection.dbapi_connection)
+            queue.end(connection)
 
         @event.listens_for(engine.sync_engine.pool, "checkin")
         def _on_checkin(dbapi_connection: Any, _record: Any) -> None:

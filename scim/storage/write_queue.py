@@ -34,7 +34,7 @@ class WriteQueue:
     def __init__(self) -> None:
         self._lock: asyncio.Lock | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._holder: Any = None
+        self._holders: tuple[Any, ...] = ()
 
     def _current_lock(self) -> asyncio.Lock:
         loop = asyncio.get_running_loop()
@@ -44,9 +44,10 @@ class WriteQueue:
             self._lock, self._loop = asyncio.Lock(), loop
         return self._lock
 
-    async def take(self, dbapi_connection: Any, timeout: float = BUSY_TIMEOUT) -> None:
-        """Wait for the turn of the transaction on ``dbapi_connection``; OperationalError
-        after ``timeout`` seconds, as SQLite's "database is locked"."""
+    async def take(self, *holders: Any, timeout: float = BUSY_TIMEOUT) -> None:
+        """Wait for the turn of a transaction, known by any of ``holders`` (its connection,
+        its driver's connection); OperationalError after ``timeout`` seconds, as SQLite's
+        "database is locked"."""
         lock = self._current_lock()
         try:
             await asyncio.wait_for(lock.acquire(), timeout)
@@ -54,11 +55,11 @@ class WriteQueue:
             raise OperationalError(
                 "BEGIN IMMEDIATE", None, sqlite3.OperationalError("database is locked")
             ) from None
-        self._holder = dbapi_connection
+        self._holders = holders
 
-    def end(self, dbapi_connection: Any) -> None:
-        """The turn of the transaction on ``dbapi_connection`` is over, if it was its."""
-        if self._holder is not None and self._holder is dbapi_connection:
-            self._holder = None
+    def end(self, holder: Any) -> None:
+        """The turn of the transaction ``holder`` knows is over, if it was its."""
+        if any(held is holder for held in self._holders):
+            self._holders = ()
             assert self._lock is not None
             self._lock.release()

@@ -164,6 +164,29 @@ async def test_writers_of_one_process_take_turns_in_the_order_they_came(tmp_path
         await engine.dispose()
 
 
+async def test_a_writer_whose_connection_is_invalidated_gives_its_turn_on(
+    tmp_path: Path,
+) -> None:
+    """A transaction whose connection was invalidated (a statement cancelled, the database
+    gone) ends with a connection that no longer tells its driver's: its end still ends its
+    turn, and the next writer writes."""
+    engine = create_engine(f"sqlite+aiosqlite:///{tmp_path / 'invalidated.db'}")
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        async with engine.connect() as connection:
+            await connection.begin()
+            await connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+            await connection.invalidate()
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT n FROM t")
+            assert list(kept.scalars()) == [2]
+    finally:
+        await engine.dispose()
+
+
 async def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(
     tmp_path: Path,
 ) -> None:
