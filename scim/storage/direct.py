@@ -48,6 +48,8 @@ from sqlalchemy.exc import DBAPIError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.pool import QueuePool
 from sqlalchemy.sql import Delete, Insert, Select, Update
+from sqlalchemy.sql.compiler import SQLCompiler
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.util import greenlet_spawn
 
 from scim.storage import database
@@ -64,13 +66,17 @@ Source = AsyncConnection | AsyncEngine
 class _Prepared:
     """What a statement becomes once for the driver: its SQL, the order of its parameters
     with their bind processors, the values of those it fixes itself, its columns' result
-    processors and its row type (a named tuple)."""
+    processors and its row type (a named tuple); and the values it writes into its SQL
+    (``literal_execute``: a ``co`` pattern), each by its placeholder in ``sql``, written as
+    its statement's compiled form writes them (``_sql``)."""
 
     sql: str
     order: tuple[tuple[str, Processor], ...]
     fixed: Mapping[str, Any]
     results: tuple[Processor, ...]
     row: Any
+    written: tuple[tuple[str, str, BindParameter[Any]], ...] = ()
+    compiled: SQLCompiler | None = None
 
 
 # Per statement, as long as it is kept, and per dialect (a statement may serve both);
@@ -80,26 +86,59 @@ _UNSEEN = object()
 
 
 def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
-    """The statement as the driver takes it; None if its SQL depends on the values it is
-    given (``literal_execute``) or a column's name is not one a row can be read by."""
+    """The statement as the driver takes it; None if its SQL depends on the number of
+    values it is given (an expanding IN) or a column's name is not one a row can be read
+    by."""
     compiled = statement.compile(dialect=dialect)
-    if compiled.literal_execute_params or compiled.post_compile_params:
+    assert isinstance(compiled, SQLCompiler)
+    if compiled.post_compile_params or compiled.escaped_bind_names:
         return None
+    names = compiled.bind_names
+    written = tuple(
+        (names[bind], f"__[POSTCOMPILE_{names[bind]}]", bind)
+        for bind in compiled.literal_execute_params
+    )
+    if not all(placeholder in compiled.string for _, placeholder, _ in written):
+        return None  # written with a type's own SQL around it: SQLAlchemy's to render
     columns = statement.selected_columns if isinstance(statement, Select) else ()
     keys = [column.key or "" for column in columns]
     if not all(key.isidentifier() and not key.startswith("_") for key in keys):
         return None
-    names = compiled.bind_names
     processors = {
         name: bind.type.dialect_impl(dialect).bind_processor(dialect)
         for bind, name in names.items()
     }
-    order = tuple((name, processors.get(name)) for name in compiled.positiontup or ())
+    in_sql = {name for name, _, _ in written}
+    order = tuple(
+        (name, processors.get(name)) for name in compiled.positiontup or () if name not in in_sql
+    )
     fixed = {name: bind.effective_value for bind, name in names.items() if not bind.required}
     results = tuple(
         column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
     )
-    return _Prepared(compiled.string, order, fixed, results, namedtuple("Row", keys))
+    return _Prepared(
+        compiled.string,
+        order,
+        fixed,
+        results,
+        namedtuple("Row", keys),
+        written,
+        compiled if written else None,
+    )
+
+
+def _sql(prepared: _Prepared, parameters: Mapping[str, Any]) -> str:
+    """The statement's SQL for these parameters: those it writes in written as SQLAlchemy's
+    execution writes them (``render_literal_bindparam``: quoted, quotes doubled)."""
+    sql = prepared.sql
+    if prepared.compiled is not None:
+        values = {**prepared.fixed, **parameters}
+        for name, placeholder, bind in prepared.written:
+            value = prepared.compiled.render_literal_bindparam(  # type: ignore[no-untyped-call]
+                bind, render_literal_value=values[name]
+            )
+            sql = sql.replace(placeholder, value)
+    return sql
 
 
 def _unheard(sync: Connection | Engine) -> bool:
@@ -208,6 +247,7 @@ async def _read(
             return () if row is None else (row,)
         return list(result.all())
     arguments = _arguments(prepared, parameters)
+    sql = _sql(prepared, parameters)
     if isinstance(source, AsyncEngine):
         lent = await _lent(source)
         try:
@@ -215,8 +255,8 @@ async def _read(
             records = await _sent(
                 source.dialect,
                 driver,
-                (prepared.sql, arguments),
-                partial(_records, source.dialect, driver, prepared.sql, arguments, one),
+                (sql, arguments),
+                partial(_records, source.dialect, driver, sql, arguments, one),
                 lambda: greenlet_spawn(lent.invalidate),
             )
         except BaseException:
@@ -228,8 +268,8 @@ async def _read(
         records = await _sent(
             source.dialect,
             driver,
-            (prepared.sql, arguments),
-            partial(_records, source.dialect, driver, prepared.sql, arguments, one),
+            (sql, arguments),
+            partial(_records, source.dialect, driver, sql, arguments, one),
             source.invalidate,
         )
     make, results = prepared.row._make, prepared.results
@@ -256,11 +296,12 @@ async def write(
     if prepared is None:
         return int((await connection.execute(statement, dict(parameters))).rowcount)
     arguments = _arguments(prepared, parameters)
+    sql = _sql(prepared, parameters)
     return await _sent(
         connection.dialect,
         driver,
-        (prepared.sql, arguments),
-        partial(_count, connection.dialect, driver, prepared.sql, arguments),
+        (sql, arguments),
+        partial(_count, connection.dialect, driver, sql, arguments),
         connection.invalidate,
     )
 

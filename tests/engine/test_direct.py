@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 from litestar import Litestar
-from sqlalchemy import Integer, bindparam, event, literal, select, update
+from sqlalchemy import Integer, String, bindparam, event, literal, select, update
 from sqlalchemy.exc import IntegrityError
 
 from scim.hooks import Tenant
@@ -62,17 +62,45 @@ async def test_a_read_by_id_bypasses_the_cursor_and_answers_the_same(
     assert again.headers["etag"] == read.headers["etag"]
 
 
-async def test_a_statement_whose_sql_takes_its_values_goes_through_sqlalchemy(
+async def test_a_value_written_into_the_sql_is_written_as_sqlalchemy_writes_it(
     app: Litestar,
 ) -> None:
-    """A value written into the SQL (``literal_execute``) is rendered by SQLAlchemy at each
-    execution: such a statement is not sent directly."""
-    statement = select(literal(7, Integer, literal_execute=True).label("n"))
+    """A value written into the SQL (``literal_execute``: a ``co`` pattern, so that each is
+    planned for what it matches) is written by the driver's path as SQLAlchemy's execution
+    writes it: quoted, its quotes doubled, its backslashes kept."""
+    pattern = "%o'k\\_x'%"
+    family = f"O'k\\_x'{uuid.uuid4().hex[:6]}"
+    statement = select(
+        literal(pattern, String, literal_execute=True).label("pattern"),
+        literal(7, Integer, literal_execute=True).label("n"),
+        bindparam("bound", type_=String).label("bound"),
+        literal(family.lower(), String, literal_execute=True)
+        .like(bindparam("like", type_=String, literal_execute=True, required=True), escape="\\")
+        .label("matches"),
+    )
+    reads = app.state.service.read_engine
+    given = {"bound": "b'", "like": r"%k\\\_x'%"}  # k, a backslash, an underscore, x, a quote
     with through_the_cursor(app.state.engine) as executed:
-        async with app.state.service.read_engine.connect() as connection:
-            row = await direct.first(connection, statement, {})
-    assert row is not None and row.n == 7
-    assert len(executed) == 1 and "7" in executed[0]
+        row = await direct.first(reads, statement, given)
+    assert executed == []  # sent by the driver
+    with captured(reads) as heard:  # a listener: SQLAlchemy's execution
+        again = await direct.first(reads, statement, given)
+    assert heard
+    assert tuple(row) == tuple(again) == (pattern, 7, "b'", True)
+
+
+async def test_a_statement_whose_sql_takes_a_list_goes_through_sqlalchemy(
+    app: Litestar, client: httpx.AsyncClient
+) -> None:
+    """An expanding IN is written for as many values as it is given: SQLAlchemy's to send."""
+    user = await create_user(client, f"in.{uuid.uuid4().hex[:8]}@example.se")
+    statement = select(resources.c.id).where(
+        resources.c.id.in_(bindparam("ids", expanding=True, required=True))
+    )
+    with through_the_cursor(app.state.engine) as executed:
+        rows = await direct.rows(app.state.service.read_engine, statement, {"ids": [user["id"]]})
+    assert [row.id for row in rows] == [user["id"]]
+    assert len(executed) == 1
 
 
 async def test_a_statement_read_on_two_databases_is_prepared_for_each(app: Litestar) -> None:
