@@ -91,7 +91,7 @@ def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
     by."""
     compiled = statement.compile(dialect=dialect)
     assert isinstance(compiled, SQLCompiler)
-    if compiled.post_compile_params or compiled.escaped_bind_names:
+    if compiled.post_compile_params:
         return None
     names = compiled.bind_names
     written = tuple(
@@ -99,7 +99,7 @@ def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
         for bind in compiled.literal_execute_params
     )
     if not all(placeholder in compiled.string for _, placeholder, _ in written):
-        return None  # written with a type's own SQL around it: SQLAlchemy's to render
+        return None  # a name escaped, or a type's own SQL around it: SQLAlchemy's to write
     columns = statement.selected_columns if isinstance(statement, Select) else ()
     keys = [column.key or "" for column in columns]
     if not all(key.isidentifier() and not key.startswith("_") for key in keys):
@@ -326,8 +326,8 @@ class _Kept:
         self.idle: list[Any] = []
 
 
-# Per pool: an engine's, replaced with it on dispose; only engines made by
-# ``database.create_engine`` keep connections.
+# Per pool: an engine's, replaced with it on dispose; only an engine given to ``keep`` (the
+# server's) keeps connections.
 _kept: weakref.WeakKeyDictionary[Any, _Kept] = weakref.WeakKeyDictionary()
 
 
