@@ -120,8 +120,9 @@ async def test_a_statement_read_on_two_databases_is_prepared_for_each(app: Lites
 async def test_a_request_that_reads_opens_no_sqlalchemy_connection(
     app: Litestar, client: httpx.AsyncClient
 ) -> None:
-    """GET by id and a search (its page and its count) borrow the pool's connections for
-    their reads alone, and every connection borrowed goes back."""
+    """GET by id and a search (its page and its count) open no SQLAlchemy connection: their
+    reads take the driver's connection alone (one kept, ``direct.keep``), and every
+    connection the pool lends meanwhile (the token's look-up) goes back."""
     family = f"Lånad{uuid.uuid4().hex[:8]}"
     name = f"{family}@example.se"
     user = await create_user(client, name, name={"familyName": family, "givenName": "Lo"})
