@@ -47,6 +47,7 @@ class RateLimiter:
     sync_every: float = 0.2
     _local: Counter[tuple[str, int]] = field(default_factory=Counter)
     _shared: dict[tuple[str, int], int] = field(default_factory=dict)
+    _dropped_before: int = 0  # the oldest window kept at the last sync that dropped some
     # Set by the app's shutdown: ``run`` ends after one more sync.
     stopping: bool = False
 
@@ -83,13 +84,17 @@ class RateLimiter:
         if not counted:
             return
         oldest = int((time.time() - KEEP_WINDOWS_FOR) // self.window)
+        # The old windows are dropped when there is one more to drop, not at every sync.
+        dropping = oldest if oldest > self._dropped_before else None
         try:
-            self._shared.update(await rate_counts.add(self.engine, counted, oldest))
+            self._shared.update(await rate_counts.add(self.engine, counted, dropping))
         except Exception:
             # The database is away: keep the counts for the next round; requests go on being
             # decided on what is known.
             self._local.update(counted)
             raise
+        if dropping is not None:
+            self._dropped_before = dropping
         current = int(time.time() // self.window)
         self._shared = {key: value for key, value in self._shared.items() if key[1] >= current - 1}
 

@@ -100,7 +100,10 @@ def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
     )
     if not all(placeholder in compiled.string for _, placeholder, _ in written):
         return None  # a name escaped, or a type's own SQL around it: SQLAlchemy's to write
-    columns = statement.selected_columns if isinstance(statement, Select) else ()
+    # What it reads: a SELECT's columns, what an INSERT, UPDATE or DELETE returns.
+    columns = (
+        statement.selected_columns if isinstance(statement, Select) else statement.exported_columns
+    )
     keys = [column.key or "" for column in columns]
     if not all(key.isidentifier() and not key.startswith("_") for key in keys):
         return None
@@ -214,7 +217,7 @@ async def _count(dialect: Dialect, driver: Any, sql: str, arguments: list[Any]) 
         await cursor.close()
 
 
-async def first(source: Source, statement: Select[Any], parameters: Mapping[str, Any]) -> Any:
+async def first(source: Source, statement: Statement, parameters: Mapping[str, Any]) -> Any:
     """The first row of a statement that reads one: ``(await connection.execute(...))
     .first()``, with the same columns, read by the driver itself where it can be (above)."""
     found = await _read(source, statement, parameters, one=True)
@@ -230,7 +233,7 @@ async def rows(
 
 
 async def _read(
-    source: Source, statement: Select[Any], parameters: Mapping[str, Any], one: bool
+    source: Source, statement: Statement, parameters: Mapping[str, Any], one: bool
 ) -> Sequence[Any]:
     sync = source.sync_engine if isinstance(source, AsyncEngine) else source.sync_connection
     driver = None

@@ -3,20 +3,24 @@ counted over every worker through the database."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import AsyncIterator
 from dataclasses import replace
 
 import httpx
 import pytest
 from litestar import Litestar
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.app import create_app
 from scim.errors import ERROR_SCHEMA
 from scim.hooks import Domain
 from scim.operator import Operator
+from scim.ratelimit import KEEP_WINDOWS_FOR
 from scim.settings import Settings
-from tests.conftest import Organisations, api_client
+from scim.storage.tables import rate_counts
+from tests.conftest import Organisations, api_client, captured
 
 # Long windows, so that a test's requests never straddle two of them.
 WINDOW = 3600.0
@@ -113,4 +117,46 @@ async def test_no_limit_when_set_to_zero(settings: Settings, organisations: Orga
                 assert (await client.get("/ServiceProviderConfig")).status_code == 200
                 assert (await client.get("/Users", params={"count": 0})).status_code == 200
     finally:
+        await app.state.engine.dispose()
+
+
+async def test_windows_older_than_a_minute_are_dropped_once(
+    settings: Settings, engine: AsyncEngine, organisations: Organisations
+) -> None:
+    """A sync drops the windows more than ``KEEP_WINDOWS_FOR`` seconds old, once each: a
+    sync in the same second finds nothing more to drop and sends no DELETE."""
+    app = await _limited_app(settings, per_client=1000, per_tenant=0)
+    limiter = app.state.rate_limiter
+    limiter.window = 1.0
+    now = int(time.time())
+    stale, kept = now - KEEP_WINDOWS_FOR - 5, now - KEEP_WINDOWS_FOR + 30
+    async with engine.begin() as connection:
+        await connection.execute(
+            insert(rate_counts),
+            [
+                {"key": "old", "window": stale, "count": 1},
+                {"key": "old", "window": kept, "count": 1},
+            ],
+        )
+    try:
+        async with api_client(app, organisations.stockholm.token) as client:
+            assert (await client.get("/Users", params={"count": 0})).status_code == 200
+            started = int(time.time())
+            with captured(app.state.engine) as first:
+                await limiter.sync()
+            assert (await client.get("/Users", params={"count": 0})).status_code == 200
+            with captured(app.state.engine) as second:
+                await limiter.sync()
+            same_second = int(time.time()) == started
+        async with engine.connect() as connection:
+            left = await connection.execute(
+                select(rate_counts.c.window).where(rate_counts.c.key == "old")
+            )
+            assert left.scalars().all() == [kept]
+        assert sum("DELETE FROM rate_counts" in s for s in first) == 1
+        if same_second:  # else a window more may be due for dropping
+            assert not any("DELETE" in s for s in second), second
+    finally:
+        async with engine.begin() as connection:
+            await connection.execute(delete(rate_counts).where(rate_counts.c.key == "old"))
         await app.state.engine.dispose()
