@@ -36,7 +36,7 @@ from scim.ratelimit import RateLimited, RateLimiter
 from scim.registry import Registry
 from scim.service import ResourceService
 from scim.settings import Settings
-from scim.storage import counts, database, direct
+from scim.storage import counts, database, direct, statistics
 from scim.storage.database import create_engine
 from scim.storage.listening import Listener
 
@@ -114,6 +114,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
         delivering = asyncio.create_task(transmitter.run())
         listening = asyncio.create_task(listener.run())
         folding = asyncio.create_task(counts.keep_folded(engine))
+        analysing = asyncio.create_task(statistics.keep_analysed(engine))
         pooling = asyncio.create_task(watch_pool(engine))
         verified.watching = True
         # What is loaded by now lives as long as the process: keep it out of every garbage
@@ -126,7 +127,7 @@ def create_app(settings: Settings | None = None, domain: Domain | None = None) -
             rate_limiter.stopping = True
             if syncing is not None:
                 await syncing  # its last sync, whole (``RateLimiter.run``)
-            for task in (delivering, listening, folding, pooling):
+            for task in (delivering, listening, folding, analysing, pooling):
                 if task is not None:
                     task.cancel()
                     with suppress(asyncio.CancelledError):

@@ -142,6 +142,17 @@ def _escape_like(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
+def fragment(pattern: str) -> str:
+    """The text a ``co``, ``sw`` or ``ew`` pattern (``Scalar._bound``) looks for: its
+    wildcards dropped, its escapes undone."""
+    characters = re.findall(r"\\.|.", pattern, re.DOTALL)  # an escaped one is two
+    if characters[:1] == ["%"]:
+        characters = characters[1:]
+    if characters[-1:] == ["%"]:
+        characters = characters[:-1]
+    return "".join(character[-1] for character in characters)
+
+
 def _value_type(target: type | None) -> str:
     if isclass(target):
         if issubclass(target, bool):

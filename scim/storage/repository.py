@@ -45,7 +45,7 @@ from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
 from scim.recent import Recent
-from scim.storage import counts, direct, events, filters, kept
+from scim.storage import counts, direct, events, filters, kept, trigrams
 from scim.storage.database import json_dumps
 from scim.storage.json_sql import JsonSql
 from scim.storage.tables import administrators, audit_log, members, receivers, resources
@@ -174,6 +174,10 @@ class Repository:
         page_shape, count_shape = shapes
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
+        if where is not None and not pages_kept(where, self.postgres):
+            narrowed = await trigrams.narrowed(self.source, where)
+            if narrowed is not where:  # a statement of its own: the shapes given are not its
+                where, page_shape, count_shape = narrowed, None, None
         total = None
         if count_total and where is None:
             total = _kept_total(tuple(kind_names))
@@ -235,7 +239,7 @@ class Repository:
             known = counts.known(self.source, count_key, counted, rows[0].generation)
             if known is not None:
                 return rows, known
-        return rows, await self.count(kind_names, where, count_shape)
+        return rows, await self._count(kind_names, where, count_shape)
 
     async def count(
         self,
@@ -246,6 +250,18 @@ class Repository:
         """The organisation's resources of these types that match ``where`` (of ``shape``,
         where the caller knows it): all of them as the database keeps their number
         (``scim.storage.counts``), else counted."""
+        if where is not None and not pages_kept(where, self.postgres):
+            narrowed = await trigrams.narrowed(self.source, where)
+            if narrowed is not where:
+                where, shape = narrowed, None
+        return await self._count(kind_names, where, shape)
+
+    async def _count(
+        self,
+        kind_names: Sequence[str],
+        where: ColumnElement[bool] | None,
+        shape: kept.Shape | None = None,
+    ) -> int:
         parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
         if where is None:
             statement = counts.statement(tuple(kind_names))

@@ -1,0 +1,127 @@
+"""SQLite: a pattern comparison of a name narrowed to the rows its trigrams allow, where few
+names hold the fragment (the FTS5 index of migration 0021).
+
+SQLite cannot tell a rare fragment from a frequent one, and finds every pattern's matches by
+walking the organisation's names in id order (``filters.Rarely``): quick where many match,
+the whole organisation where few do. So the index is asked first how many names hold the
+fragment, counting no further than ``RARE``; below that, the comparison takes only the rows
+the index gives (a rowid each) and the pattern is tested on those alone, as before. The
+index is only a shortcut: every row it gives is tested, and every row that holds the
+fragment is among those it gives, so the answer is the same either way.
+"""
+
+from __future__ import annotations
+
+import logging
+import weakref
+from functools import cache
+from typing import Any
+
+from sqlalchemy import (
+    BindParameter,
+    ColumnElement,
+    Select,
+    and_,
+    bindparam,
+    column,
+    func,
+    literal,
+    literal_column,
+    select,
+    table,
+)
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.sql import operators
+from sqlalchemy.sql.elements import BinaryExpression
+from sqlalchemy.sql.visitors import iterate, replacement_traverse
+
+from scim.storage import direct
+from scim.storage.filters import Rarely, fragment
+from scim.storage.tables import resources
+
+logger = logging.getLogger("scim.trigrams")
+
+# Fewer candidates than this, and the index's rows are read instead of walking: among
+# 20,000 users a page of a fragment's matches took as long either way at 400-600 of them.
+RARE = 400
+# The index's shortest token: a fragment of fewer characters is in no trigram.
+_SHORTEST = 3
+_NAMES = table("resource_names", column("rowid"), column("resource_names"))
+_INDEXED = tuple(
+    resources.c[key]
+    for key in ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
+)
+_ROWID: ColumnElement[int] = literal_column("resources.rowid")
+# Databases whose index is not there (a SQLite without FTS5's trigrams): asked once.
+_ABSENT: weakref.WeakSet[Engine] = weakref.WeakSet()
+
+
+async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnElement[bool]:
+    """``where`` with each comparison of a name key to a fragment few names hold narrowed to
+    the rows of the index that hold it."""
+    found = [(rarely, query) for rarely in iterate(where) if (query := _query(rarely))]
+    engine = source.sync_engine
+    if not found or engine in _ABSENT:
+        return where
+    queries = {f"q{i}": query for i, (_, query) in enumerate(found)}
+    try:
+        counted = await direct.first(source, _probe(len(found)), queries | {"most": RARE})
+    except OperationalError as error:
+        # No index (no such table, or module), or a query it cannot take: walked.
+        if "no such" in str(error):
+            _ABSENT.add(engine)
+        else:
+            logger.warning("names' trigrams not asked", extra={"error": str(error)})
+        return where
+    rare = {
+        id(rarely): query
+        for (rarely, query), count in zip(found, counted, strict=True)
+        if count < RARE
+    }
+    if not rare:
+        return where
+
+    def narrow(element: Any, **_: Any) -> ColumnElement[bool] | None:
+        query = rare.get(id(element))
+        if query is None:
+            return None
+        candidates = select(_NAMES.c.rowid).where(_NAMES.c.resource_names.match(query))
+        return and_(_ROWID.in_(candidates.scalar_subquery()), element)
+
+    return replacement_traverse(where, {}, narrow)
+
+
+def _query(element: Any) -> str | None:
+    """The index's query for a pattern comparison of a name key (``Rarely`` around a LIKE of
+    a key column of ``resources``): the fragment as a phrase of that column; None for any
+    other element, and for a fragment too short to be in a trigram."""
+    if not isinstance(element, Rarely):
+        return None
+    (like,) = element.clauses
+    if (
+        not isinstance(like, BinaryExpression)
+        or like.operator is not operators.like_op
+        or not any(like.left is key for key in _INDEXED)
+        or not isinstance(like.right, BindParameter)
+        or not isinstance(like.right.value, str)
+    ):
+        return None
+    text = fragment(like.right.value)
+    if len(text) < _SHORTEST:
+        return None
+    quoted = text.replace('"', '""')
+    return f'{like.left.name} : "{quoted}"'
+
+
+@cache
+def _probe(queries: int) -> Select[Any]:
+    """How many names each query's fragment is in, counted to ``most`` at most."""
+
+    def counted(name: str) -> ColumnElement[int]:
+        found = select(literal(1)).where(_NAMES.c.resource_names.match(bindparam(name)))
+        limited = found.limit(bindparam("most")).subquery()
+        return select(func.count()).select_from(limited).scalar_subquery()
+
+    columns: list[Any] = [counted(f"q{i}").label(f"q{i}") for i in range(queries)]
+    return select(*columns)
