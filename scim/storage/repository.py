@@ -184,11 +184,12 @@ class Repository:
         elif count_total and (count_shape := count_shape or kept.shape(where)) is not None:
             total = _GENERATION
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
+        # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in,
+        # as its patterns are (``direct`` writes them into the statement kept).
         patterns = not pages_kept(where, self.postgres)
-        shape = None if patterns else page_shape or kept.shape(where, sort_key, *order_by)
+        shape = page_shape or kept.shape(where, sort_key, *order_by)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
-            # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in.
             bound = _written_in if patterns else int
             statement = _page(
                 kind_names,
@@ -216,9 +217,9 @@ class Repository:
                     relations,
                     None if sort_key is None else named(sort_key),
                     self.postgres,
-                    ids_first=self.postgres,
-                    offset=bindparam("offset"),
-                    limit=bindparam("limit"),
+                    ids_first=self.postgres or patterns,
+                    offset=bindparam("offset", type_=Integer(), literal_execute=patterns),
+                    limit=bindparam("limit", type_=Integer(), literal_execute=patterns),
                     total=total,
                 )
 
@@ -684,8 +685,9 @@ _ADMINISTRATORS = select(administrators.c.hsa_id).where(
 
 
 def pages_kept(where: ColumnElement[bool] | None, postgres: bool) -> bool:
-    """Whether the page of a search matching ``where`` is a statement kept per shape: not
-    SQLite's page of ``co``, ``sw`` or ``ew`` matches, whose bounds are written in (``_page``)."""
+    """Whether a search matching ``where`` is of a shape the service may compile once: not
+    SQLite's search of ``co``, ``sw`` or ``ew`` matches, whose fragments decide its statement
+    (``scim.storage.trigrams``) and whose page's bounds are written in (``Repository.search``)."""
     return postgres or not filters.matches_patterns(where)
 
 
