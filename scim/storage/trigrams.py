@@ -13,6 +13,7 @@ fragment is among those it gives, so the answer is the same either way.
 from __future__ import annotations
 
 import logging
+import time
 import weakref
 from functools import cache
 from typing import Any
@@ -36,6 +37,7 @@ from sqlalchemy.sql import operators
 from sqlalchemy.sql.elements import BinaryExpression
 from sqlalchemy.sql.visitors import iterate, replacement_traverse
 
+from scim.recent import Recent
 from scim.storage import direct
 from scim.storage.filters import Rarely, fragment
 from scim.storage.tables import resources
@@ -55,6 +57,10 @@ _INDEXED = tuple(
 _ROWID: ColumnElement[int] = literal_column("resources.rowid")
 # Databases whose index is not there (a SQLite without FTS5's trigrams): asked once.
 _ABSENT: weakref.WeakSet[Engine] = weakref.WeakSet()
+# Each database's counts of the fragments asked most recently (``_counts``), for a minute.
+COUNTS_KEPT = 60.0
+_KEPT_COUNTS = 1024
+_KEPT: weakref.WeakKeyDictionary[Engine, Recent] = weakref.WeakKeyDictionary()
 
 
 async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnElement[bool]:
@@ -64,9 +70,8 @@ async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnE
     engine = source.sync_engine
     if not found or engine in _ABSENT:
         return where
-    queries = {f"q{i}": query for i, (_, query) in enumerate(found)}
     try:
-        counted = await direct.first(source, _probe(len(found)), queries | {"most": RARE})
+        counts = await _counts(source, engine, [query for _, query in found])
     except OperationalError as error:
         # No index (no such table, or module), or a query it cannot take: walked.
         if "no such" in str(error):
@@ -74,11 +79,7 @@ async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnE
         else:
             logger.warning("names' trigrams not asked", extra={"error": str(error)})
         return where
-    rare = {
-        id(rarely): query
-        for (rarely, query), count in zip(found, counted, strict=True)
-        if count < RARE
-    }
+    rare = {id(rarely): query for rarely, query in found if counts[query] < RARE}
     if not rare:
         return where
 
@@ -90,6 +91,29 @@ async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnE
         return and_(_ROWID.in_(candidates.scalar_subquery()), element)
 
     return replacement_traverse(where, {}, narrow)
+
+
+async def _counts(source: direct.Source, engine: Engine, queries: list[str]) -> dict[str, int]:
+    """How many names each query's fragment is in (to ``RARE``): as asked within the last
+    ``COUNTS_KEPT`` seconds, else asked now. A count is only a choice of the way: one grown
+    stale costs time, never a wrong answer."""
+    kept = _KEPT.get(engine)
+    if kept is None:
+        kept = _KEPT[engine] = Recent(_KEPT_COUNTS)
+    now = time.monotonic()
+    counts: dict[str, int] = {}
+    for query in queries:
+        at, count = kept.find(query, (-COUNTS_KEPT, 0))
+        if now - at < COUNTS_KEPT:
+            counts[query] = count
+    asked = [query for query in queries if query not in counts]
+    if asked:
+        parameters = {f"q{i}": query for i, query in enumerate(asked)} | {"most": RARE}
+        row = await direct.first(source, _probe(len(asked)), parameters)
+        for query, count in zip(asked, row, strict=True):
+            counts[query] = count
+            kept.keep(query, (now, count))
+    return counts
 
 
 def _query(element: Any) -> str | None:

@@ -329,3 +329,25 @@ async def test_the_server_makes_sqlites_statistics(
                 break
             await asyncio.sleep(0.02)
     assert made
+
+
+async def test_a_fragments_count_is_asked_once_a_minute(
+    app: Litestar, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """How many names hold a fragment is asked of the index once, then taken as known for
+    ``COUNTS_KEPT`` seconds (only the way to its matches depends on it)."""
+    engine = app.state.service.read_engine
+    sqlite_only(engine)
+    user = await create_user(
+        client, "k@example.se", name={"givenName": "K", "familyName": "Kvarnström"}
+    )
+
+    async def probes() -> int:
+        with captured(engine) as statements:
+            assert await found(client, 'name.familyName co "varns"') == [user["id"]]
+        return sum(s.startswith("SELECT (SELECT count(*)") for s in statements)
+
+    assert await probes() == 1
+    assert await probes() == 0
+    monkeypatch.setattr(trigrams, "COUNTS_KEPT", 0.0)
+    assert await probes() == 3  # each of the search's statements asks again
