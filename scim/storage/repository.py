@@ -41,6 +41,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import JSON
 
 from scim.protocol.membership import Member
@@ -218,8 +219,8 @@ class Repository:
                     None if sort_key is None else named(sort_key),
                     self.postgres,
                     ids_first=self.postgres or patterns,
-                    offset=bindparam("offset", type_=Integer(), literal_execute=patterns),
-                    limit=bindparam("limit", type_=Integer(), literal_execute=patterns),
+                    offset=_bound("offset", patterns),
+                    limit=_bound("limit", patterns),
                     total=total,
                 )
 
@@ -589,6 +590,15 @@ def _chunks(items: list[T], size: int = _IDS_PER_STATEMENT) -> Iterator[list[T]]
 
 def _written_in(number: int) -> ColumnElement[int]:
     return literal(number, Integer(), literal_execute=True)
+
+
+def _bound(name: str, written_in: bool) -> BindParameter[int]:
+    """A page's bound as its kept statement takes it: written in by the driver (SQLite's
+    pattern pages, ``_written_in``), else a parameter the database types (a 64-bit one on
+    PostgreSQL, where an INTEGER one would refuse an offset past 2^31)."""
+    if written_in:
+        return bindparam(name, type_=Integer(), literal_execute=True)
+    return bindparam(name)
 
 
 def _of_kinds(kind_names: Sequence[str]) -> ColumnElement[bool]:
