@@ -241,7 +241,7 @@ class Repository:
             known = counts.known(self.source, count_key, counted, rows[0].generation)
             if known is not None:
                 return rows, known
-        return rows, await self._count(kind_names, where, count_shape)
+        return rows, await self._counted(kind_names, where, count_shape)
 
     async def count(
         self,
@@ -256,14 +256,15 @@ class Repository:
             narrowed = await trigrams.narrowed(self.source, where)
             if narrowed is not where:
                 where, shape = narrowed, None
-        return await self._count(kind_names, where, shape)
+        return await self._counted(kind_names, where, shape)
 
-    async def _count(
+    async def _counted(
         self,
         kind_names: Sequence[str],
         where: ColumnElement[bool] | None,
         shape: kept.Shape | None = None,
     ) -> int:
+        """``count`` of a condition as the statement will hold it (narrowed, where it is)."""
         parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
         if where is None:
             statement = counts.statement(tuple(kind_names))
