@@ -175,10 +175,8 @@ class Repository:
         page_shape, count_shape = shapes
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
-        if where is not None and not pages_kept(where, self.postgres):
-            narrowed = await trigrams.narrowed(self.source, where)
-            if narrowed is not where:  # a statement of its own: the shapes given are not its
-                where, page_shape, count_shape = narrowed, None, None
+        if (narrowed := await self._narrowed(where)) is not None:
+            where, page_shape, count_shape = narrowed, None, None
         total = None
         if count_total and where is None:
             total = _kept_total(tuple(kind_names))
@@ -252,11 +250,18 @@ class Repository:
         """The organisation's resources of these types that match ``where`` (of ``shape``,
         where the caller knows it): all of them as the database keeps their number
         (``scim.storage.counts``), else counted."""
-        if where is not None and not pages_kept(where, self.postgres):
-            narrowed = await trigrams.narrowed(self.source, where)
-            if narrowed is not where:
-                where, shape = narrowed, None
+        if (narrowed := await self._narrowed(where)) is not None:
+            where, shape = narrowed, None
         return await self._counted(kind_names, where, shape)
+
+    async def _narrowed(self, where: ColumnElement[bool] | None) -> ColumnElement[bool] | None:
+        """SQLite: ``where`` with its rare fragments read from the names' trigrams
+        (``scim.storage.trigrams``); None where it stays as it is, and with it the shapes
+        given for it (a narrowed condition is a statement of its own)."""
+        if where is None or pages_kept(where, self.postgres):
+            return None
+        narrowed = await trigrams.narrowed(self.source, where)
+        return None if narrowed is where else narrowed
 
     async def _counted(
         self,

@@ -209,11 +209,13 @@ Index(
 # walking it alone: PostgreSQL includes them (migration 0018), SQLite, which includes
 # nothing, has them as columns after the id (migration 0019).
 _LISTING = (resources.c.tenant_id, resources.c.resource_type, resources.c.id)
-_NAME_KEYS = ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
-Index("ix_resources_listing", *_LISTING, postgresql_include=list(_NAME_KEYS)).ddl_if(
+# The keys of the names a pattern compares (``co``, ``sw``, ``ew``): the listing index's, and
+# on SQLite the trigram index's (migration 0021, ``scim.storage.trigrams``).
+NAME_KEYS = ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
+Index("ix_resources_listing", *_LISTING, postgresql_include=list(NAME_KEYS)).ddl_if(
     dialect="postgresql"
 )
-Index("ix_resources_listing", *_LISTING, *(resources.c[key] for key in _NAME_KEYS)).ddl_if(
+Index("ix_resources_listing", *_LISTING, *(resources.c[key] for key in NAME_KEYS)).ddl_if(
     dialect="sqlite"
 )
 # A sorted page's ids are read from these alone, the type included (migration 0015).

@@ -40,7 +40,7 @@ from sqlalchemy.sql.visitors import iterate, replacement_traverse
 from scim.recent import Recent
 from scim.storage import direct
 from scim.storage.filters import Rarely, fragment
-from scim.storage.tables import resources
+from scim.storage.tables import NAME_KEYS, resources
 
 logger = logging.getLogger("scim.trigrams")
 
@@ -50,10 +50,7 @@ RARE = 400
 # The index's shortest token: a fragment of fewer characters is in no trigram.
 _SHORTEST = 3
 _NAMES = table("resource_names", column("rowid"), column("resource_names"))
-_INDEXED = tuple(
-    resources.c[key]
-    for key in ("user_name_key", "display_name_key", "family_name_key", "given_name_key")
-)
+_INDEXED = tuple(resources.c[key] for key in NAME_KEYS)
 _ROWID: ColumnElement[int] = literal_column("resources.rowid")
 # Databases whose index is not there (a SQLite without FTS5's trigrams): asked once.
 _ABSENT: weakref.WeakSet[Engine] = weakref.WeakSet()
