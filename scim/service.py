@@ -64,7 +64,6 @@ from scim.storage.repository import (
     MemberGone,
     Repository,
     UniquenessConflict,
-    pages_kept,
 )
 from scim.storage.tables import KEY_LIMITS, MEMBER_DISPLAY_LIMIT
 
@@ -480,8 +479,6 @@ class ResourceService:
             matching = filters.search_filter(kinds, json, template, computed)
             key = filters.sort_key(kinds, json, request.sort_by, computed)
         except (filters.Unshapable, SCIMException):
-            return None
-        if matching is not None and not pages_kept(matching, json.postgres):
             return None
         order = keyset.order(key, request.sort_order == SearchRequest.SortOrder.descending)
         page, count = kept.shape(matching, key, *order), kept.shape(matching)

@@ -131,18 +131,25 @@ _KNOWN: weakref.WeakKeyDictionary[Engine, Known] = weakref.WeakKeyDictionary()
 
 
 async def counted(
-    source: direct.Source, statement: Select[Any], key: Hashable, parameters: dict[str, Any]
+    source: direct.Source,
+    statement: Select[Any],
+    key: Hashable,
+    parameters: dict[str, Any],
+    sent: dict[str, Any] | None = None,
 ) -> int:
     """What a ``checked`` statement counts for ``parameters``, made again only if the
     organisation has been written since this worker counted it (``key`` and the parameters
-    name the count). Only reads outside any transaction are kept: a write's transaction sees
-    its own writes, in a generation that may never be committed."""
+    name the count; ``sent``: parameters of the statement that do not). Only reads outside
+    any transaction are kept: a write's transaction sees its own writes, in a generation
+    that may never be committed."""
+    parameters_sent = parameters if sent is None else parameters | sent
     if not isinstance(source, AsyncEngine):
-        row = await direct.first(source, statement, parameters | {"known": -1})
+        row = await direct.first(source, statement, parameters_sent | {"known": -1})
         return int(row.count)
     known, named = _known(source), _named(key, parameters)
     entry = known.get(named) if named is not None else None
-    row = await direct.first(source, statement, parameters | {"known": entry[0] if entry else -1})
+    generation = entry[0] if entry else -1
+    row = await direct.first(source, statement, parameters_sent | {"known": generation})
     if row.count is None and entry is not None:
         return entry[1]
     if named is not None:

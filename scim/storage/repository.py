@@ -175,24 +175,26 @@ class Repository:
         page_shape, count_shape = shapes
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
-        if (narrowed := await self._narrowed(where)) is not None:
-            where, page_shape, count_shape = narrowed, None, None
+        shape = page_shape or kept.shape(where, sort_key, *order_by)
+        narrowing = await self._narrowing(where, shape)
+        places = () if narrowing is None else narrowing.places
         total = None
         if count_total and where is None:
             total = _kept_total(tuple(kind_names))
         elif count_total and (count_shape := count_shape or kept.shape(where)) is not None:
             total = _GENERATION
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
+        if narrowing is not None:
+            parameters |= narrowing.parameters
         # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in,
         # as its patterns are (``direct`` writes them into the statement kept).
-        patterns = not pages_kept(where, self.postgres)
-        shape = page_shape or kept.shape(where, sort_key, *order_by)
+        patterns = _of_patterns(where, self.postgres)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
             bound = _written_in if patterns else int
             statement = _page(
                 kind_names,
-                where,
+                None if where is None else _narrow(where, places),
                 order_by,
                 relations,
                 sort_key,
@@ -211,7 +213,7 @@ class Repository:
             def build() -> Select[Any]:
                 return _page(
                     kind_names,
-                    None if where is None else named(where),
+                    None if where is None else _narrow(named(where), places),
                     [named(term) for term in order_by],
                     relations,
                     None if sort_key is None else named(sort_key),
@@ -222,7 +224,7 @@ class Repository:
                     total=total,
                 )
 
-            statement = _KEPT.get(key, build)
+            statement = _KEPT.get((key, places), build)
             parameters |= shape.values | {"offset": offset, "limit": limit}
             rows = list(await direct.rows(self.source, statement, parameters))
         if not count_total:
@@ -239,7 +241,7 @@ class Repository:
             known = counts.known(self.source, count_key, counted, rows[0].generation)
             if known is not None:
                 return rows, known
-        return rows, await self._counted(kind_names, where, count_shape)
+        return rows, await self._counted(kind_names, where, count_shape, narrowing)
 
     async def count(
         self,
@@ -250,38 +252,58 @@ class Repository:
         """The organisation's resources of these types that match ``where`` (of ``shape``,
         where the caller knows it): all of them as the database keeps their number
         (``scim.storage.counts``), else counted."""
-        if (narrowed := await self._narrowed(where)) is not None:
-            where, shape = narrowed, None
-        return await self._counted(kind_names, where, shape)
+        shape = shape or kept.shape(where)
+        narrowing = await self._narrowing(where, shape)
+        return await self._counted(kind_names, where, shape, narrowing)
 
-    async def _narrowed(self, where: ColumnElement[bool] | None) -> ColumnElement[bool] | None:
-        """SQLite: ``where`` with its rare fragments read from the names' trigrams
-        (``scim.storage.trigrams``); None where it stays as it is, and with it the shapes
-        given for it (a narrowed condition is a statement of its own)."""
-        if where is None or pages_kept(where, self.postgres):
+    async def _narrowing(
+        self, where: ColumnElement[bool] | None, shape: kept.Shape | None
+    ) -> trigrams.Narrowing | None:
+        """SQLite: which of ``where``'s patterns read their rows from the names' trigrams
+        (``scim.storage.trigrams``), their values this request's (``shape``'s, where it has
+        one); None: none does."""
+        if not _of_patterns(where, self.postgres):
             return None
-        narrowed = await trigrams.narrowed(self.source, where)
-        return None if narrowed is where else narrowed
+        assert where is not None
+        if shape is None:
+            return await trigrams.narrowing(self.source, where)
+        names, values = shape.names, shape.values
+
+        def value(bind: BindParameter[Any]) -> Any:
+            name = names.get(id(bind))
+            return bind.value if name is None else values[name]
+
+        return await trigrams.narrowing(self.source, where, value)
 
     async def _counted(
         self,
         kind_names: Sequence[str],
         where: ColumnElement[bool] | None,
         shape: kept.Shape | None = None,
+        narrowing: trigrams.Narrowing | None = None,
     ) -> int:
-        """``count`` of a condition as the statement will hold it (narrowed, where it is)."""
+        """``count`` of a condition, its patterns narrowed as ``narrowing`` says. A count
+        does not depend on the narrowing: a shape's are kept as one (``counts.counted``)."""
         parameters: dict[str, Any] = {"tenant_id": self.tenant_id}
+        places: tuple[int, ...] = ()
+        sent = None
+        if narrowing is not None:
+            places, sent = narrowing.places, narrowing.parameters
         if where is None:
             statement = counts.statement(tuple(kind_names))
-        elif (shape := shape or kept.shape(where)) is None:
-            counted = await direct.execute(self.source, _count(kind_names, where), parameters)
+        elif shape is None:
+            statement = _count(kind_names, _narrow(where, places))
+            counted = await direct.execute(self.source, statement, parameters | (sent or {}))
             return int(counted.scalar_one())
         else:
             key = _count_key(shape, kind_names)
+            named = shape.named
             statement = _KEPT.get(
-                key, lambda: counts.checked(_count(kind_names, shape.named(where)))
+                (key, places),
+                lambda: counts.checked(_count(kind_names, _narrow(named(where), places))),
             )
-            return await counts.counted(self.source, statement, key, parameters | shape.values)
+            parameters |= shape.values
+            return await counts.counted(self.source, statement, key, parameters, sent=sent)
         row = await direct.first(self.source, statement, parameters)
         return int(row[0])
 
@@ -700,11 +722,15 @@ _ADMINISTRATORS = select(administrators.c.hsa_id).where(
 )
 
 
-def pages_kept(where: ColumnElement[bool] | None, postgres: bool) -> bool:
-    """Whether a search matching ``where`` is of a shape the service may compile once: not
-    SQLite's search of ``co``, ``sw`` or ``ew`` matches, whose fragments decide its statement
-    (``scim.storage.trigrams``) and whose page's bounds are written in (``Repository.search``)."""
-    return postgres or not filters.matches_patterns(where)
+def _of_patterns(where: ColumnElement[bool] | None, postgres: bool) -> bool:
+    """Whether this is SQLite's search of ``co``, ``sw`` or ``ew`` matches: its rare
+    fragments are read from the names' trigrams (``scim.storage.trigrams``), and its page's
+    bounds are written in."""
+    return not postgres and filters.matches_patterns(where)
+
+
+def _narrow(where: ColumnElement[bool], places: tuple[int, ...]) -> ColumnElement[bool]:
+    return trigrams.narrow(where, places) if places else where
 
 
 @cache

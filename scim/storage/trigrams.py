@@ -8,6 +8,10 @@ fragment, counting no further than ``RARE``; below that, the comparison takes on
 the index gives (a rowid each) and the pattern is tested on those alone, as before. The
 index is only a shortcut: every row it gives is tested, and every row that holds the
 fragment is among those it gives, so the answer is the same either way.
+
+A search's statement is kept per shape (``scim.storage.kept``) and per choice of the patterns
+narrowed (``Narrowing.places``): each request asks which of its own fragments are rare, and
+sends the index's queries as parameters.
 """
 
 from __future__ import annotations
@@ -15,13 +19,15 @@ from __future__ import annotations
 import logging
 import time
 import weakref
+from collections.abc import Callable
 from functools import cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from sqlalchemy import (
     BindParameter,
     ColumnElement,
     Select,
+    String,
     and_,
     bindparam,
     column,
@@ -60,13 +66,35 @@ _KEPT_COUNTS = 1024
 _KEPT: weakref.WeakKeyDictionary[Engine, Recent] = weakref.WeakKeyDictionary()
 
 
-async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnElement[bool]:
-    """``where`` with each comparison of a name key to a fragment few names hold narrowed to
-    the rows of the index that hold it."""
-    found = [(rarely, query) for rarely in iterate(where) if (query := _query(rarely))]
+class Narrowing(NamedTuple):
+    """Which of a condition's pattern comparisons (by their place among its ``Rarely``
+    elements, ``_patterns``) take their rows from the index, and the index's query for each
+    (the parameter ``match{place}``)."""
+
+    places: tuple[int, ...]
+    parameters: dict[str, str]
+
+
+def _own(bind: BindParameter[Any]) -> Any:
+    return bind.value
+
+
+async def narrowing(
+    source: direct.Source,
+    where: ColumnElement[bool],
+    value: Callable[[BindParameter[Any]], Any] = _own,
+) -> Narrowing | None:
+    """Which of ``where``'s comparisons of a name key to a fragment few names hold are to be
+    narrowed to the index's rows that hold it (``narrow``); None: none. ``value``: what a
+    parameter of ``where`` stands for in this request (a kept shape's, ``scim.storage.kept``)."""
+    found = [
+        (place, query)
+        for place, rarely in enumerate(_patterns(where))
+        if (query := _query(rarely, value))
+    ]
     engine = source.sync_engine
     if not found or engine in _ABSENT:
-        return where
+        return None
     try:
         counts = await _counts(source, engine, [query for _, query in found])
     except OperationalError as error:
@@ -75,19 +103,39 @@ async def narrowed(source: direct.Source, where: ColumnElement[bool]) -> ColumnE
             _ABSENT.add(engine)
         else:
             logger.warning("names' trigrams not asked", extra={"error": str(error)})
-        return where
-    rare = {id(rarely): query for rarely, query in found if counts[query] < RARE}
+        return None
+    rare = [(place, query) for place, query in found if counts[query] < RARE]
     if not rare:
-        return where
+        return None
+    places = tuple(place for place, _ in rare)
+    return Narrowing(places, {f"match{place}": query for place, query in rare})
 
-    def narrow(element: Any, **_: Any) -> ColumnElement[bool] | None:
-        query = rare.get(id(element))
-        if query is None:
+
+def narrow(where: ColumnElement[bool], places: tuple[int, ...]) -> ColumnElement[bool]:
+    """``where`` with the pattern comparisons at ``places`` (``Narrowing``) taking only the
+    rows the index gives for their query (the parameter ``match{place}``): built once per
+    shape and places, the queries sent with each request."""
+    chosen = {
+        id(rarely): f"match{place}"
+        for place, rarely in enumerate(_patterns(where))
+        if place in places
+    }
+
+    def narrowed(element: Any, **_: Any) -> ColumnElement[bool] | None:
+        name = chosen.get(id(element))
+        if name is None:
             return None
+        query = bindparam(name, type_=String(), required=True)
         candidates = select(_NAMES.c.rowid).where(_NAMES.c.resource_names.match(query))
         return and_(_ROWID.in_(candidates.scalar_subquery()), element)
 
-    return replacement_traverse(where, {}, narrow)
+    return replacement_traverse(where, {}, narrowed)
+
+
+def _patterns(where: ColumnElement[bool]) -> list[Rarely]:
+    """A condition's pattern comparisons, in an order that a copy of it (``Shape.named``)
+    keeps."""
+    return [element for element in iterate(where) if isinstance(element, Rarely)]
 
 
 async def _counts(source: direct.Source, engine: Engine, queries: list[str]) -> dict[str, int]:
@@ -113,22 +161,20 @@ async def _counts(source: direct.Source, engine: Engine, queries: list[str]) -> 
     return counts
 
 
-def _query(element: Any) -> str | None:
+def _query(rarely: Rarely, value: Callable[[BindParameter[Any]], Any]) -> str | None:
     """The index's query for a pattern comparison of a name key (``Rarely`` around a LIKE of
     a key column of ``resources``): the fragment as a phrase of that column; None for any
-    other element, and for a fragment too short to be in a trigram."""
-    if not isinstance(element, Rarely):
-        return None
-    (like,) = element.clauses
+    other comparison, and for a fragment too short to be in a trigram."""
+    (like,) = rarely.clauses
     if (
         not isinstance(like, BinaryExpression)
         or like.operator is not operators.like_op
         or not any(like.left is key for key in _INDEXED)
         or not isinstance(like.right, BindParameter)
-        or not isinstance(like.right.value, str)
+        or not isinstance(pattern := value(like.right), str)
     ):
         return None
-    text = fragment(like.right.value)
+    text = fragment(pattern)
     if len(text) < _SHORTEST:
         return None
     quoted = text.replace('"', '""')

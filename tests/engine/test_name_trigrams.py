@@ -172,6 +172,51 @@ async def test_a_rare_fragment_is_read_from_the_trigrams_a_frequent_one_walked(
     assert not any("resource_names" in s for s in statements)  # no trigram in "ek"
 
 
+async def test_a_shape_reads_each_pattern_its_own_way(
+    app: Litestar, client: httpx.AsyncClient, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Searches of one shape (compiled once, ``ResourceService._compile``) each read their
+    rare patterns from the trigrams and walk for the others, wherever in the filter they
+    stand: a statement kept for one request's choice is not another's."""
+    engine = app.state.service.read_engine
+    sqlite_only(engine)
+    monkeypatch.setattr(trigrams, "RARE", 3)
+    families = ["Lindqvist", "Lindberg", "Lindgren", "Lindahl", "Ek"]
+    ids = {}
+    for index, family in enumerate(families):
+        user = await create_user(
+            client, f"u{index}@example.se", name={"givenName": "A", "familyName": family}
+        )
+        ids[family] = user["id"]
+    searches = [
+        (
+            'co "dqvi" or name.familyName co "lind"',
+            ["Lindqvist", "Lindberg", "Lindgren", "Lindahl"],
+            1,
+        ),
+        (
+            'co "lind" or name.familyName co "dqvi"',
+            ["Lindqvist", "Lindberg", "Lindgren", "Lindahl"],
+            1,
+        ),
+        ('co "dber" or name.familyName co "ahl"', ["Lindberg", "Lindahl"], 2),
+        (
+            'co "lin" or name.familyName co "ek"',
+            ["Lindqvist", "Lindberg", "Lindgren", "Lindahl", "Ek"],
+            0,
+        ),
+        ('co "lind" and name.familyName co "gren"', ["Lindgren"], 1),
+        ('co "gren" and name.familyName co "lind"', ["Lindgren"], 1),
+    ]
+    for _ in range(2):
+        for condition, expected, rare in searches:
+            with captured(engine) as statements:
+                got = await found(client, f"name.familyName {condition}")
+            assert got == sorted(ids[family] for family in expected), condition
+            pages = [s for s in statements if s.startswith("SELECT resources.id")]
+            assert pages and all(s.count("MATCH") == rare for s in pages), (condition, pages)
+
+
 async def test_writes_keep_the_trigrams(client: httpx.AsyncClient, engine: AsyncEngine) -> None:
     """Creating, changing (PATCH, PUT), and deleting a user keeps its names in the index
     exactly (FTS5's integrity check against ``resources``), and searches follow."""
