@@ -66,14 +66,14 @@ Source = AsyncConnection | AsyncEngine
 class _Prepared:
     """What a statement becomes once for the driver: its SQL, the order of its parameters
     with their bind processors, the values of those it fixes itself, its columns' result
-    processors and its row type (a named tuple); and the values it writes into its SQL
-    (``literal_execute``: a ``co`` pattern), each by its placeholder in ``sql``, written as
-    its statement's compiled form writes them (``_sql``)."""
+    processors (by column, for those that have one) and its row type (a named tuple); and
+    the values it writes into its SQL (``literal_execute``: a ``co`` pattern), each by its
+    placeholder in ``sql``, written as its statement's compiled form writes them (``_sql``)."""
 
     sql: str
     order: tuple[tuple[str, Processor], ...]
     fixed: Mapping[str, Any]
-    results: tuple[Processor, ...]
+    results: tuple[tuple[int, Callable[[Any], Any]], ...]
     row: Any
     written: tuple[tuple[str, str, BindParameter[Any]], ...] = ()
     compiled: SQLCompiler | None = None
@@ -117,7 +117,9 @@ def _prepare(statement: Statement, dialect: Dialect) -> _Prepared | None:
     )
     fixed = {name: bind.effective_value for bind, name in names.items() if not bind.required}
     results = tuple(
-        column.type.dialect_impl(dialect).result_processor(dialect, None) for column in columns
+        (index, processor)
+        for index, column in enumerate(columns)
+        if (processor := column.type.dialect_impl(dialect).result_processor(dialect, None))
     )
     return _Prepared(
         compiled.string,
@@ -276,13 +278,16 @@ async def _read(
             source.invalidate,
         )
     make, results = prepared.row._make, prepared.results
-    return [
-        make(
-            value if processor is None else processor(value)
-            for value, processor in zip(record, results, strict=True)
-        )
-        for record in (records[:1] if one else records)
-    ]
+    read = records[:1] if one else records
+    if not results:
+        return [make(record) for record in read]
+    rows = []
+    for record in read:
+        values = list(record)
+        for index, processor in results:
+            values[index] = processor(values[index])
+        rows.append(make(values))
+    return rows
 
 
 async def write(
