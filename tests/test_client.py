@@ -606,6 +606,8 @@ async def test_an_administrator_never_sees_another_organisations_users(
         await page.goto(f"{live.url}/admin/#/anvandare/{anna['id']}/behorigheter")
         await expect(page.get_by_role("heading", name=NOT_FOUND)).to_be_visible()
         await page.get_by_role("button", name="Logga ut").click()
+        # Signed out before the next signs in: a page left at once could cut the request.
+        await expect(page.get_by_role("status")).to_have_text("Du är utloggad.")
 
 
 # --- safe and usable ----------------------------------------------------------------------

@@ -71,7 +71,12 @@ def create_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
             options.update(pool_size=pool_size, max_overflow=pool_size, pool_timeout=5)
     engine = create_async_engine(url, **options)
     if parsed.get_backend_name() == "sqlite":
-        _configure_sqlite(engine, WriteQueue() if _in_a_file(parsed) else None)
+        queue = None
+        if _in_a_file(parsed):
+            # A URI names its file its own way: its writers queue within the process only.
+            file = parsed.database
+            queue = WriteQueue(Path(file) if file and not parsed.query.get("uri") else None)
+        _configure_sqlite(engine, queue)
     if parsed.get_backend_name() == "postgresql":
         _configure_postgresql(engine)
     return engine

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import asyncio
 import os
+import sys
 from pathlib import Path
+from typing import Any
 
 import aiosqlite.core as aiosqlite_core
 import pytest
@@ -14,8 +16,9 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 from sqlalchemy.util import greenlet_spawn
 
+from scim.storage import write_queue
 from scim.storage.database import create_engine, reads, unavailable
-from scim.storage.write_queue import WriteQueue
+from scim.storage.write_queue import ProcessTurns, WriteQueue
 
 
 @pytest.fixture
@@ -210,6 +213,121 @@ async def test_a_writer_that_waits_too_long_is_told_the_database_is_locked(
             await queue.take(waiter, timeout=0.05)  # free now
     finally:
         await engine.dispose()
+
+
+# Another process writing the database: it holds a write transaction until told to end it.
+HOLDER = """
+import asyncio, sys
+from scim.storage.database import create_engine
+
+async def main():
+    engine = create_engine(sys.argv[1])
+    async with engine.begin() as connection:
+        await connection.exec_driver_sql("INSERT INTO t VALUES (1)")
+        print("holding", flush=True)
+        await asyncio.get_running_loop().run_in_executor(None, sys.stdin.readline)
+    await engine.dispose()
+
+asyncio.run(main())
+"""
+
+
+async def test_writers_of_two_processes_take_turns(tmp_path: Path) -> None:
+    """A writer of one process waits while another process writes, and writes once it has
+    done (the turn between processes, ``ProcessTurns``), not in SQLite's busy handler: here
+    SQLite's own wait is cut to 50 ms (for the moment between the other's turn and its
+    commit, ``write_queue``), and would refuse it long before the other has done."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'two.db'}"
+    engine = create_engine(url)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def short_busy_wait(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.execute("PRAGMA busy_timeout=50")
+
+    try:
+        async with engine.begin() as connection:
+            await connection.exec_driver_sql("CREATE TABLE t (n INTEGER)")
+        holder = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-c",
+            HOLDER,
+            url,
+            stdin=asyncio.subprocess.PIPE,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=Path(__file__).resolve().parents[2],
+        )
+        assert holder.stdout is not None and holder.stdin is not None
+        assert await holder.stdout.readline() == b"holding\n"
+
+        async def write() -> None:
+            async with engine.begin() as connection:
+                await connection.exec_driver_sql("INSERT INTO t VALUES (2)")
+
+        writing = asyncio.create_task(write())
+        await asyncio.sleep(0.3)
+        assert not writing.done()  # waiting for its turn
+        holder.stdin.write(b"done\n")
+        await holder.stdin.drain()
+        await writing
+        assert await holder.wait() == 0
+        async with engine.connect() as connection:
+            kept = await connection.exec_driver_sql("SELECT n FROM t ORDER BY n")
+            assert list(kept.scalars()) == [1, 2]
+    finally:
+        await engine.dispose()
+
+
+async def test_a_process_keeps_its_turn_for_its_own_waiting_writers(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A process hands its turn to the others when none of its writers waits any more, or
+    after ``RUN`` transactions in a row: not after each (every hand-over costs writes)."""
+    database = tmp_path / "x.db"
+    queue = WriteQueue(database)
+    other = ProcessTurns(Path(f"{database}-writers"))
+    first, second = object(), object()
+    await queue.take(first)
+    waiting = asyncio.create_task(queue.take(second))
+    await asyncio.sleep(0.01)
+    queue.end(first)
+    with pytest.raises(OperationalError):
+        await other.take(0.05)  # kept for the writer that waited
+    await waiting
+    queue.end(second)
+    await other.take(1.0)  # no writer of the process waits: handed over
+    other.end()
+
+    monkeypatch.setattr(write_queue, "RUN", 1)
+    await queue.take(first)
+    waiting = asyncio.create_task(queue.take(second))
+    await asyncio.sleep(0.01)
+    queue.end(first)
+    await other.take(1.0)  # the run was over: handed over though a writer waits
+    await asyncio.sleep(0.05)
+    assert not waiting.done()
+    other.end()
+    await waiting
+    queue.end(second)
+
+
+async def test_a_process_that_gives_up_its_wait_does_not_keep_the_turn(tmp_path: Path) -> None:
+    """A wait that ran out, or was cancelled, lets the turn go as soon as it gets it: the
+    next process takes it."""
+    path = tmp_path / "x.db-writers"
+    holding, waiting, cancelled, last = (ProcessTurns(path) for _ in range(4))
+    await holding.take(1.0)
+    with pytest.raises(OperationalError) as refused:
+        await waiting.take(0.05)
+    assert unavailable(refused.value)
+    task = asyncio.create_task(cancelled.take(5.0))
+    await asyncio.sleep(0.05)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    holding.end()
+    await last.take(5.0)
+    last.end()
+    await waiting.take(5.0)  # free again: neither given-up wait kept it
 
 
 async def test_an_in_memory_database_shares_one_connection() -> None:
