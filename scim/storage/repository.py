@@ -176,7 +176,10 @@ class Repository:
         if limit == 0:
             return [], await self.count(kind_names, where, count_shape)
         shape = page_shape or kept.shape(where, sort_key, *order_by)
-        narrowing = await self._narrowing(where, shape)
+        # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in,
+        # as its patterns are (``direct`` writes them into the statement kept).
+        patterns = _of_patterns(where, self.postgres)
+        narrowing = await self._narrowing(where, shape) if patterns else None
         places = () if narrowing is None else narrowing.places
         total = None
         if count_total and where is None:
@@ -186,9 +189,6 @@ class Repository:
         parameters = {"tenant_id": self.tenant_id, "base_url": self.base_url}
         if narrowing is not None:
             parameters |= narrowing.parameters
-        # SQLite's planner weighs a bound LIMIT as unknown: a pattern page's are written in,
-        # as its patterns are (``direct`` writes them into the statement kept).
-        patterns = _of_patterns(where, self.postgres)
         if shape is None:
             # Built for this request alone: SQLAlchemy compiles it (``direct`` would, again).
             bound = _written_in if patterns else int
@@ -253,17 +253,16 @@ class Repository:
         where the caller knows it): all of them as the database keeps their number
         (``scim.storage.counts``), else counted."""
         shape = shape or kept.shape(where)
-        narrowing = await self._narrowing(where, shape)
+        patterns = _of_patterns(where, self.postgres)
+        narrowing = await self._narrowing(where, shape) if patterns else None
         return await self._counted(kind_names, where, shape, narrowing)
 
     async def _narrowing(
         self, where: ColumnElement[bool] | None, shape: kept.Shape | None
     ) -> trigrams.Narrowing | None:
-        """SQLite: which of ``where``'s patterns read their rows from the names' trigrams
-        (``scim.storage.trigrams``), their values this request's (``shape``'s, where it has
-        one); None: none does."""
-        if not _of_patterns(where, self.postgres):
-            return None
+        """SQLite's search of patterns (``_of_patterns``): which of ``where``'s read their
+        rows from the names' trigrams (``scim.storage.trigrams``), their values this
+        request's (``shape``'s, where it has one); None: none does."""
         assert where is not None
         if shape is None:
             return await trigrams.narrowing(self.source, where)

@@ -81,13 +81,13 @@ class WriteQueue:
         try:
             await asyncio.wait_for(lock.acquire(), timeout)
         except BaseException as error:
-            self._waiting -= 1
             if not lock.locked():
                 self._let_go()  # the turn kept for the writers waiting: none is any more
             if isinstance(error, TimeoutError):
                 raise _locked() from None
             raise
-        self._waiting -= 1
+        finally:
+            self._waiting -= 1
         processes = self._processes
         if processes is not None and not processes.held:
             try:
