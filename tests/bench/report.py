@@ -4,7 +4,7 @@ and the issue's targets judged met or missed (reported, never asserted)."""
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 REFERENCE = "scim2-server"
@@ -26,11 +26,28 @@ class Row:
     requests: int
     rss_mib: float
     rss_worker_mib: float
+    # Each round's requests per second, in the order run (``median``); one round: empty.
+    rounds: list[float] = field(default_factory=list)
     vs_reference: float | None = None
     vs_floor: float | None = None
     goal: str = ""
     met: bool | None = None
     notes: list[str] = field(default_factory=list)
+
+
+def median(rounds: list[Row]) -> Row:
+    """The round of median throughput (of an even number, the higher of the middle two),
+    with every round's rate beside it and the errors of all: an error in any round counts."""
+    if len(rounds) == 1:
+        return rounds[0]
+    middle = sorted(rounds, key=lambda row: row.rps)[len(rounds) // 2]
+    return replace(
+        middle,
+        rounds=[row.rps for row in rounds],
+        errors=sum(row.errors for row in rounds),
+        rss_mib=max(row.rss_mib for row in rounds),
+        rss_worker_mib=max(row.rss_worker_mib for row in rounds),
+    )
 
 
 # Rows by (server, case): goals that compare one server with another look them up here.
@@ -177,6 +194,8 @@ def table(rows: list[Row]) -> str:
         rate = f"{r.rps:,.0f}"
         if r.units != r.rps:
             rate += f" ({r.units:,.0f} users/s)"
+        if r.rounds:
+            rate += f" [{min(r.rounds):,.0f}–{max(r.rounds):,.0f}]"
         lines.append(
             f"| {r.target} | {r.dataset} ({r.org_users:,}) | {r.case} | {rate} "
             f"| {r.p50:.1f} | {r.p99:.1f} | {r.errors} | {r.rss_mib:.0f} ({r.rss_worker_mib:.0f}) "
