@@ -80,6 +80,9 @@ GIVEN = ["Anna", "Åsa", "Björn", "Märta", "Jörgen", "Linnéa", "Håkan", "So
 
 
 def patch_given_name(s: Subject) -> list[Request]:
+    """Each request a given name no request gave before ("{n}"): a PATCH that leaves the
+    name as it is writes nothing, and a run on a reused dataset, or a second round, would
+    otherwise send the names the one before it left."""
     requests = []
     for index, resource_id in enumerate(s.user_ids):
         body = {
@@ -88,7 +91,7 @@ def patch_given_name(s: Subject) -> list[Request]:
                 {
                     "op": "replace",
                     "path": "name.givenName",
-                    "value": GIVEN[(index + s.salt) % len(GIVEN)],
+                    "value": f"{GIVEN[(index + s.salt) % len(GIVEN)]} {{n}}",
                 }
             ],
         }

@@ -317,9 +317,11 @@ async def build(
 
 async def reset(dataset: Dataset) -> int:
     """Delete the resources the cases created (POST, Bulk), so that every server meets the
-    dataset at its loaded size; their memberships go with them (ON DELETE CASCADE). Then, on
-    PostgreSQL, VACUUM what the cases wrote, as autovacuum does within its minute on a
-    server's database (migration 0016; the machine's own PostgreSQL runs without it)."""
+    dataset at its loaded size; their memberships go with them (ON DELETE CASCADE). The big
+    group's members the ``member`` case added are taken out again (without it, a second run
+    on the dataset would add members the group has). Then, on PostgreSQL, VACUUM what the
+    cases wrote, as autovacuum does within its minute on a server's database (migration
+    0016; the machine's own PostgreSQL runs without it)."""
     if not dataset.loaded_at:
         return 0
     engine = database.create_engine(dataset.url)
@@ -331,6 +333,13 @@ async def reset(dataset: Dataset) -> int:
                     resources.c.created > datetime.fromisoformat(dataset.loaded_at),
                 )
             )
+            for start in range(0, len(dataset.non_members), CHUNK):
+                await connection.execute(
+                    delete(members).where(
+                        members.c.group_id == dataset.big_group,
+                        members.c.member_id.in_(dataset.non_members[start : start + CHUNK]),
+                    )
+                )
         if engine.dialect.name == "postgresql":
             autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
             async with autocommit.connect() as connection:
