@@ -16,6 +16,7 @@ import asyncpg
 import msgspec
 from sqlalchemy import (
     ARRAY,
+    CTE,
     ColumnElement,
     CompoundSelect,
     FromClause,
@@ -585,6 +586,32 @@ class Repository:
             raise MemberGone(str(error)) from error
         return len(result.all())
 
+    async def add_members_recorded(
+        self, group_id: str, new_members: Sequence[Member], record: dict[str, Any]
+    ) -> int | None:
+        """PostgreSQL: ``add_members``, the group's next version (if any member was new) and
+        its audit record in one statement, on the engine of ``database.reads``: its own
+        transaction, which holds the group's lock only while it runs and commits. The
+        group's version after it; None, and nothing written, where the write is the
+        transaction's to make: there is no such group, or a receiver hears this tenant's
+        events (the transaction tells them whose permissions changed)."""
+        parameters = {
+            "in_tenant": self.tenant_id,
+            "in_group": group_id,
+            "member_ids": [member_id for member_id, _ in new_members],
+            "displays": [display for _, display in new_members],
+            "now": record["at"],
+            **{f"record_{name}": value for name, value in record.items()},
+        }
+        statement = _members_added_recorded(tuple(record))
+        try:
+            written = await direct.first(self.source, statement, parameters)
+        except IntegrityError as error:  # a member's row went away since it was checked
+            raise MemberGone(str(error)) from error
+        if written.found is None or written.heard:
+            return None
+        return int(written.version if written.version is not None else written.found)
+
     async def remove_members(self, group_id: str, member_ids: Iterable[str] | None) -> int:
         """Remove these members, or every member when ``member_ids`` is None."""
         statement = delete(members).where(
@@ -759,11 +786,76 @@ def _recorded(written: Insert | Update, recorded: tuple[str, ...]) -> Select[Any
     ``record_{name}``) for the row it wrote, if it wrote one: data-modifying CTEs, which
     PostgreSQL runs once each, to completion. The number of rows written."""
     done = written.returning(resources.c.id).cte("written")
+    logged = _logged(done, recorded)
+    return select(func.count().label("written")).select_from(done).add_cte(logged)
+
+
+def _logged(done: CTE, recorded: tuple[str, ...]) -> CTE:
+    """The INSERT of an audit record (its columns bound as ``record_{name}``) for each row
+    of ``done``: one, or none where nothing was written."""
     record = select(
         *(bindparam(f"record_{name}", type_=audit_log.c[name].type) for name in recorded)
     ).select_from(done)
-    logged = insert(audit_log).from_select(list(recorded), record).cte("logged")
-    return select(func.count().label("written")).select_from(done).add_cte(logged)
+    return insert(audit_log).from_select(list(recorded), record).cte("logged")
+
+
+@cache
+def _members_added_recorded(recorded: tuple[str, ...]) -> Select[Any]:
+    """``Repository.add_members_recorded``. The group's row is locked first (``grp``), so
+    that these writes queue behind a transaction's on the group, as its own do, instead of
+    meeting it halfway (a member's unique key against the group's lock: a deadlock). The
+    CTEs see one snapshot; the UPDATE sees the row ``grp`` locked, as READ COMMITTED does.
+    No parameter has a column's name: in an INSERT or UPDATE that stands for its value."""
+    tenant = bindparam("in_tenant", type_=Integer)
+    group = (
+        select(resources.c.id, resources.c.version)
+        .where(
+            resources.c.tenant_id == tenant,
+            resources.c.resource_type == "Group",
+            resources.c.id == bindparam("in_group"),
+        )
+        .with_for_update(key_share=True)
+        .cte("grp")
+    )
+    heard = select(receivers.c.id).where(events.hearing(tenant)).exists()
+    new = (
+        func.unnest(
+            bindparam("member_ids", type_=ARRAY(String)), bindparam("displays", type_=ARRAY(String))
+        )
+        .table_valued("member_id", "display")
+        .render_derived("new")
+    )
+    rows = (
+        select(tenant, group.c.id, new.c.member_id, new.c.display)
+        .select_from(group.join(new, true()))
+        .where(~heard)
+    )
+    added = (
+        pg_insert(members)
+        .from_select(["tenant_id", "group_id", "member_id", "display"], rows)
+        .on_conflict_do_nothing()
+        .returning(members.c.member_id)
+        .cte("added")
+    )
+    bumped = (
+        update(resources)
+        .where(
+            resources.c.tenant_id == tenant,
+            resources.c.id == bindparam("in_group"),
+            select(added.c.member_id).exists(),
+        )
+        .values(
+            version=resources.c.version + 1,
+            last_modified=bindparam("now", type_=resources.c.last_modified.type),
+        )
+        .returning(resources.c.id, resources.c.version)
+        .cte("bumped")
+    )
+    return select(
+        select(group.c.version).scalar_subquery().label("found"),
+        select(bumped.c.version).scalar_subquery().label("version"),
+        heard.label("heard"),
+    ).add_cte(added, bumped, _logged(bumped, recorded))
 
 
 @cache

@@ -1,7 +1,8 @@
-"""Writes in one statement (PostgreSQL): a user's POST, and a PATCH of any resource but a
-group, is written with its audit record by one statement that is its own transaction
-(``ResourceService._created_alone``, ``_written_alone``). Where that cannot be (a key taken,
-another request wrote first) the transaction makes the write, with its answers."""
+"""Writes in one statement (PostgreSQL): a user's POST, a PATCH of any resource but a
+group, and a PATCH that adds members to a group, is written with its audit record by one
+statement that is its own transaction (``ResourceService._created_alone``,
+``_written_alone``, ``_members_added_alone``). Where that cannot be (a key taken, another
+request wrote first, no such group) the transaction makes the write, with its answers."""
 
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from scim.storage.tables import audit_log
-from tests.conftest import captured, patch_body
+from tests.conftest import GROUP_SCHEMA, captured, patch_body
 from tests.engine.conftest import create_user, user_body
 
 
@@ -186,3 +187,99 @@ async def test_a_put_is_one_statement_and_a_write_between_its_read_and_write_is_
         "User.patch",
         "User.replace",
     ]
+
+
+async def create_group(client: httpx.AsyncClient, name: str) -> dict[str, Any]:
+    response = await client.post("/Groups", json={"schemas": [GROUP_SCHEMA], "displayName": name})
+    assert response.status_code == 201, response.text
+    created: dict[str, Any] = response.json()
+    return created
+
+
+def adding(*member_ids: str) -> dict[str, Any]:
+    value = [{"value": member_id} for member_id in member_ids]
+    return patch_body({"op": "add", "path": "members", "value": value})
+
+
+async def test_members_are_added_by_one_statement_with_the_groups_version_and_record(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    group = await create_group(client, "Handläggare")
+    location = f"/Groups/{group['id']}"
+    first, second = [await create_user(client, f"medlem{n}@example.se") for n in range(2)]
+
+    with captured(app.state.engine) as seen:
+        response = await client.patch(location, json=adding(first["id"]))
+    assert response.status_code == 204, response.text
+    assert response.headers["etag"] == 'W/"2"'
+    (written,) = writes(seen)
+    assert written.startswith("WITH grp AS"), written
+    read = (await client.get(location)).json()
+    assert [m["value"] for m in read["members"]] == [first["id"]]
+    assert read["meta"]["version"] == 'W/"2"'
+    assert read["meta"]["lastModified"] > group["meta"]["lastModified"]
+
+    # A member the group has already, with a new one: the new one is added, once.
+    response = await client.patch(location, json=adding(first["id"], second["id"], second["id"]))
+    assert response.status_code == 204 and response.headers["etag"] == 'W/"3"'
+    # Members it has already change nothing: no new version, no record.
+    again = await client.patch(location, json=adding(second["id"], first["id"]))
+    assert again.status_code == 204 and again.headers["etag"] == 'W/"3"'
+    read = (await client.get(location)).json()
+    assert sorted(m["value"] for m in read["members"]) == sorted([first["id"], second["id"]])
+    assert read["meta"]["version"] == 'W/"3"'
+    assert await actions(engine, group["id"]) == ["Group.create", "Group.patch", "Group.patch"]
+
+
+async def test_concurrent_member_adds_to_one_group_each_get_their_own_version(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Twenty clients add a member each to one group at once: the statements queue on the
+    group's row, and each bumps the version it finds."""
+    group = await create_group(client, "Alla")
+    users = [await create_user(client, f"samtidig{n}@example.se") for n in range(20)]
+    location = f"/Groups/{group['id']}"
+    responses = await asyncio.gather(
+        *(client.patch(location, json=adding(user["id"])) for user in users)
+    )
+    assert [r.status_code for r in responses] == [204] * 20
+    assert sorted(r.headers["etag"] for r in responses) == sorted(f'W/"{n}"' for n in range(2, 22))
+    read = (await client.get(location)).json()
+    assert sorted(m["value"] for m in read["members"]) == sorted(user["id"] for user in users)
+    assert read["meta"]["version"] == 'W/"21"'
+    assert await actions(engine, group["id"]) == ["Group.create"] + ["Group.patch"] * 20
+
+
+async def test_a_member_add_the_statement_cannot_make_is_the_transactions(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """No such group, an If-Match, a representation asked for, a member that is not there,
+    other operations beside: the transaction answers, as it would without the statement."""
+    group = await create_group(client, "Villkor")
+    user = await create_user(client, "villkor@example.se")
+    location = f"/Groups/{group['id']}"
+
+    missing = await client.patch(
+        "/Groups/00000000-0000-0000-0000-000000000000", json=adding(user["id"])
+    )
+    assert missing.status_code == 404, missing.text
+    unknown = await client.patch(location, json=adding("00000000-0000-0000-0000-000000000001"))
+    assert unknown.status_code == 400 and unknown.json()["scimType"] == "invalidValue"
+    stale = await client.patch(location, json=adding(user["id"]), headers={"If-Match": 'W/"9"'})
+    assert stale.status_code == 412, stale.text
+    with captured(app.state.engine) as seen:
+        shown = await client.patch(
+            location, params={"attributes": "members"}, json=adding(user["id"])
+        )
+    assert shown.status_code == 200, shown.text
+    assert [m["value"] for m in shown.json()["members"]] == [user["id"]]
+    assert not any(s.startswith("WITH grp AS") for s in writes(seen)), seen
+    renamed = patch_body(
+        {"op": "replace", "path": "displayName", "value": "Omdöpt"},
+        {"op": "add", "path": "members", "value": [{"value": user["id"]}]},
+    )
+    response = await client.patch(location, json=renamed)
+    assert response.status_code == 204, response.text
+    read = (await client.get(location)).json()
+    assert read["displayName"] == "Omdöpt" and read["meta"]["version"] == 'W/"3"'
+    assert await actions(engine, group["id"]) == ["Group.create", "Group.patch", "Group.patch"]
