@@ -15,6 +15,7 @@ sums them all.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import os
@@ -71,7 +72,28 @@ def _incoming_id(scope: Scope) -> str:
             candidate = value.decode("latin-1")
             if _SANE_ID.fullmatch(candidate):
                 return candidate
-    return os.urandom(16).hex()  # as random as uuid4's, in a third of its time
+    return _ids.next()
+
+
+class _RequestIds:
+    """A request's own id: the process's random half, then its serial number there. Unique
+    across processes and restarts as a random id is, without asking the kernel's random
+    source for each request (a thirtieth of a GET's time): it names a request in the logs
+    and authorises nothing, so that the next one can be guessed does not matter."""
+
+    def __init__(self) -> None:
+        self.renew()
+
+    def renew(self) -> None:
+        self.prefix = os.urandom(8).hex()
+        self.serials = itertools.count()
+
+    def next(self) -> str:
+        return f"{self.prefix}{next(self.serials):016x}"
+
+
+_ids = _RequestIds()
+os.register_at_fork(after_in_child=_ids.renew)  # a forked worker is another process
 
 
 # Requests by method, route template (not the path: ids stay out of the labels) and status.

@@ -1009,13 +1009,13 @@ class ResourceService:
         refused: SCIMException | None = None
         if any(step.action is membership.Action.ADD for step, _ in member_steps):
             member_steps, refused = await self._members_checked(caller, resource_id, member_steps)
-            only_added = patch is None and refused is None and if_match is None and plan is None
-            if only_added and self._members_alone(member_steps):
-                answer = await self._members_added_alone(
-                    caller, kind, resource_id, member_steps, body
-                )
-                if answer is not None:
-                    return answer
+        alone = patch is None and refused is None and if_match is None and plan is None
+        if alone and self._members_alone(member_steps):
+            answer = await self._members_written_alone(
+                caller, kind, resource_id, member_steps, body
+            )
+            if answer is not None:
+                return answer
 
         # Many operations are applied to the stored version before the transaction, so that
         # however many they are the write lock is held only to write (again inside it only if
@@ -1078,13 +1078,16 @@ class ResourceService:
     def _members_alone(
         self, steps: Sequence[tuple[membership.Step, list[filters.Selection]]]
     ) -> bool:
-        """Whether a PATCH of members may be written in one statement (``_members_added_alone``):
-        on PostgreSQL, where its steps only add members."""
-        return self.read_engine.dialect.name == "postgresql" and all(
-            step.action is membership.Action.ADD for step, _ in steps
-        )
+        """Whether a PATCH of members may be written in one statement
+        (``_members_written_alone``): on PostgreSQL, where its steps all add members, or all
+        remove members named by id (Entra ID's value list, or ``members[value eq "…"]``)."""
+        if not steps or self.read_engine.dialect.name != "postgresql":
+            return False
+        if all(step.action is membership.Action.ADD for step, _ in steps):
+            return True
+        return all(step.action is membership.Action.REMOVE and not step.wheres for step, _ in steps)
 
-    async def _members_added_alone(
+    async def _members_written_alone(
         self,
         caller: Caller,
         kind: ResourceKind,
@@ -1092,21 +1095,26 @@ class ResourceService:
         steps: Sequence[tuple[membership.Step, list[filters.Selection]]],
         body: dict[str, Any],
     ) -> Written | None:
-        """A PATCH that adds members (checked: ``_members_checked``), with no If-Match and no
-        representation asked for (Entra ID's and Okta's), written in one statement with no
-        transaction around it (``Repository.add_members_recorded``). The group's lock is
-        then held for that statement and its commit, not for the transaction's five round
-        trips: many clients adding members to one group queue on it for that long.
+        """A PATCH that adds members (checked: ``_members_checked``) or removes them, with no
+        If-Match and no representation asked for (as Entra ID and Okta send them), written in
+        one statement with no transaction around it (``Repository.add_members_recorded``,
+        ``remove_members_recorded``). The group's lock is then held for that statement and
+        its commit, not for the transaction's five round trips: many clients changing the
+        members of one group queue on it for that long.
 
         None where the write is the transaction's: no such group (404), or a receiver that
         hears the organisation's events (which tell whose permissions the group changed)."""
-        added: dict[str, str | None] = {}
-        for step, _ in steps:
-            for member_id, display in step.members:
-                added.setdefault(member_id, display)  # as a second ADD would: no change
         record = _audited(caller, kind, "patch", group_id, body, datetime.now(UTC))
         repository = _repository(self.read_engine, caller)
-        version = await repository.add_members_recorded(group_id, list(added.items()), record)
+        if steps[0][0].action is membership.Action.ADD:
+            added: dict[str, str | None] = {}
+            for step, _ in steps:
+                for member_id, display in step.members:
+                    added.setdefault(member_id, display)  # as a second ADD would: no change
+            version = await repository.add_members_recorded(group_id, list(added.items()), record)
+        else:
+            ids = sorted({member_id for step, _ in steps for member_id in step.ids})
+            version = await repository.remove_members_recorded(group_id, ids, record)
         if version is None:
             return None
         return Written(None, version, self.location(caller, kind, group_id))

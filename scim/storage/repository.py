@@ -19,6 +19,7 @@ from sqlalchemy import (
     CTE,
     ColumnElement,
     CompoundSelect,
+    Delete,
     FromClause,
     Insert,
     Integer,
@@ -590,20 +591,37 @@ class Repository:
         self, group_id: str, new_members: Sequence[Member], record: dict[str, Any]
     ) -> int | None:
         """PostgreSQL: ``add_members``, the group's next version (if any member was new) and
-        its audit record in one statement, on the engine of ``database.reads``: its own
-        transaction, which holds the group's lock only while it runs and commits. The
-        group's version after it; None, and nothing written, where the write is the
-        transaction's to make: there is no such group, or a receiver hears this tenant's
-        events (the transaction tells them whose permissions changed)."""
+        its audit record in one statement (``_members_recorded``)."""
         parameters = {
-            "in_tenant": self.tenant_id,
-            "in_group": group_id,
             "member_ids": [member_id for member_id, _ in new_members],
             "displays": [display for _, display in new_members],
+        }
+        return await self._members_recorded(group_id, True, parameters, record)
+
+    async def remove_members_recorded(
+        self, group_id: str, member_ids: Sequence[str], record: dict[str, Any]
+    ) -> int | None:
+        """PostgreSQL: ``remove_members``, the group's next version (if any was a member) and
+        its audit record in one statement (``_members_recorded``)."""
+        return await self._members_recorded(group_id, False, {"member_ids": member_ids}, record)
+
+    async def _members_recorded(
+        self, group_id: str, adding: bool, parameters: dict[str, Any], record: dict[str, Any]
+    ) -> int | None:
+        """A change of a group's members, its next version and its audit record in one
+        statement, on the engine of ``database.reads``: its own transaction, which holds the
+        group's lock only while it runs and commits. The group's version after it; None,
+        and nothing written, where the write is the transaction's to make: there is no such
+        group, or a receiver hears this tenant's events (the transaction tells them whose
+        permissions changed)."""
+        parameters = {
+            **parameters,
+            "in_tenant": self.tenant_id,
+            "in_group": group_id,
             "now": record["at"],
             **{f"record_{name}": value for name, value in record.items()},
         }
-        statement = _members_added_recorded(tuple(record))
+        statement = _members_recorded(adding, tuple(record))
         try:
             written = await direct.first(self.source, statement, parameters)
         except IntegrityError as error:  # a member's row went away since it was checked
@@ -800,12 +818,13 @@ def _logged(done: CTE, recorded: tuple[str, ...]) -> CTE:
 
 
 @cache
-def _members_added_recorded(recorded: tuple[str, ...]) -> Select[Any]:
-    """``Repository.add_members_recorded``. The group's row is locked first (``grp``), so
-    that these writes queue behind a transaction's on the group, as its own do, instead of
-    meeting it halfway (a member's unique key against the group's lock: a deadlock). The
-    CTEs see one snapshot; the UPDATE sees the row ``grp`` locked, as READ COMMITTED does.
-    No parameter has a column's name: in an INSERT or UPDATE that stands for its value."""
+def _members_recorded(adding: bool, recorded: tuple[str, ...]) -> Select[Any]:
+    """``Repository._members_recorded``: the members ``member_ids`` (with ``displays``)
+    added, or removed. The group's row is locked first (``grp``), so that these writes queue
+    behind a transaction's on the group, as its own do, instead of meeting it halfway (a
+    member's unique key against the group's lock: a deadlock). The CTEs see one snapshot;
+    the UPDATE sees the row ``grp`` locked, as READ COMMITTED does. No parameter has a
+    column's name: in an INSERT or UPDATE that stands for its value."""
     tenant = bindparam("in_tenant", type_=Integer)
     group = (
         select(resources.c.id, resources.c.version)
@@ -818,31 +837,38 @@ def _members_added_recorded(recorded: tuple[str, ...]) -> Select[Any]:
         .cte("grp")
     )
     heard = select(receivers.c.id).where(events.hearing(tenant)).exists()
-    new = (
-        func.unnest(
-            bindparam("member_ids", type_=ARRAY(String)), bindparam("displays", type_=ARRAY(String))
+    ids = bindparam("member_ids", type_=ARRAY(String))
+    changed: Insert | Delete
+    if adding:
+        new = (
+            func.unnest(ids, bindparam("displays", type_=ARRAY(String)))
+            .table_valued("member_id", "display")
+            .render_derived("new")
         )
-        .table_valued("member_id", "display")
-        .render_derived("new")
-    )
-    rows = (
-        select(tenant, group.c.id, new.c.member_id, new.c.display)
-        .select_from(group.join(new, true()))
-        .where(~heard)
-    )
-    added = (
-        pg_insert(members)
-        .from_select(["tenant_id", "group_id", "member_id", "display"], rows)
-        .on_conflict_do_nothing()
-        .returning(members.c.member_id)
-        .cte("added")
-    )
+        rows = (
+            select(tenant, group.c.id, new.c.member_id, new.c.display)
+            .select_from(group.join(new, true()))
+            .where(~heard)
+        )
+        changed = (
+            pg_insert(members)
+            .from_select(["tenant_id", "group_id", "member_id", "display"], rows)
+            .on_conflict_do_nothing()
+        )
+    else:
+        changed = delete(members).where(
+            members.c.tenant_id == tenant,
+            members.c.group_id == select(group.c.id).scalar_subquery(),
+            members.c.member_id == func.any(ids),
+            ~heard,
+        )
+    done = changed.returning(members.c.member_id).cte("changed")
     bumped = (
         update(resources)
         .where(
             resources.c.tenant_id == tenant,
             resources.c.id == bindparam("in_group"),
-            select(added.c.member_id).exists(),
+            select(done.c.member_id).exists(),
         )
         .values(
             version=resources.c.version + 1,
@@ -855,7 +881,7 @@ def _members_added_recorded(recorded: tuple[str, ...]) -> Select[Any]:
         select(group.c.version).scalar_subquery().label("found"),
         select(bumped.c.version).scalar_subquery().label("version"),
         heard.label("heard"),
-    ).add_cte(added, bumped, _logged(bumped, recorded))
+    ).add_cte(done, bumped, _logged(bumped, recorded))
 
 
 @cache

@@ -283,3 +283,68 @@ async def test_a_member_add_the_statement_cannot_make_is_the_transactions(
     read = (await client.get(location)).json()
     assert read["displayName"] == "Omdöpt" and read["meta"]["version"] == 'W/"3"'
     assert await actions(engine, group["id"]) == ["Group.create", "Group.patch", "Group.patch"]
+
+
+async def test_members_are_removed_by_one_statement_as_entra_and_okta_send_it(
+    app: Litestar, client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """Entra ID removes with a value list, Okta with ``members[value eq "…"]``: each is one
+    statement, which takes a new version and a record only where a member went."""
+    group = await create_group(client, "Avgående")
+    location = f"/Groups/{group['id']}"
+    users = [await create_user(client, f"avgar{n}@example.se") for n in range(4)]
+    assert (await client.patch(location, json=adding(*(u["id"] for u in users)))).status_code == 204
+
+    entra = patch_body({"op": "Remove", "path": "members", "value": [{"value": users[0]["id"]}]})
+    okta = patch_body({"op": "remove", "path": f'members[value eq "{users[1]["id"]}"]'})
+    for body, version in ((entra, 3), (okta, 4)):
+        with captured(app.state.engine) as seen:
+            response = await client.patch(location, json=body)
+        assert response.status_code == 204, response.text
+        assert response.headers["etag"] == f'W/"{version}"'
+        (written,) = writes(seen)
+        assert written.startswith("WITH grp AS") and "DELETE FROM members" in written, written
+    # A member it does not have: nothing changes.
+    again = await client.patch(location, json=entra)
+    assert again.status_code == 204 and again.headers["etag"] == 'W/"4"'
+    read = (await client.get(location)).json()
+    assert sorted(m["value"] for m in read["members"]) == sorted(u["id"] for u in users[2:])
+    assert read["meta"]["version"] == 'W/"4"'
+    assert await actions(engine, group["id"]) == ["Group.create"] + ["Group.patch"] * 3
+
+    # Adding and removing in one PATCH is the transaction's: in order, as RFC 7644 §3.5.2 has.
+    both = patch_body(
+        {"op": "add", "path": "members", "value": [{"value": users[0]["id"]}]},
+        {"op": "remove", "path": "members", "value": [{"value": users[2]["id"]}]},
+    )
+    with captured(app.state.engine) as seen:
+        response = await client.patch(location, json=both)
+    assert response.status_code == 204, response.text
+    assert not any(s.startswith("WITH grp AS") for s in writes(seen)), seen
+    read = (await client.get(location)).json()
+    assert sorted(m["value"] for m in read["members"]) == sorted([users[0]["id"], users[3]["id"]])
+    assert read["meta"]["version"] == 'W/"5"'
+
+
+async def test_concurrent_removals_and_adds_of_one_group_each_get_their_own_version(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    group = await create_group(client, "Rörligt")
+    location = f"/Groups/{group['id']}"
+    leaving = [await create_user(client, f"lamnar{n}@example.se") for n in range(10)]
+    joining = [await create_user(client, f"kommer{n}@example.se") for n in range(10)]
+    await client.patch(location, json=adding(*(u["id"] for u in leaving)))
+
+    def removing(member_id: str) -> dict[str, Any]:
+        return patch_body({"op": "remove", "path": "members", "value": [{"value": member_id}]})
+
+    responses = await asyncio.gather(
+        *(client.patch(location, json=removing(u["id"])) for u in leaving),
+        *(client.patch(location, json=adding(u["id"])) for u in joining),
+    )
+    assert [r.status_code for r in responses] == [204] * 20
+    assert sorted(r.headers["etag"] for r in responses) == sorted(f'W/"{n}"' for n in range(3, 23))
+    read = (await client.get(location)).json()
+    assert sorted(m["value"] for m in read["members"]) == sorted(u["id"] for u in joining)
+    assert read["meta"]["version"] == 'W/"22"'
+    assert await actions(engine, group["id"]) == ["Group.create"] + ["Group.patch"] * 21

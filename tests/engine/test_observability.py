@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
 from contextlib import suppress
 
 import httpx
@@ -15,7 +16,7 @@ from prometheus_client import REGISTRY
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from scim.observability import JsonFormatter, log_config, watch_pool
+from scim.observability import JsonFormatter, _incoming_id, log_config, watch_pool
 from scim.storage.database import reads
 from tests.conftest import Organisations, api_client
 from tests.engine.conftest import user_body
@@ -32,6 +33,23 @@ async def test_every_response_carries_a_request_id(app: Litestar) -> None:
     assert first.headers["x-request-id"] != second.headers["x-request-id"]
     assert echoed.headers["x-request-id"] == "idp-sync-42"
     assert len(refused.headers["x-request-id"]) == 32  # not an id to pass on: a new one
+
+
+def test_request_ids_differ_between_processes_forked_or_not() -> None:
+    """A request's id is its process's random half and a serial number: a forked worker
+    draws its own half, so that two workers never give one id."""
+    ours = _incoming_id({"headers": []}), _incoming_id({"headers": []})
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:  # pragma: no cover (the child)
+        os.write(write, _incoming_id({"headers": []}).encode())
+        os._exit(0)
+    os.close(write)
+    theirs = os.read(read, 64).decode()
+    os.waitpid(child, 0)
+    os.close(read)
+    assert len(set(ours)) == 2 and ours[0][:16] == ours[1][:16]
+    assert len(theirs) == 32 and theirs[:16] != ours[0][:16]
 
 
 async def test_a_request_is_logged_as_json_with_tenant_and_actor_but_no_personal_data(
