@@ -17,6 +17,7 @@ import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from functools import cached_property
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -72,7 +73,6 @@ class Outbox:
     tenant: Tenant
     related: Related | None
     person_key: tuple[str, str] | None
-    txn: str = field(default_factory=lambda: str(uuid.uuid4()))
     events: list[dict[str, Any]] = field(default_factory=list)
     # Events written by ``flush``: once committed, delivery is woken for them.
     written: int = 0
@@ -83,6 +83,12 @@ class Outbox:
     def of(cls, domain: Domain, tenant: Tenant) -> Outbox:
         related = next((r for r in domain.related if r.resource_type == "User"), None)
         return cls(domain, tenant, related, domain.person_key)
+
+    @cached_property
+    def txn(self) -> str:
+        """The transaction's id in its events (RFC 8417 ``txn``): drawn only for a change
+        that makes some, not for every write that asks whether it does."""
+        return str(uuid.uuid4())
 
     @property
     def listening(self) -> bool:
