@@ -45,7 +45,7 @@ from scim.errors import from_validation
 from scim.events.changes import PATCH, PUT, Outbox, View
 from scim.hooks import Tenant
 from scim.protocol import membership, paging
-from scim.protocol.assignments import Assignments
+from scim.protocol.assignments import Assignments, Writes, as_sent
 from scim.protocol.creations import Creations
 from scim.protocol.folding import fold, sort_key
 from scim.protocol.membership import Member
@@ -233,6 +233,23 @@ def _again_if_a_member_went(
         )
 
     return again
+
+
+@dataclass
+class _Operations:
+    """A PATCH's operations but those of members: the ``writes`` they make where they are
+    all assignments as sent (``ResourceService._operations``), else None and the PatchOp
+    scim2-models validated. ``patch`` validates one when it is needed after all (a value
+    the writes cannot store as it is, for scim2-models to apply or refuse)."""
+
+    writes: Writes | None
+    validate: Callable[[], PatchOp[Any]]
+    validated: PatchOp[Any] | None = None
+
+    def patch(self) -> PatchOp[Any]:
+        if self.validated is None:
+            self.validated = self.validate()
+        return self.validated
 
 
 class ResourceService:
@@ -1003,7 +1020,7 @@ class ResourceService:
                 (step, list(filters.member_selections(json, step.wheres)))
                 for step in membership.steps(member_operations)
             ]
-        patch = self._parse_patch(kind, body, operations) if operations else None
+        patch = self._operations(kind, body, operations) if operations else None
         if patch is None:
             _check_patch_schemas(body)
         refused: SCIMException | None = None
@@ -1170,7 +1187,7 @@ class ResourceService:
         kind: ResourceKind,
         resource_id: str,
         if_match: str | None,
-        patch: PatchOp[Any],
+        patch: _Operations,
         relations: Fields | None = None,
     ) -> tuple[Row[Any], bool, dict[str, Any] | None] | None:
         """``_patched`` on the stored version as read now (``_ahead``), and that row."""
@@ -1182,15 +1199,18 @@ class ResourceService:
         return (row, *self._patched(kind, row, patch))
 
     def _patched(
-        self, kind: ResourceKind, row: Row[Any], patch: PatchOp[Any]
+        self, kind: ResourceKind, row: Row[Any], patch: _Operations
     ) -> tuple[bool, dict[str, Any] | None]:
         """RFC 7644 §3.5.2: the operations applied to the stored ``row`` in turn; whether
         they changed it, and the document to store if they did."""
-        assigned = self.assignments.apply(kind, row.data, patch)
+        if patch.writes is not None:
+            assigned = self.assignments.assign(row.data, patch.writes)
+        else:
+            assigned = self.assignments.apply(kind, row.data, patch.patch())
         if assigned is not None:
             changed, document = assigned
             return (True, document) if changed else (False, None)
-        return self._patched_as_model(kind, row, patch)
+        return self._patched_as_model(kind, row, patch.patch())
 
     def _patched_as_model(
         self, kind: ResourceKind, row: Row[Any], patch: PatchOp[Any]
@@ -1217,6 +1237,20 @@ class ResourceService:
             return False, None
         _require_text(kind, model)
         return True, self._storable(kind, model)
+
+    def _operations(
+        self, kind: ResourceKind, body: dict[str, Any], operations: list[Any]
+    ) -> _Operations:
+        """A PATCH's ``operations`` (those of members apart): assignments as sent, which need
+        no PatchOp (Entra ID's and Okta's: ``assignments.as_sent``), or validated by
+        scim2-models now, so that a body it refuses is refused before any other work."""
+        validate = partial(self._parse_patch, kind, body, operations)
+        taken = as_sent(body, operations)
+        writes = None if taken is None else self.assignments.writes(kind, taken)
+        if writes is None:
+            return _Operations(None, validate, validate())
+        _check_patch_schemas(body)
+        return _Operations(writes, validate)
 
     def _parse_patch(
         self, kind: ResourceKind, body: dict[str, Any], operations: list[Any]

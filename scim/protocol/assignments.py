@@ -11,7 +11,8 @@ a multi-valued attribute the path's filter selects), the attributes a value for 
 attribute or the resource leaves out kept. Those operations are applied here to the stored
 document itself, which is what scim2-models' application makes of them without building the
 resource's model, copying it for its undo, and dumping it again (two thirds of such a PATCH's
-own time).
+own time). Sent in the forms identity systems use (``as_sent``), they are not made a
+PatchOp at all: the attributes' table stands for the validation of their paths.
 
 Anything else is for scim2-models (``apply`` answers None): another operation, attribute or
 filter, a null or blank value (an unassignment, or a required attribute left empty, which it
@@ -34,7 +35,7 @@ from scim2_models import ComplexAttribute, Mutability, PatchOp, PatchOperation, 
 
 from scim.registry import POLICY, ResourceKind
 
-_WRITES = (PatchOperation.Op.add, PatchOperation.Op.replace_)
+_WRITES = (str(PatchOperation.Op.add), str(PatchOperation.Op.replace_))
 # What a validated value must be to be stored as it is: what JSON gives (a Reference, an enum
 # or bytes is dumped by the model in a form of its own).
 _PLAIN = (str, bool, int)
@@ -134,40 +135,91 @@ class _Table:
     core: str
 
 
+# An operation as sent: its op, its path (None: none) and its value.
+Operation = tuple[str, str | None, Any]
+# What assignments write: each value with the place it goes.
+Writes = list[tuple["_Target | _Selected", Any]]
+_SENT_KEYS = frozenset({"op", "path", "value"})
+
+
+def as_sent(body: dict[str, Any], operations: list[Any]) -> list[Operation] | None:
+    """A PATCH body's ``operations`` as sent, where the body holds nothing else that
+    scim2-models would refuse or read otherwise: no other member than ``schemas`` and
+    ``Operations`` (``_check_patch_schemas`` checks the schemas), and operations of ``op``,
+    ``path`` and ``value`` alone, with text for op and path. None: the body is for
+    scim2-models to validate."""
+    if not body.keys() <= {"schemas", "Operations"}:
+        return None
+    found: list[Operation] = []
+    for operation in operations:
+        if not isinstance(operation, dict) or not operation.keys() <= _SENT_KEYS:
+            return None
+        op, path = operation.get("op"), operation.get("path")
+        if not isinstance(op, str) or not isinstance(path, str | None):
+            return None
+        if "value" not in operation:
+            return None
+        found.append((op, path, operation["value"]))
+    return found
+
+
 class Assignments:
-    """Applies a PatchOp of assignments to a stored document."""
+    """Applies PATCH operations that are assignments to a stored document."""
 
     def __init__(self, kinds: dict[str, ResourceKind]) -> None:
         self._tables = {kind.name: _table(kind) for kind in kinds.values()}
 
-    def apply(
-        self, kind: ResourceKind, stored: dict[str, Any], patch: PatchOp[Any]
-    ) -> tuple[bool, dict[str, Any]] | None:
-        """Whether the operations changed the document, and the document they make of
-        ``stored`` (which is left as it is); None if they are not all assignments."""
+    def writes(self, kind: ResourceKind, operations: list[Operation]) -> Writes | None:
+        """What the operations write, each value at its place; None if they are not all
+        assignments of attributes a client may write (the table of ``kind``). Taken as
+        sent (``as_sent``), they need no PatchOp of scim2-models: a path found in the table is
+        one it takes, and what it would check of a value, the type's adapter checks when
+        the value is written (``assign``)."""
         table = self._tables[kind.name]
-        writes: list[tuple[_Target | _Selected, Any]] = []
+        writes: Writes = []
         try:
-            for operation in patch.operations or ():
-                if operation.op not in _WRITES:
+            for op, path, value in operations:
+                if op.lower() not in _WRITES:
                     return None
-                if operation.path is None:
-                    _collect(table, "", operation.value, writes)
+                if path is None:
+                    _collect(table, "", value, writes)
                     continue
-                path = str(operation.path)
                 lowered = path.lower()
                 if lowered in table.objects:
-                    _collect(table, table.objects[lowered], operation.value, writes)
+                    _collect(table, table.objects[lowered], value, writes)
                 else:
-                    writes.append((_target(table, path), operation.value))
+                    writes.append((_target(table, path), _scalar_sent(value)))
+        except _Unassignable:
+            return None
+        return writes
+
+    @staticmethod
+    def assign(stored: dict[str, Any], writes: Writes) -> tuple[bool, dict[str, Any]] | None:
+        """Whether ``writes`` change the document, and the document they make of ``stored``
+        (which is left as it is); None if a value is not one to store as it is (for
+        scim2-models to apply, or refuse)."""
+        try:
             return _assigned(stored, writes)
         except _Unassignable:
             return None
 
+    def apply(
+        self, kind: ResourceKind, stored: dict[str, Any], patch: PatchOp[Any]
+    ) -> tuple[bool, dict[str, Any]] | None:
+        """``writes`` of a validated PatchOp, ``assign``ed to ``stored``."""
+        operations = [
+            (
+                str(operation.op),
+                None if operation.path is None else str(operation.path),
+                operation.value,
+            )
+            for operation in patch.operations or ()
+        ]
+        writes = self.writes(kind, operations)
+        return None if writes is None else self.assign(stored, writes)
 
-def _collect(
-    table: _Table, prefix: str, value: Any, writes: list[tuple[_Target | _Selected, Any]]
-) -> None:
+
+def _collect(table: _Table, prefix: str, value: Any, writes: Writes) -> None:
     """The writes of an object's keys, each relative to ``prefix`` (RFC 7644 §3.5.2.3: the
     attributes it leaves out are kept)."""
     if not isinstance(value, dict) or not value:
@@ -182,7 +234,17 @@ def _collect(
             target = table.targets.get(path)
             if target is None:
                 raise _Unassignable
-            writes.append((target, item))
+            writes.append((target, _scalar_sent(item)))
+
+
+def _scalar_sent(value: Any) -> Any:
+    """A value sent for a single-valued attribute, if it is of the form every such value
+    has (text, a boolean or a number): what a PatchOp's validation checks of a value is
+    its form, so that of such a value it checks nothing (null, a list or an object it may
+    refuse)."""
+    if not isinstance(value, str | bool | int | float):
+        raise _Unassignable
+    return value
 
 
 def _target(table: _Table, path: str) -> _Target | _Selected:
@@ -198,9 +260,7 @@ def _target(table: _Table, path: str) -> _Target | _Selected:
     return listed.selected(*selected.group(2, 3, 4))
 
 
-def _assigned(
-    stored: dict[str, Any], writes: list[tuple[_Target | _Selected, Any]]
-) -> tuple[bool, dict[str, Any]]:
+def _assigned(stored: dict[str, Any], writes: Writes) -> tuple[bool, dict[str, Any]]:
     document = dict(stored)
     # The objects and lists copied from ``stored`` so far, by id, so that each is copied once.
     copied: set[int] = set()

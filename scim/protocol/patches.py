@@ -61,6 +61,8 @@ class Patches:
         operations = body.get("Operations")
         if not isinstance(operations, list) or not 0 < len(operations) <= _MOST_OPERATIONS:
             raise _Unshaped
+        if any(isinstance(o, dict) and _named_twice(o) for o in operations):
+            raise _Unshaped  # validation reads the last of "value" and "Value"; a copy, "value"
         try:
             key = (model, _shape(body))
         except (TypeError, _TooLarge):  # a member of a form no PATCH body has; or too much
@@ -98,6 +100,12 @@ class Patches:
             shaped = None
         self._shapes.keep(key, shaped)
         return shaped
+
+
+def _named_twice(operation: dict[Any, Any]) -> bool:
+    """Whether two members of an operation have one name in two cases (attribute names are
+    case-insensitive: RFC 7643 §2.1)."""
+    return len({str(name).lower() for name in operation}) != len(operation)
 
 
 def _validated(model: Any, body: Mapping[str, Any]) -> PatchOp[Any]:

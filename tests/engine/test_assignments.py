@@ -111,6 +111,17 @@ ASSIGNMENTS = [
     [{"op": "replace", "path": "title", "value": ["{}"]}],
     [{"op": "replace", "path": "title", "value": {"value": "{}"}}],
     [{"op": "replace", "path": "title", "value": "{}"}, {"op": "remove", "path": "title"}],
+    # Forms taken as sent or not: an op's case or spaces, a path's, a member too many.
+    [{"op": "REPLACE", "path": "title", "value": "{}"}],
+    [{"op": "replace ", "path": "title", "value": "{}"}],
+    [{"op": "replace", "path": " title", "value": "{}"}],
+    [{"op": "replace", "path": "title ", "value": "{}"}],
+    [{"op": "replace", "path": "", "value": "{}"}],
+    [{"op": "replace", "path": None, "value": {"title": "{}"}}],
+    [{"op": "replace", "path": "title", "value": "{}", "Value": "{}"}],
+    [{"op": "replace", "path": "title", "value": "{}", "display": "{}"}],
+    [{"Op": "replace", "path": "title", "value": "{}"}],
+    [{"op": "replace", "path": "name.givenName.x", "value": "{}"}],
     *OPERATIONS,
 ]
 # Besides strings: what a boolean or a number may be sent as, and what neither is.
@@ -125,12 +136,17 @@ def _outcome(patched: Any, kind: Any, stored: dict[str, Any], body: dict[str, An
     """What applying ``body`` to ``stored`` by ``patched`` gives: changed and the document
     to store, or the refusal; None if the body is not a valid PatchOp at all."""
     try:
-        patch = SERVICE._parse_patch(kind, body, body["Operations"])
+        operations = SERVICE._operations(kind, body, body["Operations"])
     except SCIMException:
         return None
+    # Operations taken as sent are those of a valid PatchOp, and no others.
+    try:
+        operations.patch()
+    except SCIMException as refusal:
+        raise AssertionError(f"taken as sent, but refused as a PatchOp: {body}") from refusal
     before = json.dumps(stored, sort_keys=True)
     try:
-        outcome: Any = patched(kind, SimpleNamespace(data=stored), patch)
+        outcome: Any = patched(kind, SimpleNamespace(data=stored), operations)
     except SCIMException as refusal:
         outcome = ("refused", type(refusal).__name__, refusal.scim_type, refusal.detail)
     assert json.dumps(stored, sort_keys=True) == before, "the stored document was changed"
@@ -157,9 +173,13 @@ def _stored(body: dict[str, Any]) -> dict[str, Any]:
 STORED = [_stored(body) for body in BODIES]
 
 
+def _as_model(kind: Any, row: Any, operations: Any) -> Any:
+    return SERVICE._patched_as_model(kind, row, operations.patch())
+
+
 def _same(kind: Any, stored: dict[str, Any], body: dict[str, Any]) -> None:
     assert _outcome(SERVICE._patched, kind, stored, body) == _outcome(
-        SERVICE._patched_as_model, kind, stored, body
+        _as_model, kind, stored, body
     ), body
 
 
@@ -184,6 +204,24 @@ def test_any_value_applies_as_on_the_model(
     operations: list[dict[str, Any]], values: list[Any], stored: dict[str, Any]
 ) -> None:
     _same(USERS, stored, _body(operations, values))
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        {"Operations": [{"op": "replace", "path": "title", "value": "Chef"}]},
+        {"schemas": [], "Operations": [{"op": "replace", "path": "title", "value": "Chef"}]},
+        {"schemas": "x", "Operations": [{"op": "replace", "path": "title", "value": "Chef"}]},
+        {
+            "schemas": ["urn:ietf:params:scim:api:messages:2.0:PatchOp"],
+            "Operations": [{"op": "replace", "path": "title", "value": "Chef"}],
+            "id": "7",
+        },
+    ],
+)
+def test_a_body_of_other_members_or_schemas_applies_as_on_the_model(body: dict[str, Any]) -> None:
+    for stored in STORED:
+        _same(USERS, stored, body)
 
 
 def test_a_group_renamed_as_on_the_model() -> None:
@@ -219,9 +257,11 @@ def test_what_identity_systems_send_most_is_applied_to_the_document(
         body = _body(operations, ["asa.oberg@kommun.se", "Öberg", "Åsa Öberg", "Chef"])
         if operations[0].get("path") == "active" or "active" in operations[0].get("value", ()):
             body = _body(operations, [False])
-        patch = SERVICE._parse_patch(USERS, body, body["Operations"])
+        patch = SERVICE._operations(USERS, body, body["Operations"])
         changed, document = SERVICE._patched(USERS, SimpleNamespace(data=STORED[0]), patch)
         assert changed and document is not None, operations
+        # Taken as sent: not even a PatchOp is made of them.
+        assert patch.writes is not None and patch.validated is None, operations
     assert applied_to_models == []
 
 
@@ -234,7 +274,7 @@ def test_the_rest_is_left_to_the_model(applied_to_models: list[Any]) -> None:
         ([{"op": "replace", "path": f"{ENTERPRISE}:department", "value": "{}"}], "IT"),
     ):
         body = _body(operations, [literal])
-        patch = SERVICE._parse_patch(USERS, body, body["Operations"])
+        patch = SERVICE._operations(USERS, body, body["Operations"])
         # The second stored user has no enterprise extension: it joins the resource.
         with contextlib.suppress(SCIMException):
             SERVICE._patched(USERS, SimpleNamespace(data=STORED[1]), patch)

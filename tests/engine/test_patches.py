@@ -57,6 +57,9 @@ OPERATIONS: list[list[dict[str, Any]]] = [
     [{"op": "add", "path": "emails[type eq ", "value": "{}"}],
     [{"op": "replace", "path": "title"}],
     [{"op": "remove"}],
+    # One member twice, in two cases: validation reads the last.
+    [{"op": "replace", "path": "title", "value": "{}", "Value": "{}"}],
+    [{"op": "replace", "Path": "title", "path": "nickName", "value": "{}"}],
 ]
 VALUES = [
     "bjensen",
