@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
+from litestar.response.base import ASGIResponse
 
 from scim.api.http import scim_response
 from scim.auth.principal import Principal
@@ -17,7 +18,7 @@ if TYPE_CHECKING:
 
 def catalogue_router(domain: EServices) -> HTTPRouteHandler:
     @get("/catalogue", name="catalogue")
-    async def catalogue(request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def catalogue(request: Request[Any, Any, Any]) -> ASGIResponse:
         """The e-services and what the organisation may grant."""
         principal: Principal = request.state.principal
         tenant = principal.tenant

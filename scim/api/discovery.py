@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, get
+from litestar import Controller, Request, get
 from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
 from scim2_models import Context, ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, scim_response
@@ -67,7 +68,7 @@ class DiscoveryController(Controller):
     path = "/"
 
     @get("/ServiceProviderConfig", name="service-provider-config")
-    async def service_provider_config(self, request: AnyRequest) -> Response[bytes]:
+    async def service_provider_config(self, request: AnyRequest) -> ASGIResponse:
         _refuse_filter(request)
         registry: Registry = request.app.state.registry
         config = _dump(registry.provider.config)
@@ -85,24 +86,24 @@ class DiscoveryController(Controller):
         return scim_response(_with_meta(config, "ServiceProviderConfig", location))
 
     @get("/ResourceTypes", name="resource-types")
-    async def resource_types(self, request: AnyRequest) -> Response[bytes]:
+    async def resource_types(self, request: AnyRequest) -> ASGIResponse:
         _refuse_filter(request)
         return scim_response(_listing(resource_types(request.app.state.registry, _base(request))))
 
     @get("/ResourceTypes/{name:str}", name="resource-type")
-    async def resource_type(self, request: AnyRequest, name: FromPath[str]) -> Response[bytes]:
+    async def resource_type(self, request: AnyRequest, name: FromPath[str]) -> ASGIResponse:
         for item in resource_types(request.app.state.registry, _base(request)):
             if item["id"].lower() == name.lower():
                 return scim_response(item)
         raise NotFoundException(detail=f"No resource type {name!r}")
 
     @get("/Schemas", name="schemas")
-    async def schemas(self, request: AnyRequest) -> Response[bytes]:
+    async def schemas(self, request: AnyRequest) -> ASGIResponse:
         _refuse_filter(request)
         return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
 
     @get("/Schemas/{schema_id:str}", name="schema")
-    async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> Response[bytes]:
+    async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> ASGIResponse:
         for item in schemas(request.app.state.registry, _base(request)):
             if item["id"].lower() == schema_id.lower():
                 return scim_response(item)

@@ -5,8 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Request, get
 from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
 from scim2_models import ForbiddenException, NotFoundException
 
 from scim.api.http import scim_response
@@ -20,7 +21,7 @@ LIMIT = 200
 @get("/history/{endpoint:str}/{resource_id:str}", name="history")
 async def history(
     request: Request[Any, Any, Any], endpoint: FromPath[str], resource_id: FromPath[str]
-) -> Response[bytes]:
+) -> ASGIResponse:
     principal: Principal = request.state.principal
     if principal.role != Role.administrator:
         # Identity systems keep their own logs; a user sees only their own /Me.

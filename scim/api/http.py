@@ -5,7 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response
+from litestar import Request
+from litestar.response.base import ASGIResponse
 from scim2_models import InvalidSyntaxException, InvalidValueException, PayloadTooLargeException
 
 from scim.errors import SCIM_MEDIA_TYPE, UnsupportedMediaType
@@ -110,10 +111,12 @@ def _holds_nul(value: Any) -> bool:
 
 def scim_response(
     content: Any = None, status_code: int = 200, headers: dict[str, str] | None = None
-) -> Response[bytes]:
+) -> ASGIResponse:
+    """A SCIM response: Litestar's ASGI response itself, which a handler's answer goes out
+    as it is (a ``Response`` would first be made one: a thirtieth of a GET's work)."""
     body = b"" if content is None else msgspec.json.encode(content)
-    return Response(
-        content=body, status_code=status_code, media_type=SCIM_MEDIA_TYPE, headers=headers
+    return ASGIResponse(
+        body=body, status_code=status_code, media_type=SCIM_MEDIA_TYPE, headers=headers
     )
 
 

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from litestar import Controller, Request, Response, delete, get, patch, post, put, route
+from litestar import Controller, Request, delete, get, patch, post, put, route
 from litestar.params import FromPath
+from litestar.response.base import ASGIResponse
 from scim2_models import ForbiddenException, NotFoundException
 
 from scim.api.http import base_url, listed, read_json, scim_response
@@ -58,7 +59,7 @@ def _plan(request: AnyRequest, kind: ResourceKind) -> Any:
     )
 
 
-def _written(written: Written, status_code: int) -> Response[bytes]:
+def _written(written: Written, status_code: int) -> ASGIResponse:
     headers = {"ETag": etag(written.version)}
     if status_code == 201:
         headers["Location"] = written.location
@@ -86,19 +87,19 @@ class ResourceController(Controller):
     path = "/"
 
     @get("/{endpoint:str}", name="list")
-    async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
+    async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
         kind = _kind(request, endpoint)
         service = _service(request)
         search = service.parse_search([kind], _search_payload(request))
         return scim_response(await service.search(_caller(request), [kind], search))
 
     @post("/{endpoint:str}/.search", name="search", status_code=200)
-    async def search(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
+    async def search(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
         kind = _kind(request, endpoint)
         return await _search(request, [kind])
 
     @get("/", name="root-query")
-    async def root_query(self, request: AnyRequest) -> Response[bytes]:
+    async def root_query(self, request: AnyRequest) -> ASGIResponse:
         """RFC 7644 §3.4.2.1: a query at the root spans every resource type."""
         service = _service(request)
         kinds = list(service.registry.kinds.values())
@@ -106,7 +107,7 @@ class ResourceController(Controller):
         return scim_response(await service.search(_caller(request), kinds, search))
 
     @get("/Me", name="me")
-    async def me(self, request: AnyRequest) -> Response[bytes]:
+    async def me(self, request: AnyRequest) -> ASGIResponse:
         """RFC 7644 §3.11: the User resource of the person signed in, with what they may use
         now (effective permissions), so that an e-service can ask."""
         principal: Principal = request.state.principal
@@ -124,25 +125,25 @@ class ResourceController(Controller):
         return scim_response(document, 200, headers)
 
     @route("/Me", http_method=["POST", "PUT", "PATCH", "DELETE"], name="me-write")
-    async def me_write(self, request: AnyRequest) -> Response[bytes]:
+    async def me_write(self, request: AnyRequest) -> ASGIResponse:
         principal: Principal = request.state.principal
         if principal.role == Role.user:
             raise ForbiddenException(detail="A user may read their own resource, not change it")
         raise NotFoundException(detail=f"{principal.name} is not a User of the organisation")
 
     @post("/Bulk", name="bulk", status_code=200)
-    async def bulk(self, request: AnyRequest) -> Response[bytes]:
+    async def bulk(self, request: AnyRequest) -> ASGIResponse:
         """RFC 7644 §3.7: each operation in its own transaction, in the caller's organisation."""
         body = await read_json(request, request.app.state.settings.max_payload_size)
         bulk: BulkService = request.app.state.bulk
         return scim_response(await bulk.execute(_caller(request), body))
 
     @post("/.search", name="root-search", status_code=200)
-    async def root_search(self, request: AnyRequest) -> Response[bytes]:
+    async def root_search(self, request: AnyRequest) -> ASGIResponse:
         return await _search(request, list(_service(request).registry.kinds.values()))
 
     @post("/{endpoint:str}", name="create")
-    async def create(self, request: AnyRequest, endpoint: FromPath[str]) -> Response[bytes]:
+    async def create(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).create(_caller(request), kind, body, _plan(request, kind))
@@ -151,7 +152,7 @@ class ResourceController(Controller):
     @get("/{endpoint:str}/{resource_id:str}", name="read")
     async def read(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         kind = _kind(request, endpoint)
         document, version = await _service(request).get(
             _caller(request), kind, resource_id, _plan(request, kind)
@@ -165,7 +166,7 @@ class ResourceController(Controller):
     @put("/{endpoint:str}/{resource_id:str}", name="replace")
     async def replace(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).replace(
@@ -181,7 +182,7 @@ class ResourceController(Controller):
     @patch("/{endpoint:str}/{resource_id:str}", name="patch")
     async def patch(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         params = request.query_params
@@ -203,7 +204,7 @@ class ResourceController(Controller):
     @delete("/{endpoint:str}/{resource_id:str}", name="delete", status_code=200)
     async def delete(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> Response[bytes]:
+    ) -> ASGIResponse:
         kind = _kind(request, endpoint)
         await _service(request).delete(
             _caller(request), kind, resource_id, request.headers.get("if-match")
@@ -211,7 +212,7 @@ class ResourceController(Controller):
         return scim_response(None, 204)
 
 
-async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> Response[bytes]:
+async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> ASGIResponse:
     service = _service(request)
     # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.storage.filters).
     body = await read_json(request, request.app.state.settings.max_payload_size, stored=False)
