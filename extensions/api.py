@@ -7,9 +7,8 @@ from typing import TYPE_CHECKING, Any
 
 from litestar import Request, get
 from litestar.handlers import HTTPRouteHandler
-from litestar.response.base import ASGIResponse
 
-from scim.api.http import scim_response
+from scim.api.http import ScimResponse, scim_response
 from scim.auth.principal import Principal
 
 if TYPE_CHECKING:
@@ -18,7 +17,7 @@ if TYPE_CHECKING:
 
 def catalogue_router(domain: EServices) -> HTTPRouteHandler:
     @get("/catalogue", name="catalogue")
-    async def catalogue(request: Request[Any, Any, Any]) -> ASGIResponse:
+    async def catalogue(request: Request[Any, Any, Any]) -> ScimResponse:
         """The e-services and what the organisation may grant."""
         principal: Principal = request.state.principal
         tenant = principal.tenant

@@ -6,10 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, get
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 from scim2_models import Context, ForbiddenException, NotFoundException
 
-from scim.api.http import base_url, scim_response
+from scim.api.http import ScimResponse, base_url, scim_response
 from scim.events.delivery import EVENT_URIS
 from scim.registry import Registry
 from scim.storage import events as stored_events
@@ -68,7 +67,7 @@ class DiscoveryController(Controller):
     path = "/"
 
     @get("/ServiceProviderConfig", name="service-provider-config")
-    async def service_provider_config(self, request: AnyRequest) -> ASGIResponse:
+    async def service_provider_config(self, request: AnyRequest) -> ScimResponse:
         _refuse_filter(request)
         registry: Registry = request.app.state.registry
         config = _dump(registry.provider.config)
@@ -86,24 +85,24 @@ class DiscoveryController(Controller):
         return scim_response(_with_meta(config, "ServiceProviderConfig", location))
 
     @get("/ResourceTypes", name="resource-types")
-    async def resource_types(self, request: AnyRequest) -> ASGIResponse:
+    async def resource_types(self, request: AnyRequest) -> ScimResponse:
         _refuse_filter(request)
         return scim_response(_listing(resource_types(request.app.state.registry, _base(request))))
 
     @get("/ResourceTypes/{name:str}", name="resource-type")
-    async def resource_type(self, request: AnyRequest, name: FromPath[str]) -> ASGIResponse:
+    async def resource_type(self, request: AnyRequest, name: FromPath[str]) -> ScimResponse:
         for item in resource_types(request.app.state.registry, _base(request)):
             if item["id"].lower() == name.lower():
                 return scim_response(item)
         raise NotFoundException(detail=f"No resource type {name!r}")
 
     @get("/Schemas", name="schemas")
-    async def schemas(self, request: AnyRequest) -> ASGIResponse:
+    async def schemas(self, request: AnyRequest) -> ScimResponse:
         _refuse_filter(request)
         return scim_response(_listing(schemas(request.app.state.registry, _base(request))))
 
     @get("/Schemas/{schema_id:str}", name="schema")
-    async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> ASGIResponse:
+    async def schema(self, request: AnyRequest, schema_id: FromPath[str]) -> ScimResponse:
         for item in schemas(request.app.state.registry, _base(request)):
             if item["id"].lower() == schema_id.lower():
                 return scim_response(item)

@@ -7,10 +7,9 @@ from typing import Any
 
 from litestar import Request, get
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 from scim2_models import ForbiddenException, NotFoundException
 
-from scim.api.http import scim_response
+from scim.api.http import ScimResponse, scim_response
 from scim.auth.principal import Principal, Role
 from scim.storage import audit
 
@@ -21,7 +20,7 @@ LIMIT = 200
 @get("/history/{endpoint:str}/{resource_id:str}", name="history")
 async def history(
     request: Request[Any, Any, Any], endpoint: FromPath[str], resource_id: FromPath[str]
-) -> ASGIResponse:
+) -> ScimResponse:
     principal: Principal = request.state.principal
     if principal.role != Role.administrator:
         # Identity systems keep their own logs; a user sees only their own /Me.

@@ -6,7 +6,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request
-from litestar.response.base import ASGIResponse
+from litestar.types import Receive, Scope, Send
 from scim2_models import InvalidSyntaxException, InvalidValueException, PayloadTooLargeException
 
 from scim.errors import SCIM_MEDIA_TYPE, UnsupportedMediaType
@@ -29,7 +29,7 @@ def base_url(request: Request[Any, Any, Any]) -> str:
     reached = (
         scheme,
         scope.get("scheme"),
-        request.headers.get("host"),
+        header(request, b"host"),
         scope.get("server"),
         scope.get("app_root_path") or scope.get("root_path", ""),
         base_path,
@@ -56,7 +56,7 @@ async def read_json(
     A body whose values are ``stored`` (written, or looked up as they are) may not hold
     U+0000: PostgreSQL's text and jsonb cannot, and would fail the write (400, not 500).
     """
-    media_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    media_type = (header(request, b"content-type") or "").split(";")[0].strip().lower()
     if media_type not in _ACCEPTED_BODIES:
         raise UnsupportedMediaType()
     body = await request.body()
@@ -109,15 +109,49 @@ def _holds_nul(value: Any) -> bool:
     return False
 
 
+def header(request: Request[Any, Any, Any], name: bytes) -> str | None:
+    """A request header's first value (``name`` in lower case, as ASGI gives names), read
+    from the scope: Litestar's ``Headers`` of them all cost a twentieth of a GET."""
+    for key, value in request.scope["headers"]:
+        if key == name:
+            return str(value.decode("latin-1"))
+    return None
+
+
+class ScimResponse:
+    """A SCIM response (RFC 7644 §3.1, ``application/scim+json``) as an ASGI application,
+    which Litestar sends as it is when a handler returns it: what its ``ASGIResponse`` sends
+    of such a response (no body nor its headers for 204 and 304, RFC 9110 §6.4.1), made at a
+    fifth of the cost (a twentieth of a GET's work)."""
+
+    __slots__ = ("body", "headers", "status")
+
+    def __init__(self, body: bytes, status: int, headers: dict[str, str] | None) -> None:
+        self.status = status
+        self.headers = [
+            (name.lower().encode("latin-1"), value.encode("latin-1"))
+            for name, value in (headers or {}).items()
+        ]
+        if status in _WITHOUT_BODY:
+            self.body = b""
+        else:
+            self.body = body
+            self.headers += [(b"content-type", _SCIM), (b"content-length", b"%d" % len(body))]
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await send({"type": "http.response.start", "status": self.status, "headers": self.headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
+
+
+_WITHOUT_BODY = frozenset({204, 304})
+_SCIM = SCIM_MEDIA_TYPE.encode()
+
+
 def scim_response(
     content: Any = None, status_code: int = 200, headers: dict[str, str] | None = None
-) -> ASGIResponse:
-    """A SCIM response: Litestar's ASGI response itself, which a handler's answer goes out
-    as it is (a ``Response`` would first be made one: a thirtieth of a GET's work)."""
+) -> ScimResponse:
     body = b"" if content is None else msgspec.json.encode(content)
-    return ASGIResponse(
-        body=body, status_code=status_code, media_type=SCIM_MEDIA_TYPE, headers=headers
-    )
+    return ScimResponse(body, status_code, headers)
 
 
 def listed(value: str | None) -> list[str] | None:

@@ -6,10 +6,9 @@ from typing import Any
 
 from litestar import Controller, Request, delete, get, patch, post, put, route
 from litestar.params import FromPath
-from litestar.response.base import ASGIResponse
 from scim2_models import ForbiddenException, NotFoundException
 
-from scim.api.http import base_url, listed, read_json, scim_response
+from scim.api.http import ScimResponse, base_url, header, listed, read_json, scim_response
 from scim.auth.principal import Principal, Role
 from scim.bulk import BulkService
 from scim.registry import ResourceKind
@@ -59,7 +58,7 @@ def _plan(request: AnyRequest, kind: ResourceKind) -> Any:
     )
 
 
-def _written(written: Written, status_code: int) -> ASGIResponse:
+def _written(written: Written, status_code: int) -> ScimResponse:
     headers = {"ETag": etag(written.version)}
     if status_code == 201:
         headers["Location"] = written.location
@@ -87,19 +86,19 @@ class ResourceController(Controller):
     path = "/"
 
     @get("/{endpoint:str}", name="list")
-    async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
+    async def list_resources(self, request: AnyRequest, endpoint: FromPath[str]) -> ScimResponse:
         kind = _kind(request, endpoint)
         service = _service(request)
         search = service.parse_search([kind], _search_payload(request))
         return scim_response(await service.search(_caller(request), [kind], search))
 
     @post("/{endpoint:str}/.search", name="search", status_code=200)
-    async def search(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
+    async def search(self, request: AnyRequest, endpoint: FromPath[str]) -> ScimResponse:
         kind = _kind(request, endpoint)
         return await _search(request, [kind])
 
     @get("/", name="root-query")
-    async def root_query(self, request: AnyRequest) -> ASGIResponse:
+    async def root_query(self, request: AnyRequest) -> ScimResponse:
         """RFC 7644 §3.4.2.1: a query at the root spans every resource type."""
         service = _service(request)
         kinds = list(service.registry.kinds.values())
@@ -107,7 +106,7 @@ class ResourceController(Controller):
         return scim_response(await service.search(_caller(request), kinds, search))
 
     @get("/Me", name="me")
-    async def me(self, request: AnyRequest) -> ASGIResponse:
+    async def me(self, request: AnyRequest) -> ScimResponse:
         """RFC 7644 §3.11: the User resource of the person signed in, with what they may use
         now (effective permissions), so that an e-service can ask."""
         principal: Principal = request.state.principal
@@ -125,25 +124,25 @@ class ResourceController(Controller):
         return scim_response(document, 200, headers)
 
     @route("/Me", http_method=["POST", "PUT", "PATCH", "DELETE"], name="me-write")
-    async def me_write(self, request: AnyRequest) -> ASGIResponse:
+    async def me_write(self, request: AnyRequest) -> ScimResponse:
         principal: Principal = request.state.principal
         if principal.role == Role.user:
             raise ForbiddenException(detail="A user may read their own resource, not change it")
         raise NotFoundException(detail=f"{principal.name} is not a User of the organisation")
 
     @post("/Bulk", name="bulk", status_code=200)
-    async def bulk(self, request: AnyRequest) -> ASGIResponse:
+    async def bulk(self, request: AnyRequest) -> ScimResponse:
         """RFC 7644 §3.7: each operation in its own transaction, in the caller's organisation."""
         body = await read_json(request, request.app.state.settings.max_payload_size)
         bulk: BulkService = request.app.state.bulk
         return scim_response(await bulk.execute(_caller(request), body))
 
     @post("/.search", name="root-search", status_code=200)
-    async def root_search(self, request: AnyRequest) -> ASGIResponse:
+    async def root_search(self, request: AnyRequest) -> ScimResponse:
         return await _search(request, list(_service(request).registry.kinds.values()))
 
     @post("/{endpoint:str}", name="create")
-    async def create(self, request: AnyRequest, endpoint: FromPath[str]) -> ASGIResponse:
+    async def create(self, request: AnyRequest, endpoint: FromPath[str]) -> ScimResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).create(_caller(request), kind, body, _plan(request, kind))
@@ -152,13 +151,13 @@ class ResourceController(Controller):
     @get("/{endpoint:str}/{resource_id:str}", name="read")
     async def read(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> ASGIResponse:
+    ) -> ScimResponse:
         kind = _kind(request, endpoint)
         document, version = await _service(request).get(
             _caller(request), kind, resource_id, _plan(request, kind)
         )
         tag = etag(version)
-        if_none_match = request.headers.get("if-none-match")
+        if_none_match = header(request, b"if-none-match")
         if if_none_match and (if_none_match.strip() == "*" or tag in _tags(if_none_match)):
             return scim_response(None, 304, {"ETag": tag})
         return scim_response(document, 200, {"ETag": tag})
@@ -166,7 +165,7 @@ class ResourceController(Controller):
     @put("/{endpoint:str}/{resource_id:str}", name="replace")
     async def replace(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> ASGIResponse:
+    ) -> ScimResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         written = await _service(request).replace(
@@ -174,7 +173,7 @@ class ResourceController(Controller):
             kind,
             resource_id,
             body,
-            request.headers.get("if-match"),
+            header(request, b"if-match"),
             _plan(request, kind),
         )
         return _written(written, 200)
@@ -182,7 +181,7 @@ class ResourceController(Controller):
     @patch("/{endpoint:str}/{resource_id:str}", name="patch")
     async def patch(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> ASGIResponse:
+    ) -> ScimResponse:
         kind = _kind(request, endpoint)
         body = await read_json(request, request.app.state.settings.max_payload_size)
         params = request.query_params
@@ -196,7 +195,7 @@ class ResourceController(Controller):
             kind,
             resource_id,
             body,
-            request.headers.get("if-match"),
+            header(request, b"if-match"),
             _plan(request, kind) if wants_body else None,
         )
         return _written(written, 200)
@@ -204,15 +203,15 @@ class ResourceController(Controller):
     @delete("/{endpoint:str}/{resource_id:str}", name="delete", status_code=200)
     async def delete(
         self, request: AnyRequest, endpoint: FromPath[str], resource_id: FromPath[str]
-    ) -> ASGIResponse:
+    ) -> ScimResponse:
         kind = _kind(request, endpoint)
         await _service(request).delete(
-            _caller(request), kind, resource_id, request.headers.get("if-match")
+            _caller(request), kind, resource_id, header(request, b"if-match")
         )
         return scim_response(None, 204)
 
 
-async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> ASGIResponse:
+async def _search(request: AnyRequest, kinds: list[ResourceKind]) -> ScimResponse:
     service = _service(request)
     # A filter is compiled, not stored: U+0000 in it is an invalidFilter (scim.storage.filters).
     body = await read_json(request, request.app.state.settings.max_payload_size, stored=False)

@@ -15,6 +15,7 @@ from litestar import Request
 from scim2_models import ForbiddenException, SCIMException
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from scim.api.http import header
 from scim.auth import certificates, sessions
 from scim.auth.certificates import CertificateError, CertificateIdentity, CertificateVerifier
 from scim.auth.principal import Principal, Role
@@ -54,7 +55,7 @@ class Authenticator:
         self.proxy_header = settings.proxy_cert_header.lower()
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
-        authorization = request.headers.get("authorization")
+        authorization = header(request, b"authorization")
         if authorization:
             scheme, _, credentials = authorization.partition(" ")
             if scheme.lower() != "bearer" or not credentials.strip():
@@ -159,7 +160,7 @@ class Authenticator:
 
     def forwarded_scheme(self, request: Request[Any, Any, Any]) -> str | None:
         """The scheme a trusted TLS-terminating proxy says the client used, if it says one."""
-        scheme = request.headers.get("x-forwarded-proto", "").strip().lower()
+        scheme = (header(request, b"x-forwarded-proto") or "").strip().lower()
         if scheme in ("http", "https") and self.from_trusted_proxy(request):
             return scheme
         return None
