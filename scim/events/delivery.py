@@ -134,8 +134,13 @@ class Transmitter:
 
     @staticmethod
     async def _until(event: asyncio.Event, timeout: float) -> None:
+        """Until ``event`` is set, or ``timeout`` seconds. ``asyncio.timeout``, not
+        ``wait_for``: Python 3.11's ``wait_for`` swallows a cancellation that comes as the
+        event is set, and the loop then outlived the server's stop, leasing receivers it
+        never handed back (a restart's deliveries waited out the lease)."""
         with suppress(TimeoutError):
-            await asyncio.wait_for(event.wait(), timeout=timeout)
+            async with asyncio.timeout(timeout):
+                await event.wait()
 
     async def signer(self) -> Signer:
         if self._signer is None:
