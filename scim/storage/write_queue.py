@@ -127,6 +127,9 @@ class ProcessTurns:
         self.path = path
         self._file: int | None = None
         self._opened_by: int | None = None
+        # The descriptor the turn is held by: the process's own, or the one of the wait that
+        # got it.
+        self._holding: int | None = None
         self.held = False
 
     def _descriptor(self) -> int:
@@ -144,10 +147,15 @@ class ProcessTurns:
         descriptor = self._descriptor()
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            self._holding = descriptor
             self.held = True
             return
         except BlockingIOError:
             pass
+        # The wait has a descriptor of its own. A flock belongs to an open file: a wait given
+        # up on that got the lock later and let it go on the process's descriptor would let
+        # go of a turn the process had taken again meanwhile.
+        own = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
         guard = threading.Lock()
         state = {"taken": False, "given_up": False}
 
@@ -155,10 +163,10 @@ class ProcessTurns:
         waiting = loop.create_future()
 
         def wait() -> None:
-            fcntl.flock(descriptor, fcntl.LOCK_EX)
+            fcntl.flock(own, fcntl.LOCK_EX)
             with guard:
                 if state["given_up"]:
-                    fcntl.flock(descriptor, fcntl.LOCK_UN)
+                    os.close(own)  # and its lock with it
                     return
                 state["taken"] = True
             loop.call_soon_threadsafe(_done, waiting)
@@ -177,13 +185,20 @@ class ProcessTurns:
                 raise _locked() from None
             if not taken:
                 raise
+            self._holding = own
             if not timed_out:
                 self.end()  # cancelled as its turn came: let go
                 raise
             # The turn came as the wait ran out: it is this writer's.
+        self._holding = own
         self.held = True
 
     def end(self) -> None:
         self.held = False
-        if self._file is not None and self._opened_by == os.getpid():
-            fcntl.flock(self._file, fcntl.LOCK_UN)
+        holding, self._holding = self._holding, None
+        if holding is None or self._opened_by != os.getpid():
+            return  # none held, or the parent's (a descriptor inherited across a fork)
+        if holding == self._file:
+            fcntl.flock(holding, fcntl.LOCK_UN)
+        else:
+            os.close(holding)  # a wait's own: closing it lets the lock go

@@ -310,6 +310,25 @@ async def test_a_process_keeps_its_turn_for_its_own_waiting_writers(
     queue.end(second)
 
 
+async def test_a_wait_given_up_on_never_lets_go_of_a_turn_taken_after_it(tmp_path: Path) -> None:
+    """A wait that ran out leaves its thread waiting for the lock, to let it go once it has
+    it; meanwhile its process may take the turn again. Letting go then must not end that
+    turn: the wait locks a descriptor of its own (a flock belongs to an open file)."""
+    path = tmp_path / "x.db-writers"
+    holding, process, other = (ProcessTurns(path) for _ in range(3))
+    await holding.take(1.0)
+    with pytest.raises(OperationalError):
+        await process.take(0.05)  # its thread still waits
+    holding.end()
+    await process.take(1.0)
+    await asyncio.sleep(0.1)  # the wait given up on has had the lock and let it go
+    with pytest.raises(OperationalError):
+        await other.take(0.1)  # the turn is still the process's
+    process.end()
+    await other.take(1.0)
+    other.end()
+
+
 async def test_a_process_that_gives_up_its_wait_does_not_keep_the_turn(tmp_path: Path) -> None:
     """A wait that ran out, or was cancelled, lets the turn go as soon as it gets it: the
     next process takes it."""
