@@ -1026,8 +1026,8 @@ class ResourceService:
         refused: SCIMException | None = None
         if any(step.action is membership.Action.ADD for step, _ in member_steps):
             member_steps, refused = await self._members_checked(caller, resource_id, member_steps)
-        alone = patch is None and refused is None and if_match is None and plan is None
-        if alone and self._members_alone(member_steps):
+        members_only = patch is None and refused is None and if_match is None and plan is None
+        if members_only and self._members_alone(member_steps):
             answer = await self._members_written_alone(
                 caller, kind, resource_id, member_steps, body
             )
