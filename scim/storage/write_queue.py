@@ -128,9 +128,12 @@ class ProcessTurns:
         self._file: int | None = None
         self._opened_by: int | None = None
         # The descriptor the turn is held by: the process's own, or the one of the wait that
-        # got it.
+        # got it; None while the process does not hold the turn.
         self._holding: int | None = None
-        self.held = False
+
+    @property
+    def held(self) -> bool:
+        return self._holding is not None
 
     def _descriptor(self) -> int:
         # Opened by each process itself: a descriptor inherited across a fork would share
@@ -148,7 +151,6 @@ class ProcessTurns:
         try:
             fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
             self._holding = descriptor
-            self.held = True
             return
         except BlockingIOError:
             pass
@@ -185,16 +187,13 @@ class ProcessTurns:
                 raise _locked() from None
             if not taken:
                 raise
-            self._holding = own
             if not timed_out:
-                self.end()  # cancelled as its turn came: let go
+                os.close(own)  # cancelled as its turn came: let go
                 raise
             # The turn came as the wait ran out: it is this writer's.
         self._holding = own
-        self.held = True
 
     def end(self) -> None:
-        self.held = False
         holding, self._holding = self._holding, None
         if holding is None or self._opened_by != os.getpid():
             return  # none held, or the parent's (a descriptor inherited across a fork)
