@@ -25,6 +25,9 @@ from scim.hooks import Tenant
 from scim.settings import Settings
 from scim.storage import database, identities
 
+# As ASGI names a request's headers.
+_CSRF_HEADER = sessions.CSRF_HEADER.lower().encode("latin-1")
+
 
 class Unauthenticated(SCIMException):
     """401: no credentials, or credentials this server does not accept."""
@@ -52,7 +55,7 @@ class Authenticator:
             else None
         )
         self.proxies = [ipaddress.ip_network(p, strict=False) for p in settings.trusted_proxies]
-        self.proxy_header = settings.proxy_cert_header.lower()
+        self.proxy_header = settings.proxy_cert_header.lower().encode("latin-1")
 
     async def authenticate(self, request: Request[Any, Any, Any]) -> Principal:
         authorization = header(request, b"authorization")
@@ -83,9 +86,7 @@ class Authenticator:
             await connection.commit()  # the idle deadline, if it moved
         if row is None:
             raise Unauthenticated(detail="The session has ended; log in again")
-        if not sessions.csrf_ok(
-            request.method, request.headers.get(sessions.CSRF_HEADER), row.csrf_token
-        ):
+        if not sessions.csrf_ok(request.method, header(request, _CSRF_HEADER), row.csrf_token):
             raise ForbiddenException(
                 detail=f"A change by session cookie needs the session's {sessions.CSRF_HEADER}"
             )
@@ -130,11 +131,11 @@ class Authenticator:
             if not self.from_trusted_proxy(request):
                 # Certificate headers from anyone else are ignored.
                 return None
-            if value := request.headers.get("client-cert"):
+            if value := header(request, b"client-cert"):
                 return certificates.from_client_cert_header(
-                    value, request.headers.get("client-cert-chain")
+                    value, header(request, b"client-cert-chain")
                 )
-            if value := request.headers.get(self.proxy_header):
+            if value := header(request, self.proxy_header):
                 return certificates.from_escaped_pem(value)
         except CertificateError as error:
             raise Unauthenticated(detail=str(error)) from error
