@@ -260,6 +260,70 @@ async def test_oversized_body_is_413_with_the_limit(
     assert await count_resources(engine) == 0
 
 
+async def test_an_endless_body_is_refused_as_soon_as_it_passes_the_limit(
+    client: httpx.AsyncClient, engine: AsyncEngine
+) -> None:
+    """A body sent in chunks with no Content-Length is read only up to maxPayloadSize: past
+    it the answer is 413, and the rest is never read."""
+    chunks = 0
+
+    async def endless() -> Any:
+        nonlocal chunks
+        while True:
+            chunks += 1
+            yield b" " * 65536
+
+    response = await client.post("/Users", content=endless())
+    assert_error(response, 413)
+    assert str(256 * 1024) in response.json()["detail"]
+    assert chunks == 256 * 1024 // 65536 + 1
+    assert await count_resources(engine) == 0
+
+
+async def test_a_client_gone_mid_body_is_answered_400_and_nothing_is_stored(
+    app: Any, clean: None, organisations: Organisations, engine: AsyncEngine
+) -> None:
+    """The ASGI server tells of a client that went away before its body ended: the request
+    is refused as one whose body is broken, never a 500."""
+    messages = iter(
+        [
+            {"type": "http.request", "body": b'{"schemas": [', "more_body": True},
+            {"type": "http.disconnect"},
+        ]
+    )
+
+    async def receive() -> dict[str, Any]:
+        return next(messages)
+
+    sent: list[dict[str, Any]] = []
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    token = organisations.stockholm.token
+    scope = {
+        "type": "http",
+        "asgi": {"version": "3.0"},
+        "http_version": "1.1",
+        "method": "POST",
+        "scheme": "http",
+        "path": "/scim/v2/Users",
+        "raw_path": b"/scim/v2/Users",
+        "root_path": "",
+        "query_string": b"",
+        "headers": [
+            (b"host", b"scim.test"),
+            (b"authorization", f"Bearer {token}".encode()),
+            (b"content-type", b"application/scim+json"),
+        ],
+        "server": ("scim.test", 80),
+        "client": ("127.0.0.1", 50000),
+    }
+    await app(scope, receive, send)
+    assert sent[0]["status"] == 400
+    assert await count_resources(engine) == 0
+
+
 async def test_text_holding_u0000_is_400_and_nothing_is_stored(
     client: httpx.AsyncClient, engine: AsyncEngine
 ) -> None:
