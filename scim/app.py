@@ -22,6 +22,7 @@ from scim.api.discovery import DiscoveryController
 from scim.api.events import event_keys, poll
 from scim.api.health import healthz, readyz
 from scim.api.history import history
+from scim.api.http import too_large
 from scim.api.openapi import openapi
 from scim.api.resources import ResourceController, authenticate
 from scim.api.session import SessionController
@@ -60,8 +61,7 @@ def _http_error(request: Request[Any, Any, Any], error: HTTPException) -> Respon
     if error.status_code == 404:
         detail = "No such endpoint"
     elif error.status_code == 413:
-        limit = request.app.state.settings.max_payload_size
-        detail = f"The body exceeds the limit (maxPayloadSize) of {limit} bytes"
+        detail = too_large(request.app.state.settings.max_payload_size)
     scim_error = with_status(error.status_code, detail)
     return Response(
         error_body(scim_error),

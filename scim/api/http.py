@@ -93,12 +93,15 @@ async def _body(request: Request[Any, Any, Any], max_size: int) -> bytes:
         chunk: bytes = message.get("body", b"")
         size += len(chunk)
         if size > max_size:
-            raise PayloadTooLargeException(
-                detail=f"The body exceeds the limit (maxPayloadSize) of {max_size} bytes"
-            )
+            raise PayloadTooLargeException(detail=too_large(max_size))
         chunks.append(chunk)
         if not message.get("more_body", False):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+            return b"".join(chunks)
+
+
+def too_large(max_size: int) -> str:
+    """What a 413 for a body over the limit says, whichever reader refused it."""
+    return f"The body exceeds the limit (maxPayloadSize) of {max_size} bytes"
 
 
 def _deeper_than(value: Any, limit: int) -> bool:
